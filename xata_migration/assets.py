@@ -1,0 +1,137 @@
+"""Plan -> Dagster assets and asset checks.
+
+One asset per source table, keyed by the table's name; its upstream deps are the tables
+it links to, so Dagster derives the load order. A link that closes a cycle is written by
+a small asset of its own (`[table, column]`) once both tables exist. Every check is
+blocking with ERROR severity: a failed check fails the step, downstream tables wait, and
+"re-execute from failure" picks up from there.
+"""
+
+
+import time
+
+import dagster as dg
+
+from xata_migration import checks
+from xata_migration.load import LoadResult, load_deferred_link, load_table
+from xata_migration.names import dagster_name
+from xata_migration.plan import Column, Plan, Table
+from xata_migration.resources import TargetDatabase, XataSource
+
+POOL = "xata_target"  # caps how many steps write to the target at once
+CHECK_DESCRIPTIONS = {
+    "row_counts": "Source rows = mapping rows = target rows.",
+    "id_mapping": "Every source id has exactly one new id, every new id is one target row.",
+    "links_intact": "Every link equals the new id of the record it pointed to; "
+                    "NULL stays NULL; no link points to a missing row.",
+    "values_unchanged": "Every other column of every row equals the source's value.",
+}
+
+
+def table_key(table_name: str) -> dg.AssetKey:
+    return dg.AssetKey([table_name])
+
+
+def link_key(table: Table, column: Column) -> dg.AssetKey:
+    return dg.AssetKey([table.name, column.name])
+
+
+def _metadata_value(value):
+    if isinstance(value, (dict, list)):
+        return dg.MetadataValue.json(value)
+    return value
+
+
+def check_result(outcome: checks.CheckOutcome, key: dg.AssetKey) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=key, check_name=outcome.name, passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR, description=outcome.summary,
+        metadata={k: _metadata_value(v) for k, v in outcome.metadata.items()})
+
+
+def _column_schema(table: Table) -> dg.TableSchema:
+    columns = [dg.TableColumn("id", "bigint", description="new primary key")]
+    for column in table.columns:
+        description = f"link -> {column.link.table}.id" if column.link else f"from {column.name}"
+        columns.append(dg.TableColumn(column.target, column.type, description=description))
+    return dg.TableSchema(columns=columns)
+
+
+def _load_metadata(plan: Plan, table: Table, result: LoadResult, seconds: float) -> dict:
+    metadata = {
+        "dagster/row_count": result.source_rows,
+        "dagster/table_name": f"{plan.target_schema}.{table.target}",
+        "dagster/column_schema": _column_schema(table),
+        "new_ids": result.new_ids, "inserted": result.inserted, "updated": result.updated,
+        "unchanged": result.unchanged, "created_table": result.created_table,
+        "duration_seconds": round(seconds, 3),
+        "phase_seconds": dg.MetadataValue.json(result.seconds),
+    }
+    if result.nulled_missing:
+        metadata["links_set_null_missing"] = dg.MetadataValue.json(result.nulled_missing)
+    return metadata
+
+
+def table_asset(plan: Plan, table: Table) -> dg.AssetsDefinition:
+    key = table_key(table.name)
+    check_specs = [dg.AssetCheckSpec(name, asset=key, blocking=True,
+                                     description=CHECK_DESCRIPTIONS[name])
+                   for name in checks.check_names(table)]
+    spec = dg.AssetSpec(key, deps=[table_key(p) for p in plan.parents(table)],
+                        description=f"Source table {plan.source_schema}.{table.name} with "
+                                    f"new bigint ids, as {plan.target_schema}.{table.target}.",
+                        kinds={"postgres"}, group_name="xata_tables")
+
+    @dg.multi_asset(name=dagster_name(table.name), specs=[spec], check_specs=check_specs,
+                    pool=POOL)
+    def migrate_table(context: dg.AssetExecutionContext, xata_source: XataSource,
+                      target_database: TargetDatabase):
+        started = time.monotonic()
+        with xata_source.connect() as source, target_database.connect() as target:
+            result = load_table(source, target, plan, table, log=context.log)
+            context.log.info(f"{table.name}: {result.source_rows} rows, {result.new_ids} new "
+                             f"ids, {result.inserted} inserted, {result.updated} updated")
+            yield dg.MaterializeResult(asset_key=key, metadata=_load_metadata(
+                plan, table, result, time.monotonic() - started))
+            for outcome in checks.table_checks(source, target, plan, table):
+                yield check_result(outcome, key)
+
+    return migrate_table
+
+
+def deferred_link_asset(plan: Plan, table: Table, column: Column) -> dg.AssetsDefinition:
+    key = link_key(table, column)
+    spec = dg.AssetSpec(key, deps=[table_key(table.name), table_key(column.link.table)],
+                        description=f"Link {table.name}.{column.name} -> {column.link.table}, "
+                                    "written after both tables (it closes a cycle).",
+                        kinds={"postgres"}, group_name="xata_tables")
+    check_spec = dg.AssetCheckSpec("links_intact", asset=key, blocking=True,
+                                   description=CHECK_DESCRIPTIONS["links_intact"])
+
+    @dg.multi_asset(name=dagster_name(table.name, column.name), specs=[spec],
+                    check_specs=[check_spec], pool=POOL)
+    def write_deferred_link(context: dg.AssetExecutionContext, xata_source: XataSource,
+                            target_database: TargetDatabase):
+        started = time.monotonic()
+        with xata_source.connect() as source, target_database.connect() as target:
+            result = load_deferred_link(source, target, plan, table, column, log=context.log)
+            metadata = {"links_updated": result.updated, "source_rows": result.source_rows,
+                        "duration_seconds": round(time.monotonic() - started, 3)}
+            if result.nulled_missing:
+                metadata["links_set_null_missing"] = dg.MetadataValue.json(result.nulled_missing)
+            yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+            try:
+                outcome = checks.links_intact(source, target, plan, table, [column])
+            finally:
+                source.commit()
+                target.rollback()
+            yield check_result(outcome, key)
+
+    return write_deferred_link
+
+
+def build_assets(plan: Plan) -> list[dg.AssetsDefinition]:
+    assets = [table_asset(plan, table) for table in plan.tables]
+    assets += [deferred_link_asset(plan, table, column)
+               for table in plan.tables for column in table.links if column.link.deferred]
+    return assets

@@ -1,0 +1,199 @@
+"""Verification of one migrated table against its source.
+
+  row_counts         source rows = mapping rows = target rows
+  id_mapping         the mapping is 1:1: every source id has exactly one new id, every
+                     new id is one target row, every target row has a mapping
+  links_intact       every link equals the new id of the record it pointed to in the
+                     source, NULL stays NULL, and no target link points to a missing row
+  values_unchanged   every other column of every row equals the source's value
+
+Values are compared by order-independent hashes computed on each side (md5 of each row's
+text, summed), which costs one read of each side. When the sums differ, the source's
+per-row hashes are streamed into the target to name the rows that differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from xata_migration import ddl
+from xata_migration.load import (copy_between, create_stage, create_temp_table, source_select,
+                                  stage_name)
+from xata_migration.plan import Column, Plan, Table
+
+EXAMPLES = 5
+CHECK_STAGE = sql.Identifier("xata_migration_check")
+
+
+@dataclass
+class CheckOutcome:
+    name: str
+    passed: bool
+    summary: str
+    metadata: dict = field(default_factory=dict)
+
+
+def _hash_totals(conn, row: sql.Composable, source: sql.Composable) -> tuple:
+    """(rows, sum of first md5 halves, sum of second halves) over `SELECT row FROM source`."""
+    return tuple(conn.execute(sql.SQL(
+        "SELECT count(*), coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0)::text,"
+        " coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)::text"
+        " FROM (SELECT md5(({})::text) AS h FROM {}) q").format(row, source)).fetchone())
+
+
+def _source_from(plan: Plan, table: Table) -> sql.Composed:
+    return sql.SQL("{} src").format(sql.Identifier(plan.source_schema, table.name))
+
+
+def _target_from(plan: Plan, table: Table) -> sql.Composed:
+    return sql.SQL("{} t JOIN {} m ON m.new_id = t.id").format(
+        ddl.target_table(plan, table), ddl.mapping_table(table.name))
+
+
+def _value_rows(table: Table) -> tuple[sql.Composed, sql.Composed]:
+    """The same row on each side: source id, then every non-link column."""
+    source = [sql.SQL("src.{}::text").format(sql.Identifier(table.id_column))]
+    target = [sql.SQL("m.xata_id")]
+    for column in table.value_columns:
+        source.append(sql.SQL("src.{}::{}").format(sql.Identifier(column.name),
+                                                  sql.SQL(column.type)))
+        target.append(sql.SQL("t.{}").format(sql.Identifier(column.target)))
+    return (sql.SQL("ROW({})").format(sql.SQL(", ").join(source)),
+            sql.SQL("ROW({})").format(sql.SQL(", ").join(target)))
+
+
+def _differing_rows(source, target, plan: Plan, table: Table, source_row, target_row):
+    """Stream the source's per-row hashes into the target; (count, examples) that differ."""
+    with target.transaction():
+        create_temp_table(target, CHECK_STAGE, [sql.SQL("xid text"), sql.SQL("h text")])
+        select = sql.SQL("SELECT src.{}::text, md5(({})::text) FROM {}").format(
+            sql.Identifier(table.id_column), source_row, _source_from(plan, table))
+        copy_between(source, target, select, CHECK_STAGE, binary=False)
+        count, examples = target.execute(sql.SQL(
+            "SELECT count(*), coalesce((array_agg(ROW(coalesce(s.xid, x.xata_id), x.new_id)"
+            "::text ORDER BY coalesce(s.xid, x.xata_id)))[1:%s], '{{}}')"
+            " FROM {stage} s FULL JOIN (SELECT m.xata_id, m.new_id, md5(({row})::text) AS h"
+            " FROM {target}) x ON x.xata_id = s.xid WHERE s.h IS DISTINCT FROM x.h").format(
+            stage=CHECK_STAGE, row=target_row, target=_target_from(plan, table)),
+            (EXAMPLES,)).fetchone()
+    return count, examples
+
+
+def row_counts(source, target, plan: Plan, table: Table) -> CheckOutcome:
+    source_rows = source.execute(sql.SQL("SELECT count(*) FROM {}").format(
+        _source_from(plan, table))).fetchone()[0]
+    target_rows, mapped = target.execute(sql.SQL(
+        "SELECT (SELECT count(*) FROM {}), (SELECT count(*) FROM {})").format(
+        ddl.target_table(plan, table), ddl.mapping_table(table.name))).fetchone()
+    passed = source_rows == target_rows == mapped
+    return CheckOutcome("row_counts", passed,
+                        f"source {source_rows}, target {target_rows}, mapping {mapped}",
+                        {"source_rows": source_rows, "target_rows": target_rows,
+                         "mapping_rows": mapped})
+
+
+def id_mapping(source, target, plan: Plan, table: Table) -> CheckOutcome:
+    source_ids = _hash_totals(source, sql.SQL("ROW(src.{}::text)").format(
+        sql.Identifier(table.id_column)), _source_from(plan, table))
+    mapped_ids = _hash_totals(target, sql.SQL("ROW(m.xata_id)"), sql.SQL("{} m").format(
+        ddl.mapping_table(table.name)))
+    unused, unmapped, repeated_new, repeated_old = target.execute(sql.SQL(
+        "SELECT (SELECT count(*) FROM {map} m WHERE NOT EXISTS"
+        "   (SELECT 1 FROM {t} t WHERE t.id = m.new_id)),"
+        " (SELECT count(*) FROM {t} t WHERE NOT EXISTS"
+        "   (SELECT 1 FROM {map} m WHERE m.new_id = t.id)),"
+        " (SELECT count(*) - count(DISTINCT new_id) FROM {map}),"
+        " (SELECT count(*) - count(DISTINCT xata_id) FROM {map})").format(
+        map=ddl.mapping_table(table.name), t=ddl.target_table(plan, table))).fetchone()
+    metadata = {"source_ids": source_ids[0], "mapped_ids": mapped_ids[0],
+                "mapped_without_target_row": unused, "target_rows_without_mapping": unmapped,
+                "new_ids_used_twice": repeated_new, "old_ids_used_twice": repeated_old}
+    same_ids = source_ids == mapped_ids
+    if not same_ids:
+        row = sql.SQL("ROW(src.{}::text)").format(sql.Identifier(table.id_column))
+        count, examples = _differing_rows(source, target, plan, table, row,
+                                          sql.SQL("ROW(m.xata_id)"))
+        metadata.update(source_ids_not_matching=count, examples=examples)
+    passed = same_ids and not (unused or unmapped or repeated_new or repeated_old)
+    return CheckOutcome("id_mapping", passed,
+                        "1:1" if passed else "the mapping is not 1:1 with source and target",
+                        metadata)
+
+
+def values_unchanged(source, target, plan: Plan, table: Table) -> CheckOutcome:
+    source_row, target_row = _value_rows(table)
+    source_totals = _hash_totals(source, source_row, _source_from(plan, table))
+    target_totals = _hash_totals(target, target_row, _target_from(plan, table))
+    metadata = {"columns_compared": len(table.value_columns), "source_rows": source_totals[0],
+                "target_rows": target_totals[0],
+                "source_hash": f"{source_totals[1]}/{source_totals[2]}",
+                "target_hash": f"{target_totals[1]}/{target_totals[2]}"}
+    if source_totals == target_totals:
+        return CheckOutcome("values_unchanged", True,
+                            f"{source_totals[0]} rows identical", metadata)
+    count, examples = _differing_rows(source, target, plan, table, source_row, target_row)
+    metadata.update(rows_differing=count, examples=examples)
+    return CheckOutcome("values_unchanged", False, f"{count} rows differ", metadata)
+
+
+def _link_report(target, plan: Plan, table: Table, column: Column, index: int) -> dict:
+    parent = plan.table(column.link.table)
+    linked, null_links, missing, wrong, examples = target.execute(sql.SQL(
+        "SELECT count(s.{c}), count(*) - count(s.{c}),"
+        " count(*) FILTER (WHERE s.{c} IS NOT NULL AND p.xata_id IS NULL),"
+        " count(*) FILTER (WHERE t.{col} IS DISTINCT FROM p.new_id),"
+        " coalesce((array_agg(ROW(s.xid, t.id)::text ORDER BY s.xid)"
+        "   FILTER (WHERE t.{col} IS DISTINCT FROM p.new_id))[1:%s], '{{}}')"
+        " FROM {s} s JOIN {map} m ON m.xata_id = s.xid JOIN {t} t ON t.id = m.new_id"
+        " LEFT JOIN {pmap} p ON p.xata_id = s.{c}").format(
+        c=stage_name(index), col=sql.Identifier(column.target), s=CHECK_STAGE,
+        map=ddl.mapping_table(table.name), t=ddl.target_table(plan, table),
+        pmap=ddl.mapping_table(parent.name)), (EXAMPLES,)).fetchone()
+    orphans = target.execute(sql.SQL(
+        "SELECT count(*) FROM {t} t WHERE t.{col} IS NOT NULL AND NOT EXISTS"
+        " (SELECT 1 FROM {p} p WHERE p.id = t.{col})").format(
+        t=ddl.target_table(plan, table), col=sql.Identifier(column.target),
+        p=ddl.target_table(plan, parent))).fetchone()[0]
+    return {"linked": linked, "null": null_links, "missing_in_source": missing,
+            "wrong": wrong, "pointing_nowhere": orphans, "examples": examples,
+            "missing_allowed": column.link.on_missing != "fail"}
+
+
+def links_intact(source, target, plan: Plan, table: Table,
+                 links: list[Column]) -> CheckOutcome:
+    """Compare each link, through both mappings, with the source's value."""
+    with target.transaction():
+        binary = create_stage(target, CHECK_STAGE, links)
+        copy_between(source, target, source_select(plan, table, links), CHECK_STAGE, binary)
+        reports = {c.name: _link_report(target, plan, table, c, i) for i, c in enumerate(links)}
+    problems = {name: r for name, r in reports.items()
+                if r["wrong"] or r["pointing_nowhere"]
+                or (r["missing_in_source"] and not r["missing_allowed"])}
+    summary = ("every link rewritten to the right new id" if not problems else
+               "wrong links in " + ", ".join(problems))
+    return CheckOutcome("links_intact", not problems, summary, {"links": reports})
+
+
+def table_checks(source, target, plan: Plan, table: Table) -> list[CheckOutcome]:
+    """Every check of a table's own asset, against one consistent source snapshot."""
+    try:
+        outcomes = [row_counts(source, target, plan, table),
+                    id_mapping(source, target, plan, table)]
+        own_links = [c for c in table.links if not c.link.deferred]
+        if own_links:
+            outcomes.append(links_intact(source, target, plan, table, own_links))
+        outcomes.append(values_unchanged(source, target, plan, table))
+    finally:
+        source.commit()
+        target.rollback()
+    return outcomes
+
+
+def check_names(table: Table) -> list[str]:
+    names = ["row_counts", "id_mapping"]
+    if any(not c.link.deferred for c in table.links):
+        names.append("links_intact")
+    return names + ["values_unchanged"]

@@ -1,0 +1,161 @@
+"""The `xata-migration` command: plan, demo, dev.
+
+Thin wrappers over the core: `plan` introspects and saves; `demo` builds a source on the
+embedded server and runs the real `dagster job execute ... -j migrate_all`; `dev` opens
+the Dagster UI on the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from xata_migration import embedded
+from xata_migration.connections import ConnectionFailed, connect
+from xata_migration.introspect import introspect
+from xata_migration.plan import PlanError, save_plan
+
+DEMO_SOURCE, DEMO_TARGET, DAGSTER_DB = "xata_demo_source", "xata_demo_target", "dagster"
+
+
+def command_plan(args) -> int:
+    url = args.source_url or os.environ.get("XATA_SOURCE_URL")
+    if not url:
+        raise PlanError("Name the source database: --source-url URL or XATA_SOURCE_URL.")
+    with connect(url, "source", read_only=True) as conn:
+        plan, skipped = introspect(conn, args.schema)
+    save_plan(plan, args.output)
+    links = sum(len(t.links) for t in plan.tables)
+    deferred = [f"{t.name}.{c.name}" for t in plan.tables for c in t.links if c.link.deferred]
+    print(f"Wrote {args.output}: {len(plan.tables)} tables, {links} links.")
+    if deferred:
+        print("Links deferred to break cycles: " + ", ".join(deferred))
+    for table, reason in sorted(skipped.items()):
+        print(f"Left out {table!r}: {reason}")
+    return 0
+
+
+def _dagster_environment(server, source_url: str, target_url: str, plan_path) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "XATA_SOURCE_URL": source_url, "TARGET_DATABASE_URL": target_url,
+        "XATA_MIGRATION_PLAN": str(plan_path),
+        "DAGSTER_HOME": str(embedded.PROJECT_ROOT / "dagster_home"),
+        "DAGSTER_PG_URL": embedded.dagster_storage_url(
+            embedded.ensure_database(server, DAGSTER_DB)),
+    })
+    return env
+
+
+def _print_run_summary(env: dict) -> bool:
+    """Read the latest migrate_all run back from Dagster's storage; True if all passed."""
+    os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "DAGSTER_PG_URL")})
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name="migrate_all"), limit=1)
+        if not runs:
+            print("The migrate_all run did not start; see the log above.")
+            return False
+        run = runs[0]
+        materialized, outcomes = {}, []
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event is None:
+                continue
+            if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+                mat = event.event_specific_data.materialization
+                rows = mat.metadata.get("dagster/row_count")
+                materialized[mat.asset_key.to_user_string()] = rows.value if rows else None
+            elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+                outcomes.append(event.event_specific_data)
+    passed = [o for o in outcomes if o.passed]
+    print(f"Run {run.run_id}: {run.status.value}")
+    for key, rows in sorted(materialized.items()):
+        checks = [o for o in outcomes if o.asset_key.to_user_string() == key]
+        ok = sum(o.passed for o in checks)
+        print(f"  {key:42} {rows if rows is not None else '':>7} rows  checks {ok}/{len(checks)}")
+    for failed in [o for o in outcomes if not o.passed]:
+        print(f"  FAILED {failed.asset_key.to_user_string()}: {failed.check_name}")
+    print(f"{len(materialized)} assets materialized; {len(passed)} of {len(outcomes)} checks "
+          "passed.")
+    return run.status == dg.DagsterRunStatus.SUCCESS and len(passed) == len(outcomes) > 0
+
+
+def command_demo(args) -> int:
+    from xata_migration.xata_shape import build_demo_source
+
+    started = time.monotonic()
+    server = embedded.start()
+    source_url = embedded.recreate_database(server, DEMO_SOURCE)
+    target_url = embedded.recreate_database(server, DEMO_TARGET)
+    rows = build_demo_source(source_url, args.rows)
+    print(f"Demo source {DEMO_SOURCE}: {len(rows)} Xata-shaped tables, {sum(rows.values())} rows.")
+    with connect(source_url, "source", read_only=True) as conn:
+        plan, _ = introspect(conn)
+    plan_path = embedded.home() / "demo-plan.yaml"
+    save_plan(plan, plan_path)
+    print(f"Plan written to {plan_path}.")
+    env = _dagster_environment(server, source_url, target_url, plan_path)
+    log_path = embedded.home() / "demo-run.log"
+    print(f"Running: dagster job execute -m xata_migration.definitions -j migrate_all "
+          f"(log: {log_path})")
+    with open(log_path, "w") as log:
+        finished = subprocess.run([sys.executable, "-m", "dagster", "job", "execute", "-m",
+                                   "xata_migration.definitions", "-j", "migrate_all"],
+                                  env=env, cwd=embedded.PROJECT_ROOT, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    if finished.returncode != 0:
+        print(f"dagster job execute exited with {finished.returncode}; last lines of the log:")
+        print("\n".join(log_path.read_text().splitlines()[-15:]))
+    ok = _print_run_summary(env)
+    print(f"Demo finished in {time.monotonic() - started:.0f} s. Target database: "
+          f"{DEMO_TARGET}. Open the Dagster UI on this data: xata-migration dev")
+    return 0 if ok else 1
+
+
+def command_dev(args) -> int:
+    server = embedded.start()
+    plan_path = embedded.home() / "demo-plan.yaml"
+    if not plan_path.exists():
+        raise PlanError("No demo yet: run `xata-migration demo` first.")
+    env = _dagster_environment(server, embedded.database_url(server, DEMO_SOURCE),
+                               embedded.database_url(server, DEMO_TARGET), plan_path)
+    print(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C to stop)")
+    return subprocess.call([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml",
+                            "-h", args.host, "-p", str(args.port)],
+                           env=env, cwd=embedded.PROJECT_ROOT)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="xata-migration", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser("plan", help="introspect the source and write a plan (YAML)")
+    plan.add_argument("--source-url", help="source database URL (default: $XATA_SOURCE_URL)")
+    plan.add_argument("--output", required=True, help="where to write the plan")
+    plan.add_argument("--schema", default="public", help="source schema (default: public)")
+    plan.set_defaults(run=command_plan)
+    demo = commands.add_parser("demo", help="migrate a demo Xata database on an embedded server")
+    demo.add_argument("--rows", type=int, default=150, help="rows per table (junctions: 2x)")
+    demo.set_defaults(run=command_demo)
+    dev = commands.add_parser("dev", help="open the Dagster UI on the demo's databases")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(run=command_dev)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (PlanError, ConnectionFailed) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

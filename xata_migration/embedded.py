@@ -1,0 +1,51 @@
+"""An embedded PostgreSQL (pgserver: PostgreSQL 16 with pgvector, from PyPI) for the demo,
+`xata-migration dev` and the tests, so that no server needs to be installed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def home() -> Path:
+    """Where the demo keeps its server's data, plan and logs."""
+    return Path(os.environ.get("XATA_MIGRATION_HOME", PROJECT_ROOT / ".xata_migration"))
+
+
+def start(pgdata: Path | None = None):
+    """Start (or reuse) the embedded server; it stops when the last process using it exits."""
+    import pgserver  # imported here: only the embedded paths need it
+
+    pgdata = pgdata or home() / "pgdata"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    return pgserver.get_server(pgdata, cleanup_mode="stop")
+
+
+def database_url(server, database: str) -> str:
+    return server.get_uri(database)
+
+
+def dagster_storage_url(url: str) -> str:
+    """dagster-postgres goes through SQLAlchemy; name the psycopg2 driver explicitly."""
+    return url.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+def recreate_database(server, name: str) -> str:
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return database_url(server, name)
+
+
+def ensure_database(server, name: str) -> str:
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return database_url(server, name)

@@ -1,0 +1,196 @@
+"""Read the source catalog and describe it as a Plan.
+
+A table is migrated when it has a text record id: Xata's `xata_id`, or (for tables made
+outside Xata, e.g. by Prisma) a single-column text primary key. Links come from FOREIGN
+KEYs to that id column, and from `{"xata.link": "T"}` column comments where no FK exists.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import psycopg
+
+from xata_migration import graph
+from xata_migration.plan import Column, Link, Plan, PlanError, Table
+
+XATA_ID = "xata_id"
+# Xata's metadata columns and what they become by default (None: dropped).
+METADATA_COLUMNS = {"xata_createdat": "created_at", "xata_updatedat": "updated_at",
+                    "xata_version": None}
+XATA_SCHEMAS = ("xata", "xata_private")
+TEXT_TYPES = ("text", "character varying", "character")
+_ON_DELETE = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL",
+              "d": "SET DEFAULT"}
+
+_COLUMNS_SQL = """
+SELECT c.relname, a.attname, a.attnotnull,
+       format_type(a.atttypid, a.atttypmod) AS type_name,
+       t.typtype, tn.nspname AS type_schema,
+       format_type(t.typbasetype, t.typtypmod) AS base_type,
+       pg_get_expr(d.adbin, d.adrelid) AS default_sql,
+       col_description(a.attrelid, a.attnum) AS comment
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_namespace tn ON tn.oid = t.typnamespace
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+ORDER BY c.relname, a.attnum
+"""
+
+_PRIMARY_AND_UNIQUE_SQL = """
+SELECT c.relname, a.attname, i.indisprimary
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
+WHERE n.nspname = %(schema)s AND i.indisunique AND i.indnkeyatts = 1
+  AND i.indexprs IS NULL AND i.indpred IS NULL
+"""
+
+_FOREIGN_KEYS_SQL = """
+SELECT c.relname, a.attname, pc.relname AS parent, pa.attname AS parent_column,
+       con.confdeltype
+FROM pg_constraint con
+JOIN pg_class c ON c.oid = con.conrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class pc ON pc.oid = con.confrelid
+JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = con.conkey[1]
+JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = con.confkey[1]
+WHERE con.contype = 'f' AND n.nspname = %(schema)s AND pn.nspname = %(schema)s
+  AND array_length(con.conkey, 1) = 1
+"""
+
+
+@dataclass
+class SourceColumn:
+    name: str
+    not_null: bool
+    type_name: str
+    target_type: str
+    default: str | None
+    comment: str | None
+
+
+def _target_type(row: dict) -> str:
+    # Xata's file domains (xata.xata_file, xata.xata_file_array) become their base, jsonb.
+    if row["typtype"] == "d" and row["type_schema"] in XATA_SCHEMAS:
+        return row["base_type"]
+    return row["type_name"]
+
+
+def _kept_default(default: str | None) -> str | None:
+    # Defaults that call Xata's functions or a sequence cannot exist in the target.
+    if default is None or "xata" in default or "nextval(" in default:
+        return None
+    return default
+
+
+def _comment_link(comment: str | None) -> str | None:
+    if not comment:
+        return None
+    try:
+        parsed = json.loads(comment)
+    except ValueError:
+        return None
+    target = parsed.get("xata.link") if isinstance(parsed, dict) else None
+    return target if isinstance(target, str) else None
+
+
+def read_catalog(conn: psycopg.Connection, schema: str):
+    """(columns by table, unique columns by table, primary key by table, foreign keys)."""
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        columns: dict[str, list[SourceColumn]] = {}
+        for row in cur.execute(_COLUMNS_SQL, {"schema": schema}):
+            columns.setdefault(row["relname"], []).append(SourceColumn(
+                name=row["attname"], not_null=row["attnotnull"], type_name=row["type_name"],
+                target_type=_target_type(row), default=row["default_sql"],
+                comment=row["comment"]))
+        unique: dict[str, set[str]] = {}
+        primary: dict[str, str] = {}
+        for row in cur.execute(_PRIMARY_AND_UNIQUE_SQL, {"schema": schema}):
+            unique.setdefault(row["relname"], set()).add(row["attname"])
+            if row["indisprimary"]:
+                primary[row["relname"]] = row["attname"]
+        foreign_keys = cur.execute(_FOREIGN_KEYS_SQL, {"schema": schema}).fetchall()
+    conn.commit()
+    return columns, unique, primary, foreign_keys
+
+
+def _id_column(table: str, columns: list[SourceColumn], primary: dict[str, str]) -> str | None:
+    by_name = {c.name: c for c in columns}
+    if XATA_ID in by_name and by_name[XATA_ID].target_type in TEXT_TYPES:
+        return XATA_ID
+    key = primary.get(table)
+    if key and by_name[key].target_type.split("(")[0] in TEXT_TYPES:
+        return key
+    return None
+
+
+def introspect(conn: psycopg.Connection, schema: str = "public") -> tuple[Plan, dict[str, str]]:
+    """Describe the source as a Plan. Also returns {table: reason} for tables left out."""
+    columns, unique, primary, foreign_keys = read_catalog(conn, schema)
+    skipped: dict[str, str] = {}
+    id_columns: dict[str, str] = {}
+    for table, table_columns in columns.items():
+        id_column = _id_column(table, table_columns, primary)
+        if id_column:
+            id_columns[table] = id_column
+        else:
+            skipped[table] = ("no text record id: neither a text `xata_id` column nor a "
+                              "single-column text primary key")
+    if not id_columns:
+        raise PlanError(f"Schema {schema!r} of the source has no Xata-shaped table (a table "
+                        "with a text `xata_id` column, or a single-column text primary key). "
+                        "Check XATA_SOURCE_URL names the right database, or pass --schema.")
+    fk_links = {(fk["relname"], fk["attname"]): fk for fk in foreign_keys
+                if fk["parent"] in id_columns and fk["parent_column"] == id_columns[fk["parent"]]}
+    tables = [_table(name, columns[name], id_columns, unique.get(name, set()), fk_links)
+              for name in sorted(id_columns)]
+    _defer_cycles(tables)
+    return Plan(tables=tables, source_schema=schema, target_schema="public"), skipped
+
+
+def _table(name, table_columns, id_columns, unique_columns, fk_links) -> Table:
+    id_column = id_columns[name]
+    kept, dropped, id_order = [], [], []
+    for col in table_columns:
+        if col.name == id_column:
+            continue
+        if id_column == XATA_ID and col.name in METADATA_COLUMNS:
+            target = METADATA_COLUMNS[col.name]
+            if target is None:
+                dropped.append(col.name)
+                continue
+            kept.append(Column(name=col.name, target=target, type=col.target_type,
+                               not_null=True, default="now()"))
+            if col.name == "xata_createdat":
+                id_order.append(col.name)
+            continue
+        kept.append(_column(name, col, id_columns, unique_columns, fk_links))
+    return Table(name=name, id_column=id_column, columns=kept, id_order=id_order,
+                 dropped=dropped)
+
+
+def _column(table, col, id_columns, unique_columns, fk_links) -> Column:
+    link = None
+    fk = fk_links.get((table, col.name))
+    if fk:
+        link = Link(table=fk["parent"], on_delete=_ON_DELETE[fk["confdeltype"]],
+                    declared_by="foreign_key")
+    elif _comment_link(col.comment) in id_columns and col.target_type in TEXT_TYPES:
+        link = Link(table=_comment_link(col.comment), declared_by="comment")
+    return Column(name=col.name, type="bigint" if link else col.target_type,
+                  not_null=col.not_null, unique=col.name in unique_columns,
+                  default=None if link else _kept_default(col.default), link=link)
+
+
+def _defer_cycles(tables: list[Table]) -> None:
+    links = [(t.name, c.name, c.link.table, not c.not_null) for t in tables for c in t.links]
+    for table_name, column_name in graph.links_to_defer(links):
+        table = next(t for t in tables if t.name == table_name)
+        table.column(column_name).link.deferred = True

@@ -1,0 +1,333 @@
+"""Move one table: stream it into the target, give new ids, rewrite links, write rows.
+
+Everything for one table happens in one target transaction, so a failure or a crash
+leaves the target exactly as before. The data never passes through Python whole: COPY
+streams it from the source into a temporary staging table of the target, and the rest is
+set-based SQL there.
+
+  stage_table      source rows -> pg_temp.xata_migration_stage (COPY, streamed)
+  check_ids        no NULL and no duplicate source id
+  allocate_ids     extend xata_id_map.<table> for ids not yet mapped (append-only)
+  find_missing     link values whose record does not exist in the parent's mapping
+  write_rows       INSERT (new table) or upsert (existing) with links rewritten
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from xata_migration import ddl
+from xata_migration.names import lock_key
+from xata_migration.plan import Column, Plan, Table
+
+STAGE = sql.Identifier("xata_migration_stage")
+FIRST_USER_OID = 16384  # types below this are built in and have the same binary format
+EXAMPLES = 5
+
+
+class LoadError(RuntimeError):
+    """The table cannot be written as the plan says; nothing was written."""
+
+
+@dataclass
+class LoadResult:
+    source_rows: int = 0
+    new_ids: int = 0
+    inserted: int = 0
+    updated: int = 0
+    created_table: bool = False
+    nulled_missing: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def unchanged(self) -> int:
+        return self.source_rows - self.inserted - self.updated
+
+
+def stage_name(index: int) -> sql.Identifier:
+    """Staging columns have positional names, so no user name needs quoting there."""
+    return sql.Identifier(f"c{index}")
+
+
+def source_select(plan: Plan, table: Table, columns: list[Column]) -> sql.Composed:
+    """The source rows as the stage holds them: id as text, links as text, values cast."""
+    fields = [sql.SQL("{}::text").format(sql.Identifier(table.id_column))]
+    for column in columns:
+        cast = "text" if column.link else column.type
+        fields.append(sql.SQL("{}::{}").format(sql.Identifier(column.name), sql.SQL(cast)))
+    return sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(fields), sql.Identifier(plan.source_schema, table.name))
+
+
+def create_temp_table(target, name: sql.Identifier, definitions: list[sql.Composable]) -> None:
+    # Dropped first: a savepoint inside a longer transaction does not drop it on commit.
+    target.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(name))
+    target.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
+        name, sql.SQL(", ").join(definitions)))
+
+
+def create_stage(target: psycopg.Connection, stage: sql.Identifier,
+                 columns: list[Column]) -> bool:
+    """Create the staging table; True if every column type allows binary COPY."""
+    definitions = [sql.SQL("xid text")] + [
+        sql.SQL("{} {}").format(stage_name(i), sql.SQL("text" if c.link else c.type))
+        for i, c in enumerate(columns)]
+    create_temp_table(target, stage, definitions)
+    row = target.execute(
+        "SELECT bool_and(atttypid < %s) FROM pg_attribute"
+        " WHERE attrelid = to_regclass(%s) AND attnum > 0",
+        (FIRST_USER_OID, "pg_temp." + stage.as_string(target))).fetchone()
+    return bool(row[0])
+
+
+def copy_between(source: psycopg.Connection, target: psycopg.Connection,
+                 select: sql.Composable, stage: sql.Identifier, binary: bool,
+                 log=None) -> None:
+    """Stream COPY (select) TO STDOUT into COPY stage FROM STDIN, chunk by chunk."""
+    fmt = sql.SQL("(FORMAT BINARY)" if binary else "(FORMAT TEXT)")
+    copied, last_report, started = 0, time.monotonic(), time.monotonic()
+    with source.cursor().copy(sql.SQL("COPY ({}) TO STDOUT {}").format(select, fmt)) as out:
+        with target.cursor().copy(sql.SQL("COPY {} FROM STDIN {}").format(stage, fmt)) as into:
+            for chunk in out:
+                into.write(chunk)
+                copied += len(chunk)
+                if log and time.monotonic() - last_report > 10:
+                    last_report = time.monotonic()
+                    rate = copied / (last_report - started) / 1e6
+                    log.info(f"copied {copied / 1e6:.0f} MB so far ({rate:.1f} MB/s)")
+
+
+def check_ids(target: psycopg.Connection, table: Table) -> None:
+    nulls, duplicates, examples = target.execute(sql.SQL(
+        "SELECT (SELECT count(*) FROM {s} WHERE xid IS NULL),"
+        " count(*), (array_agg(xid ORDER BY xid))[1:%s]"
+        " FROM (SELECT xid FROM {s} WHERE xid IS NOT NULL GROUP BY xid HAVING count(*) > 1) d"
+    ).format(s=STAGE), (EXAMPLES,)).fetchone()
+    if nulls or duplicates:
+        raise LoadError(
+            f"Table {table.name!r}: the source id column {table.id_column!r} has {nulls} NULL "
+            f"value(s) and {duplicates} id(s) used by more than one row (e.g. {examples}). "
+            "A record id must be unique and present: repair those rows in the source, then "
+            "run again. Nothing was written.")
+
+
+def allocate_ids(target: psycopg.Connection, plan: Plan, table: Table,
+                 columns: list[Column]) -> int:
+    """Give new ids, after the highest id already given, to source ids not yet mapped.
+
+    New ids follow the plan's id_order columns, then the source id (byte order), so the
+    same source always gets the same ids.
+    """
+    order = [stage_name(columns.index(table.column(name))) for name in table.id_order]
+    order.append(sql.SQL('xid COLLATE "C"'))
+    return target.execute(sql.SQL(
+        "INSERT INTO {map} (xata_id, new_id)"
+        " SELECT s.xid, base.n + row_number() OVER (ORDER BY {order})"
+        " FROM {s} s CROSS JOIN (SELECT greatest("
+        "   (SELECT coalesce(max(new_id), 0) FROM {map}),"
+        "   (SELECT coalesce(max(id), 0) FROM {target})) AS n) base"
+        " WHERE NOT EXISTS (SELECT 1 FROM {map} m WHERE m.xata_id = s.xid)").format(
+        map=ddl.mapping_table(table.name), order=sql.SQL(", ").join(order), s=STAGE,
+        target=ddl.target_table(plan, table))).rowcount
+
+
+def require_parent_mapping(target: psycopg.Connection, table: Table, column: Column) -> None:
+    exists = target.execute("SELECT to_regclass(%s) IS NOT NULL", (
+        ddl.mapping_table(column.link.table).as_string(target),)).fetchone()[0]
+    if not exists:
+        raise LoadError(
+            f"Table {table.name!r}, column {column.name!r} links to table "
+            f"{column.link.table!r}, which has not been migrated yet (no mapping "
+            f"{ddl.mapping_table(column.link.table).as_string(target)}). Materialize "
+            f"{column.link.table!r} first (`migrate_all` does it in the right order).")
+
+
+def find_missing(target: psycopg.Connection, column: Column, index: int,
+                 stage: sql.Identifier = STAGE) -> tuple[int, list[str]]:
+    """Count link values whose record is not in the parent's mapping, with examples."""
+    return target.execute(sql.SQL(
+        "SELECT count(*), coalesce((array_agg(DISTINCT v ORDER BY v))[1:%s], '{{}}')"
+        " FROM (SELECT s.{c} AS v FROM {s} s WHERE s.{c} IS NOT NULL AND NOT EXISTS"
+        "  (SELECT 1 FROM {map} m WHERE m.xata_id = s.{c})) missing").format(
+        c=stage_name(index), s=stage, map=ddl.mapping_table(column.link.table)),
+        (EXAMPLES,)).fetchone()
+
+
+def missing_links_error(table: Table, column: Column, count: int, examples: list[str]) -> str:
+    return (f"Table {table.name!r}, column {column.name!r}: {count} row(s) link to records "
+            f"that do not exist in {column.link.table!r} (e.g. {examples}). Nothing was "
+            "written. Fix the source, or choose in the plan what to do with such values: "
+            "`on_missing: null` on this link sets them to NULL (counted in the metadata).")
+
+
+def handle_missing_links(target, table: Table, columns: list[Column], result: LoadResult,
+                         deferred_too: bool = False) -> None:
+    for index, column in enumerate(columns):
+        if not column.link or (column.link.deferred and not deferred_too):
+            continue
+        require_parent_mapping(target, table, column)
+        count, examples = find_missing(target, column, index)
+        if count and column.link.on_missing == "fail":
+            raise LoadError(missing_links_error(table, column, count, examples))
+        result.nulled_missing[column.name] = count
+
+
+def _row_select(plan: Plan, table: Table, columns: list[Column]) -> sql.Composed:
+    """SELECT new id, values and rewritten links from the stage, for written columns."""
+    fields = [sql.SQL("m.new_id")]
+    joins = [sql.SQL("JOIN {} m ON m.xata_id = s.xid").format(ddl.mapping_table(table.name))]
+    for index, column in enumerate(columns):
+        if column.link and column.link.deferred:
+            continue
+        if column.link:
+            alias = sql.Identifier(f"p{index}")
+            joins.append(sql.SQL("LEFT JOIN {} {} ON {}.xata_id = s.{}").format(
+                ddl.mapping_table(column.link.table), alias, alias, stage_name(index)))
+            fields.append(sql.SQL("{}.new_id").format(alias))
+        else:
+            fields.append(sql.SQL("s.{}").format(stage_name(index)))
+    return sql.SQL("SELECT {} FROM {} s {}").format(
+        sql.SQL(", ").join(fields), STAGE, sql.SQL(" ").join(joins))
+
+
+def written_columns(table: Table) -> list[Column]:
+    """Columns the table's own asset writes: all but deferred links (written later)."""
+    return [c for c in table.columns if not (c.link and c.link.deferred)]
+
+
+def write_rows(target, plan: Plan, table: Table, columns: list[Column],
+               fresh: bool) -> tuple[int, int]:
+    """Insert new rows and update changed ones; unchanged rows are not touched."""
+    names = [sql.Identifier(c.target) for c in written_columns(table)]
+    insert = sql.SQL("INSERT INTO {} AS t ({}) {}").format(
+        ddl.target_table(plan, table), sql.SQL(", ").join([sql.Identifier(ddl.ID)] + names),
+        _row_select(plan, table, columns))
+    if fresh:
+        return target.execute(insert).rowcount, 0
+    if names:
+        conflict = sql.SQL(" ON CONFLICT (id) DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})"
+                           ).format(
+            sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(n, n) for n in names),
+            sql.SQL(", ").join(sql.SQL("t.{}").format(n) for n in names),
+            sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(n) for n in names))
+    else:
+        conflict = sql.SQL(" ON CONFLICT (id) DO NOTHING")
+    row = target.execute(sql.SQL(
+        "WITH written AS ({} RETURNING (xmax = 0) AS inserted)"
+        " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)"
+        " FROM written").format(insert + conflict)).fetchone()
+    return row[0], row[1]
+
+
+def target_shape(target, schema: str, name: str) -> dict[str, str] | None:
+    rows = target.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+        " JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+        (schema, name)).fetchall()
+    return dict(rows) if rows else None
+
+
+def expected_shape(target, table: Table, columns: list[Column]) -> dict[str, str]:
+    staged = dict(target.execute(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+        " WHERE attrelid = to_regclass(%s) AND attnum > 0",
+        ("pg_temp." + STAGE.as_string(target),)).fetchall())
+    shape = {ddl.ID: "bigint"}
+    for index, column in enumerate(columns):
+        shape[column.target] = "bigint" if column.link else staged[f"c{index}"]
+    return shape
+
+
+def ensure_target_table(target, plan: Plan, table: Table, columns: list[Column]) -> bool:
+    """Create the target table if missing (True); if present, it must have the plan's shape."""
+    target.execute(ddl.create_mapping_sql(table))
+    existing = target_shape(target, plan.target_schema, table.target)
+    expected = expected_shape(target, table, columns)
+    if existing is None:
+        target.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+            sql.Identifier(plan.target_schema)))
+        target.execute(ddl.create_table_sql(plan, table))
+        return True
+    if existing != expected:
+        raise LoadError(
+            f"Target table {plan.target_schema}.{table.target} already exists with another "
+            f"shape: expected columns {expected}, found {existing}. Drop or rename that table "
+            "in the target, or give the table another `target` name in the plan. Nothing "
+            "was written.")
+    return False
+
+
+def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Plan,
+               table: Table, log=None) -> LoadResult:
+    """Migrate one table in one target transaction. Re-running it changes nothing."""
+    result = LoadResult()
+    columns = list(table.columns)
+    clock = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        result.seconds[name] = round(now - clock, 3)
+        clock = now
+
+    with target.transaction():
+        target.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(table.target),))
+        binary = create_stage(target, STAGE, columns)
+        copy_between(source, target, source_select(plan, table, columns), STAGE, binary, log)
+        source.commit()
+        result.source_rows = target.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(STAGE)).fetchone()[0]
+        phase("transfer")
+        check_ids(target, table)
+        result.created_table = ensure_target_table(target, plan, table, columns)
+        result.new_ids = allocate_ids(target, plan, table, columns)
+        phase("allocate_ids")
+        handle_missing_links(target, table, columns, result)
+        result.inserted, result.updated = write_rows(
+            target, plan, table, columns, fresh=result.created_table)
+        phase("write_rows")
+        if result.created_table:
+            for statement in ddl.table_constraints_sql(plan, table):
+                target.execute(statement)
+        target.execute(ddl.position_identity_sql(plan, table))
+        phase("constraints")
+    return result
+
+
+def load_deferred_link(source, target, plan: Plan, table: Table, column: Column,
+                       log=None) -> LoadResult:
+    """Write one deferred link once both tables are loaded, then add its FOREIGN KEY."""
+    result = LoadResult()
+    columns = [column]
+    with target.transaction():
+        target.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(table.target),))
+        binary = create_stage(target, STAGE, columns)
+        copy_between(source, target, source_select(plan, table, columns), STAGE, binary, log)
+        source.commit()
+        result.source_rows = target.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(STAGE)).fetchone()[0]
+        handle_missing_links(target, table, columns, result, deferred_too=True)
+        result.updated = target.execute(sql.SQL(
+            "UPDATE {t} t SET {c} = p.new_id FROM {s} s JOIN {map} m ON m.xata_id = s.xid"
+            " LEFT JOIN {pmap} p ON p.xata_id = s.c0"
+            " WHERE t.id = m.new_id AND t.{c} IS DISTINCT FROM p.new_id").format(
+            t=ddl.target_table(plan, table), c=sql.Identifier(column.target), s=STAGE,
+            map=ddl.mapping_table(table.name),
+            pmap=ddl.mapping_table(column.link.table))).rowcount
+        if not _constraint_exists(target, plan, table, column):
+            for statement in ddl.link_constraints_sql(plan, table, column):
+                target.execute(statement)
+    return result
+
+
+def _constraint_exists(target, plan: Plan, table: Table, column: Column) -> bool:
+    return target.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = %s"
+        " AND conrelid = to_regclass(%s))",
+        (ddl.foreign_key_name(table, column),
+         ddl.target_table(plan, table).as_string(target))).fetchone()[0]

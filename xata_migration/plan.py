@@ -1,0 +1,313 @@
+"""The migration plan: what each source table becomes in the target.
+
+A plan is a YAML file a person can review, diff and edit. `introspect` writes one from
+the source catalog; the Dagster definitions and the loader only ever read it. Loading a
+plan validates it and names the table, the column and the fix for every problem.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from xata_migration import graph
+from xata_migration.names import MAX_IDENTIFIER_BYTES, dagster_name
+
+PLAN_VERSION = 1
+MAPPING_SCHEMA = "xata_id_map"
+ON_DELETE_ACTIONS = ("NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT")
+ON_MISSING_CHOICES = ("fail", "null", "skip")
+LINK_DECLARATIONS = ("foreign_key", "comment", "plan")
+# A type is SQL text placed into CREATE TABLE: allow what type names are made of, nothing
+# that could end a statement or start a comment.
+_TYPE_TEXT = re.compile(r'^[A-Za-z0-9_ ."(),\[\]]+$')
+
+
+class PlanError(ValueError):
+    """A plan that cannot be run; the message names the table, the column and the fix."""
+
+
+@dataclass
+class Link:
+    table: str
+    on_delete: str = "SET NULL"
+    declared_by: str = "foreign_key"
+    # A deferred link is written after both tables are loaded: it breaks a cycle.
+    deferred: bool = False
+    # What to do with a value whose record does not exist in `table`.
+    on_missing: str = "fail"
+
+
+@dataclass
+class Column:
+    name: str
+    type: str
+    target: str = ""
+    not_null: bool = False
+    unique: bool = False
+    default: str | None = None
+    link: Link | None = None
+
+    def __post_init__(self):
+        self.target = self.target or self.name
+
+
+@dataclass
+class Table:
+    name: str
+    id_column: str
+    columns: list[Column]
+    target: str = ""
+    # Source columns that order new ids; the source id breaks ties.
+    id_order: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.target = self.target or self.name
+
+    @property
+    def links(self) -> list[Column]:
+        return [c for c in self.columns if c.link]
+
+    @property
+    def value_columns(self) -> list[Column]:
+        return [c for c in self.columns if not c.link]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+@dataclass
+class Plan:
+    tables: list[Table]
+    source_schema: str = "public"
+    target_schema: str = "public"
+
+    def table(self, name: str) -> Table:
+        for table in self.tables:
+            if table.name == name:
+                return table
+        raise PlanError(f"The plan has no table {name!r}.")
+
+    def parents(self, table: Table) -> list[str]:
+        """Tables that must be loaded before `table` (its non-deferred links)."""
+        found = []
+        for column in table.links:
+            if not column.link.deferred and column.link.table != table.name:
+                if column.link.table not in found:
+                    found.append(column.link.table)
+        return found
+
+    def order(self) -> list[str]:
+        edges = {t.name: self.parents(t) for t in self.tables}
+        return graph.topological_order(edges)
+
+
+# ---------------------------------------------------------------- YAML in and out
+
+
+def _column_to_dict(column: Column) -> dict:
+    out: dict = {"name": column.name, "type": column.type}
+    if column.target != column.name:
+        out["target"] = column.target
+    if column.not_null:
+        out["not_null"] = True
+    if column.unique:
+        out["unique"] = True
+    if column.default is not None:
+        out["default"] = column.default
+    if column.link:
+        out["link"] = {
+            "table": column.link.table,
+            "on_delete": column.link.on_delete,
+            "declared_by": column.link.declared_by,
+            "deferred": column.link.deferred,
+            "on_missing": column.link.on_missing,
+        }
+    return out
+
+
+def plan_to_dict(plan: Plan) -> dict:
+    tables = []
+    for table in plan.tables:
+        entry = {"name": table.name, "target": table.target, "id_column": table.id_column,
+                 "id_order": list(table.id_order),
+                 "columns": [_column_to_dict(c) for c in table.columns],
+                 "dropped": list(table.dropped)}
+        tables.append(entry)
+    return {"version": PLAN_VERSION, "source_schema": plan.source_schema,
+            "target_schema": plan.target_schema, "mapping_schema": MAPPING_SCHEMA,
+            "order": plan.order(), "tables": tables}
+
+
+_HEADER = """\
+# xata-migration plan. Review it, edit it, keep it under version control.
+# Each table: its target name, the source id column that new bigint ids replace, the
+# columns that order new ids (ties broken by the id), every kept column with its target
+# name and PostgreSQL type, and links (rewritten to the parent's new bigint id).
+#   link.on_missing: fail (default) | null | skip  -- a link value whose record is missing
+#   link.deferred: true  -- written after both tables load (breaks a cycle of links)
+#   dropped: source columns not copied (move one into columns to keep it)
+# `order` is informative: it is recomputed from the links every time.
+"""
+
+
+def save_plan(plan: Plan, path: str | Path) -> None:
+    validate_plan(plan)
+    text = yaml.safe_dump(plan_to_dict(plan), sort_keys=False, allow_unicode=True, width=100)
+    Path(path).write_text(_HEADER + text, encoding="utf-8")
+
+
+def _require(mapping: dict, key: str, where: str):
+    if key not in mapping:
+        raise PlanError(f"{where}: missing key {key!r}. Add it, or write the plan again with "
+                        "`xata-migration plan`.")
+    return mapping[key]
+
+
+def _link_from_dict(raw: dict, where: str) -> Link:
+    if not isinstance(raw, dict):
+        raise PlanError(f"{where}: `link` must be a mapping with at least `table`.")
+    return Link(table=str(_require(raw, "table", where)),
+                on_delete=str(raw.get("on_delete", "SET NULL")).upper(),
+                declared_by=str(raw.get("declared_by", "plan")),
+                deferred=bool(raw.get("deferred", False)),
+                on_missing=str(raw.get("on_missing", "fail")))
+
+
+def _column_from_dict(raw: dict, table_name: str) -> Column:
+    if not isinstance(raw, dict):
+        raise PlanError(f"Table {table_name!r}: every entry of `columns` must be a mapping.")
+    name = str(_require(raw, "name", f"Table {table_name!r}, a column"))
+    where = f"Table {table_name!r}, column {name!r}"
+    link = _link_from_dict(raw["link"], where) if raw.get("link") else None
+    return Column(name=name, type=str(_require(raw, "type", where)),
+                  target=str(raw.get("target") or name), not_null=bool(raw.get("not_null")),
+                  unique=bool(raw.get("unique")), default=raw.get("default"), link=link)
+
+
+def plan_from_dict(raw: dict) -> Plan:
+    if not isinstance(raw, dict) or "tables" not in raw:
+        raise PlanError("This is not an xata-migration plan: it has no `tables`. "
+                        "Write one with `xata-migration plan --source-url URL --output PATH`.")
+    if raw.get("version", PLAN_VERSION) != PLAN_VERSION:
+        raise PlanError(f"Plan version {raw.get('version')!r} is not supported "
+                        f"(this tool reads version {PLAN_VERSION}). Write the plan again.")
+    tables = []
+    for entry in raw["tables"] or []:
+        name = str(_require(entry, "name", "A table"))
+        where = f"Table {name!r}"
+        tables.append(Table(
+            name=name, target=str(entry.get("target") or name),
+            id_column=str(_require(entry, "id_column", where)),
+            id_order=[str(c) for c in entry.get("id_order") or []],
+            columns=[_column_from_dict(c, name) for c in entry.get("columns") or []],
+            dropped=[str(c) for c in entry.get("dropped") or []]))
+    return Plan(tables=tables, source_schema=str(raw.get("source_schema", "public")),
+                target_schema=str(raw.get("target_schema", "public")))
+
+
+def load_plan(path: str | Path) -> Plan:
+    path = Path(path)
+    if not path.is_file():
+        raise PlanError(f"Plan file {str(path)!r} does not exist. Write one with "
+                        "`xata-migration plan --source-url URL --output PATH`.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise PlanError(f"Plan file {str(path)!r} is not valid YAML: {error}") from None
+    plan = plan_from_dict(raw)
+    validate_plan(plan)
+    return plan
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _unique(names: list[str], what: str, fix: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise PlanError(f"Two {what}s collide: {name!r}. {fix}")
+        seen.add(name)
+
+
+def _fits(name: str, where: str) -> None:
+    if len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
+        raise PlanError(f"{where}: target name {name!r} is longer than PostgreSQL's "
+                        f"{MAX_IDENTIFIER_BYTES} bytes and would be cut. Choose a shorter "
+                        "`target` name in the plan.")
+
+
+def _validate_table(plan: Plan, table: Table, names: set[str]) -> None:
+    where = f"Table {table.name!r}"
+    _unique([c.name for c in table.columns] + table.dropped, f"{where}: source column",
+            "List each source column once, in `columns` or in `dropped`.")
+    _unique(["id"] + [c.target for c in table.columns], f"{where}: target column name",
+            "Give one of them another `target` name in the plan (`id` is the new primary key).")
+    if table.id_column in [c.name for c in table.columns]:
+        raise PlanError(f"{where}: the id column {table.id_column!r} is also listed in "
+                        "`columns`. Remove it there: it becomes the bigint `id`.")
+    _fits(table.target, where)
+    for column in table.columns:
+        cwhere = f"{where}, column {column.name!r}"
+        _fits(column.target, cwhere)
+        if not _TYPE_TEXT.match(column.type):
+            raise PlanError(f"{cwhere}: type {column.type!r} is not a PostgreSQL type name.")
+        if column.link:
+            _validate_link(column, cwhere, names)
+
+
+def _validate_link(column: Column, where: str, names: set[str]) -> None:
+    link = column.link
+    if link.table not in names:
+        raise PlanError(f"{where} links to table {link.table!r}, which the plan does not "
+                        "migrate. Add that table to the plan, or remove `link` to copy the "
+                        "column's values unchanged.")
+    if column.type != "bigint":
+        raise PlanError(f"{where} is a link, so its target type must be bigint "
+                        f"(the parent's new id), not {column.type!r}.")
+    if link.on_delete not in ON_DELETE_ACTIONS:
+        raise PlanError(f"{where}: on_delete {link.on_delete!r} is not one of "
+                        f"{', '.join(ON_DELETE_ACTIONS)}.")
+    if link.on_missing not in ON_MISSING_CHOICES:
+        raise PlanError(f"{where}: on_missing {link.on_missing!r} is not one of "
+                        f"{', '.join(ON_MISSING_CHOICES)}.")
+    if link.declared_by not in LINK_DECLARATIONS:
+        raise PlanError(f"{where}: declared_by {link.declared_by!r} is not one of "
+                        f"{', '.join(LINK_DECLARATIONS)}.")
+
+
+def _unique_dagster_names(plan: Plan) -> None:
+    seen: dict[str, str] = {}
+    steps = [(dagster_name(t.name), f"table {t.name!r}") for t in plan.tables]
+    steps += [(dagster_name(t.name, c.name), f"link {t.name}.{c.name}")
+              for t in plan.tables for c in t.links if c.link.deferred]
+    for step, what in steps:
+        if step in seen:
+            raise PlanError(
+                f"{seen[step].capitalize()} and {what} would both be the Dagster step "
+                f"{step!r}: their names differ only in characters other than letters, "
+                "digits and `_`. Rename one of them in the source, or leave one out of the plan.")
+        seen[step] = what
+
+
+def validate_plan(plan: Plan) -> None:
+    if not plan.tables:
+        raise PlanError("The plan has no tables: the source had no Xata-shaped table, or all "
+                        "were removed from the plan.")
+    _unique([t.name for t in plan.tables], "source table", "List each table once.")
+    _unique([t.target for t in plan.tables], "target table name",
+            "Give one of them another `target` name in the plan.")
+    _unique_dagster_names(plan)
+    names = {t.name for t in plan.tables}
+    for table in plan.tables:
+        _validate_table(plan, table, names)
+    cycle = graph.find_cycle({t.name: plan.parents(t) for t in plan.tables})
+    if cycle:
+        raise PlanError("The links form a cycle: " + " -> ".join(cycle) + ". Set "
+                        "`deferred: true` on one link of that cycle (preferably a nullable "
+                        "one) so it is written after both tables are loaded.")
