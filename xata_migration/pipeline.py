@@ -1,0 +1,34 @@
+"""Plan -> Dagster Definitions: assets, checks, the `migrate_all` job and resources.
+
+Built from the plan file named by XATA_MIGRATION_PLAN; nothing here touches a database at
+import time (the multiprocess executor re-imports this module for every step).
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from xata_migration.assets import build_assets
+from xata_migration.plan import Plan, PlanError, load_plan
+from xata_migration.resources import resources_from_environment
+
+PLAN_VARIABLE = "XATA_MIGRATION_PLAN"
+
+
+def build_definitions(plan: Plan, resources: dict | None = None) -> dg.Definitions:
+    migrate_all = dg.define_asset_job(
+        "migrate_all", selection=dg.AssetSelection.all(),
+        description="Migrate every table of the plan, with every check.")
+    return dg.Definitions(assets=build_assets(plan), jobs=[migrate_all],
+                          resources=resources or resources_from_environment())
+
+
+def plan_from_environment() -> Plan:
+    path = os.environ.get(PLAN_VARIABLE)
+    if not path:
+        raise PlanError(f"{PLAN_VARIABLE} is not set. Write a plan with `xata-migration plan "
+                        f"--source-url URL --output plan.yaml`, then `export "
+                        f"{PLAN_VARIABLE}=$PWD/plan.yaml`.")
+    return load_plan(path)

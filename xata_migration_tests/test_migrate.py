@@ -1,0 +1,149 @@
+"""End to end: migrate_all on real PostgreSQL, verified independently row by row."""
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from xata_migration_tests.support import (
+    HOSTILE_TABLES, LONG_COLUMN, LONG_TABLE, Expectation, check_outcomes, create_hostile_source,
+    execute_sql, expected_new_id_order, hostile_expectations, migrate, plan_for, snapshot,
+    verify_migration)
+
+
+@pytest.fixture
+def hostile(source_url, target_url):
+    create_hostile_source(source_url)
+    plan = plan_for(source_url)
+    return plan, source_url, target_url
+
+
+def test_hostile_schema_migrates_exactly(hostile):
+    plan, source_url, target_url = hostile
+    result = migrate(plan, source_url, target_url)
+    assert result.success
+    outcomes = check_outcomes(result)
+    assert outcomes and all(outcomes.values()), outcomes
+    assert ("order", "links_intact") in outcomes
+    assert verify_migration(source_url, target_url, hostile_expectations()) == 26
+
+
+def test_new_ids_follow_creation_time_then_id(hostile):
+    plan, source_url, target_url = hostile
+    assert migrate(plan, source_url, target_url).success
+    expect = Expectation()
+    order = expected_new_id_order(source_url, "User", expect)
+    # three users tie on xata_createdat: their ids break the tie, in byte order
+    assert order == ["Custom:ID-~x", "rec_cn0d5r1u4s8g00000000", "rec_cn0d5r1u4s8g00000001",
+                     "user_2aBcDeF"]
+    with psycopg.connect(target_url) as conn:
+        mapped = dict(conn.execute('SELECT xata_id, new_id FROM xata_id_map."User"').fetchall())
+    assert [mapped[i] for i in order] == [1, 2, 3, 4]
+
+
+def test_second_run_changes_nothing(hostile):
+    plan, source_url, target_url = hostile
+    assert migrate(plan, source_url, target_url).success
+    before = snapshot(target_url, HOSTILE_TABLES)
+    second = migrate(plan, source_url, target_url)
+    assert second.success and all(check_outcomes(second).values())
+    assert snapshot(target_url, HOSTILE_TABLES) == before
+    materialized = {m.asset_key.to_user_string(): m.metadata
+                    for m in second.asset_materializations_for_node("migrate_order")}
+    assert materialized["order"]["inserted"].value == 0
+    assert materialized["order"]["updated"].value == 0
+    assert materialized["order"]["unchanged"].value == 4
+
+
+def test_changed_and_new_source_rows_keep_old_ids(hostile):
+    plan, source_url, target_url = hostile
+    assert migrate(plan, source_url, target_url).success
+    with psycopg.connect(target_url) as conn:
+        old = dict(conn.execute("SELECT xata_id, new_id FROM xata_id_map.tag").fetchall())
+    execute_sql(source_url, "UPDATE tag SET name = 'ocean' WHERE xata_id = 'rec_tag_b'",
+                "INSERT INTO tag (xata_id, xata_createdat, name) VALUES "
+                "('rec_tag_0', '2000-01-01+00', 'oldest but new')")
+    assert migrate(plan, source_url, target_url).success
+    with psycopg.connect(target_url) as conn:
+        new = dict(conn.execute("SELECT xata_id, new_id FROM xata_id_map.tag").fetchall())
+    assert {k: new[k] for k in old} == old
+    assert new["rec_tag_0"] == max(old.values()) + 1
+    verify_migration(source_url, target_url, hostile_expectations())
+
+
+def test_target_structure(hostile):
+    plan, source_url, target_url = hostile
+    assert migrate(plan, source_url, target_url).success
+    with psycopg.connect(target_url) as conn:
+        foreign_keys = conn.execute(
+            "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE contype = 'f' AND connamespace = 'public'::regnamespace").fetchall()
+        assert ('"order"', 'FOREIGN KEY (seller) REFERENCES "User"(id) ON DELETE CASCADE') \
+            in foreign_keys
+        assert ('"order"', 'FOREIGN KEY (parent) REFERENCES "order"(id) ON DELETE SET NULL') \
+            in foreign_keys
+        assert ('image', 'FOREIGN KEY ("ownerId") REFERENCES "User"(id) ON DELETE SET NULL') \
+            in foreign_keys
+        assert len(foreign_keys) == 8
+        names = [r[0] for r in conn.execute(
+            "SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace"
+            " UNION ALL SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")]
+        assert all(len(n.encode()) <= 63 for n in names)
+        # primary key (constraint and its index share the name), foreign key, link index:
+        # three distinct names, each cut to 63 bytes with a hash that keeps them apart
+        long_names = {n for n in names if n.startswith(LONG_TABLE[:40])}
+        assert len(long_names) == 3
+        types = dict(conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = '\"User\"'::regclass AND attnum > 0").fetchall())
+        assert types["id"] == "bigint" and types["avatar"] == "jsonb"
+        assert types["created_at"] == "timestamp with time zone"
+        assert "xata_version" not in types and "xata_id" not in types
+        assert conn.execute(
+            "SELECT attidentity FROM pg_attribute WHERE attrelid = '\"User\"'::regclass"
+            " AND attname = 'id'").fetchone()[0] == "d"
+        # nothing of Xata's schemas is needed or created in the target
+        assert conn.execute("SELECT count(*) FROM pg_namespace"
+                            " WHERE nspname IN ('xata', 'xata_private')").fetchone()[0] == 0
+        # the identity continues after the migrated ids: a plain INSERT works
+        new_id = conn.execute("INSERT INTO \"User\" (\"emailAddress\") VALUES ('new@x')"
+                              " RETURNING id").fetchone()[0]
+        assert new_id == 5
+        conn.execute(sql.SQL("INSERT INTO {} ({}) VALUES (1)").format(
+            sql.Identifier(LONG_TABLE), sql.Identifier(LONG_COLUMN)))
+        conn.rollback()
+
+
+def test_left_out_table_is_reported(hostile):
+    plan, *_ = hostile
+    assert "plain_log" not in [t.name for t in plan.tables]
+
+
+def test_link_pointing_nowhere_fails_the_table_and_writes_nothing(hostile):
+    plan, source_url, target_url = hostile
+    # A link declared only by a comment has no FK to stop a dangling value.
+    execute_sql(source_url, "UPDATE image SET \"ownerId\" = 'rec_gone' WHERE xata_id = 'rec_img_2'")
+    result = migrate(plan, source_url, target_url)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "migrate_image"
+    message = str(failure.event_specific_data.error)
+    assert "'ownerId'" in message and "rec_gone" in message and "1 row(s)" in message
+    with psycopg.connect(target_url) as conn:
+        assert conn.execute("SELECT to_regclass('public.image'),"
+                            " to_regclass('xata_id_map.image')").fetchone() == (None, None)
+        # downstream of the failed table nothing ran; independent tables did
+        assert conn.execute("SELECT to_regclass('public.\"tag-to-image\"')").fetchone()[0] is None
+        assert conn.execute("SELECT count(*) FROM tag").fetchone()[0] == 2
+
+
+def test_on_missing_null_sets_dangling_links_to_null_and_counts_them(hostile):
+    plan, source_url, target_url = hostile
+    execute_sql(source_url, "UPDATE image SET \"ownerId\" = 'rec_gone' WHERE xata_id = 'rec_img_2'")
+    plan.table("image").column("ownerId").link.on_missing = "null"
+    result = migrate(plan, source_url, target_url)
+    assert result.success and all(check_outcomes(result).values())
+    metadata = result.asset_materializations_for_node("migrate_image")[0].metadata
+    assert metadata["links_set_null_missing"].value == {"ownerId": 1}
+    with psycopg.connect(target_url) as conn:
+        assert conn.execute("SELECT \"ownerId\" FROM image i JOIN xata_id_map.image m"
+                            " ON m.new_id = i.id WHERE m.xata_id = 'rec_img_2'").fetchone() == (None,)
