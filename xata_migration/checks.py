@@ -54,12 +54,15 @@ def _target_from(plan: Plan, table: Table) -> sql.Composed:
 
 
 def _value_rows(table: Table) -> tuple[sql.Composed, sql.Composed]:
-    """The same row on each side: source id, then every non-link column."""
+    """The same row on each side: source id, then every non-link column.
+
+    Source values are read in their own type, not cast to the plan's: a plan type that
+    loses information (a shorter varchar, fewer decimals) then shows as a difference.
+    """
     source = [sql.SQL("src.{}::text").format(sql.Identifier(table.id_column))]
     target = [sql.SQL("m.xata_id")]
     for column in table.value_columns:
-        source.append(sql.SQL("src.{}::{}").format(sql.Identifier(column.name),
-                                                  sql.SQL(column.type)))
+        source.append(sql.SQL("src.{}").format(sql.Identifier(column.name)))
         target.append(sql.SQL("t.{}").format(sql.Identifier(column.target)))
     return (sql.SQL("ROW({})").format(sql.SQL(", ").join(source)),
             sql.SQL("ROW({})").format(sql.SQL(", ").join(target)))

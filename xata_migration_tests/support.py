@@ -64,13 +64,13 @@ INSERT INTO "User" (xata_id, xata_createdat, "emailAddress", "Waist", tags, prof
                     avatar, photos, big) VALUES
  ('user_2aBcDeF', '2024-01-01 10:00:00.123456+00', 'ä@example.org', 'NaN',
   ARRAY['a', NULL, 'c,d', 'quote"s'], '{{"nested": {{"k": [1, 2, null]}}, "s": "é"}}',
-  ARRAY[0.1, -0.0, 3.4e38]::real[], '{{"name": "a.png", "size": 10}}', '[]',
+  '{{0.1,-0,3.4e38}}'::real[], '{{"name": "a.png", "size": 10}}', '[]',
   9223372036854775807),
  ('rec_cn0d5r1u4s8g00000001', '2024-01-01 10:00:00.123456+00', 'b@example.org', 'Infinity',
   ARRAY[]::text[], '[]', NULL, NULL, '[{{"name": "x"}}]', -9223372036854775808),
  ('Custom:ID-~x', '2023-12-31 00:00:00+00', 'c@example.org', '-Infinity', NULL, 'null',
   ARRAY[1, 2, 3]::real[], NULL, '[]', 0),
- ('rec_cn0d5r1u4s8g00000000', '2024-01-01 10:00:00.123456+00', E'tab\\there\\nnewline', -0.0,
+ ('rec_cn0d5r1u4s8g00000000', '2024-01-01 10:00:00.123456+00', E'tab\\there\\nnewline', '-0',
   ARRAY[NULL, NULL]::text[], '"just a string"', ARRAY[]::real[], NULL, '[]', NULL);
 INSERT INTO "order" (xata_id, xata_createdat, buyer, seller, parent, "select", amount, placed)
 VALUES
