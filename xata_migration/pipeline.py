@@ -11,13 +11,14 @@ import os
 import dagster as dg
 
 from xata_migration.assets import build_assets
-from xata_migration.plan import Plan, PlanError, load_plan
+from xata_migration.plan import Plan, PlanError, load_plan, validate_plan
 from xata_migration.resources import resources_from_environment
 
 PLAN_VARIABLE = "XATA_MIGRATION_PLAN"
 
 
 def build_definitions(plan: Plan, resources: dict | None = None) -> dg.Definitions:
+    validate_plan(plan)
     migrate_all = dg.define_asset_job(
         "migrate_all", selection=dg.AssetSelection.all(),
         description="Migrate every table of the plan, with every check.")

@@ -7,11 +7,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 EXTERNAL = "XATA_MIGRATION_TEST_DATABASE_URL"
 _counter = itertools.count()
@@ -23,9 +24,20 @@ class Server:
         self.created: list[str] = []
 
     def url(self, database: str) -> str:
+        """A postgresql:// URL (what users pass, and what SQLAlchemy needs) to `database`."""
         params = conninfo_to_dict(self.admin_url)
-        params["dbname"] = database
-        return make_conninfo(**params)
+        user = quote(params.get("user", ""), safe="")
+        password = ":" + quote(params["password"], safe="") if params.get("password") else ""
+        host = params.get("host", "")
+        query = {k: v for k, v in params.items() if k not in ("user", "password", "dbname", "port")}
+        netloc = f"{user}{password}@" if user else ""
+        if host.startswith("/"):  # a unix socket directory goes in the query
+            query["host"] = host
+        else:
+            query.pop("host", None)
+            netloc += host + (f":{params['port']}" if params.get("port") else "")
+        return f"postgresql://{netloc}/{quote(database, safe='')}" + (
+            "?" + urlencode(query) if query else "")
 
     def create_database(self, prefix: str = "t") -> str:
         name = f"xm_{prefix}_{os.getpid()}_{next(_counter)}"
