@@ -101,15 +101,48 @@ def _comment_link(comment: str | None) -> str | None:
     return target if isinstance(target, str) else None
 
 
-def read_catalog(conn: psycopg.Connection, schema: str):
-    """(columns by table, unique columns by table, primary key by table, foreign keys)."""
+def read_columns(conn: psycopg.Connection, schema: str) -> dict[str, list[SourceColumn]]:
+    columns: dict[str, list[SourceColumn]] = {}
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        columns: dict[str, list[SourceColumn]] = {}
         for row in cur.execute(_COLUMNS_SQL, {"schema": schema}):
             columns.setdefault(row["relname"], []).append(SourceColumn(
                 name=row["attname"], not_null=row["attnotnull"], type_name=row["type_name"],
                 target_type=_target_type(row), default=row["default_sql"],
                 comment=row["comment"]))
+    return columns
+
+
+def check_source_matches_plan(conn: psycopg.Connection, plan: Plan, table: Table) -> None:
+    """Stop before writing anything if the source table no longer is what the plan says."""
+    found = {c.name: c for c in read_columns(conn, plan.source_schema).get(table.name, [])}
+    conn.commit()
+    again = "or write the plan again with `xata-migration plan`."
+    if not found:
+        raise PlanError(f"Source table {plan.source_schema}.{table.name} no longer exists. "
+                        f"Remove it from the plan, {again}")
+    planned = {c.name: c.source_type for c in table.columns}
+    for name in [table.id_column, *table.dropped, *planned]:
+        if name not in found:
+            raise PlanError(f"Source table {table.name!r} has no column {name!r} any more. "
+                            f"Remove it from the plan, {again}")
+    for name, source_type in planned.items():
+        if found[name].type_name != source_type:
+            raise PlanError(
+                f"Source column {table.name}.{name} is now of type {found[name].type_name}; "
+                f"the plan was made when it was {source_type}. Update its `source_type` (and "
+                f"`type`) in the plan, {again}")
+    unknown = [name for name in found if name not in planned and name != table.id_column
+               and name not in table.dropped]
+    if unknown:
+        raise PlanError(f"Source table {table.name!r} has column(s) {unknown} that the plan "
+                        "does not list, so they would be lost. Add them to `columns` (or to "
+                        f"`dropped` to leave them out on purpose), {again}")
+
+
+def read_catalog(conn: psycopg.Connection, schema: str):
+    """(columns by table, unique columns by table, primary key by table, foreign keys)."""
+    columns = read_columns(conn, schema)
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         unique: dict[str, set[str]] = {}
         primary: dict[str, str] = {}
         for row in cur.execute(_PRIMARY_AND_UNIQUE_SQL, {"schema": schema}):
@@ -167,7 +200,7 @@ def _table(name, table_columns, id_columns, unique_columns, fk_links) -> Table:
                 dropped.append(col.name)
                 continue
             kept.append(Column(name=col.name, target=target, type=col.target_type,
-                               not_null=True, default="now()"))
+                               not_null=True, default="now()", source_type=col.type_name))
             if col.name == "xata_createdat":
                 id_order.append(col.name)
             continue
@@ -186,7 +219,8 @@ def _column(table, col, id_columns, unique_columns, fk_links) -> Column:
         link = Link(table=_comment_link(col.comment), declared_by="comment")
     return Column(name=col.name, type="bigint" if link else col.target_type,
                   not_null=col.not_null, unique=col.name in unique_columns,
-                  default=None if link else _kept_default(col.default), link=link)
+                  default=None if link else _kept_default(col.default), link=link,
+                  source_type=col.type_name)
 
 
 def _defer_cycles(tables: list[Table]) -> None:

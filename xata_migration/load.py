@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from xata_migration import ddl
+from xata_migration.introspect import check_source_matches_plan
 from xata_migration.names import lock_key
 from xata_migration.plan import Column, Plan, Table
 
@@ -275,6 +276,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
         result.seconds[name] = round(now - clock, 3)
         clock = now
 
+    check_source_matches_plan(source, plan, table)
     with target.transaction():
         target.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(table.target),))
         binary = create_stage(target, STAGE, columns)
@@ -304,6 +306,7 @@ def load_deferred_link(source, target, plan: Plan, table: Table, column: Column,
     """Write one deferred link once both tables are loaded, then add its FOREIGN KEY."""
     result = LoadResult()
     columns = [column]
+    check_source_matches_plan(source, plan, table)
     with target.transaction():
         target.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(table.target),))
         binary = create_stage(target, STAGE, columns)

@@ -50,9 +50,12 @@ class Column:
     unique: bool = False
     default: str | None = None
     link: Link | None = None
+    # The column's type in the source when the plan was made: a run stops if it changed.
+    source_type: str = ""
 
     def __post_init__(self):
         self.target = self.target or self.name
+        self.source_type = self.source_type or ("text" if self.link else self.type)
 
 
 @dataclass
@@ -110,7 +113,7 @@ class Plan:
 
 
 def _column_to_dict(column: Column) -> dict:
-    out: dict = {"name": column.name, "type": column.type}
+    out: dict = {"name": column.name, "type": column.type, "source_type": column.source_type}
     if column.target != column.name:
         out["target"] = column.target
     if column.not_null:
@@ -186,7 +189,8 @@ def _column_from_dict(raw: dict, table_name: str) -> Column:
     link = _link_from_dict(raw["link"], where) if raw.get("link") else None
     return Column(name=name, type=str(_require(raw, "type", where)),
                   target=str(raw.get("target") or name), not_null=bool(raw.get("not_null")),
-                  unique=bool(raw.get("unique")), default=raw.get("default"), link=link)
+                  unique=bool(raw.get("unique")), default=raw.get("default"), link=link,
+                  source_type=str(raw.get("source_type") or ""))
 
 
 def plan_from_dict(raw: dict) -> Plan:

@@ -1,0 +1,94 @@
+"""Bad input ends in one clear paragraph, a failed step, and the target exactly as before."""
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from xata_migration.resources import TargetDatabase, XataSource
+from xata_migration.pipeline import build_definitions
+from xata_migration_tests.support import create_hostile_source, execute_sql, migrate, plan_for
+
+
+def target_state(url: str) -> list:
+    """Every table outside the system schemas, with all its rows as text."""
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema"
+            " NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2").fetchall()
+        return [(schema, name, sorted(r[0] for r in conn.execute(sql.SQL(
+            "SELECT t::text FROM {} t").format(sql.Identifier(schema, name)))))
+            for schema, name in tables]
+
+
+def failure_message(result, step: str) -> str:
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert [e.step_key for e in failures] == [step]
+    return str(failures[0].event_specific_data.error)
+
+
+@pytest.fixture
+def hostile(source_url, target_url):
+    create_hostile_source(source_url)
+    return plan_for(source_url), source_url, target_url
+
+
+@pytest.mark.parametrize("change, expected", [
+    ('ALTER TABLE tag DROP COLUMN name', "has no column 'name' any more"),
+    ('ALTER TABLE tag ALTER COLUMN name TYPE varchar(10)',
+     "now of type character varying(10); the plan was made when it was text"),
+    ('ALTER TABLE tag ADD COLUMN colour text', "['colour'] that the plan does not list"),
+    ('DROP TABLE "tag-to-image"; DROP TABLE tag', "tag no longer exists"),
+])
+def test_plan_that_no_longer_matches_the_source(hostile, change, expected):
+    plan, source_url, target_url = hostile
+    execute_sql(source_url, change)
+    result = migrate(plan, source_url, target_url)
+    assert expected in failure_message(result, "migrate_tag")
+    with psycopg.connect(target_url) as conn:
+        assert conn.execute("SELECT to_regclass('public.tag'), to_regclass('xata_id_map.tag')"
+                            ).fetchone() == (None, None)
+
+
+def test_target_table_with_another_shape_is_left_alone(hostile):
+    plan, source_url, target_url = hostile
+    execute_sql(target_url, "CREATE TABLE tag (id bigint PRIMARY KEY, label text)",
+                "INSERT INTO tag VALUES (7, 'keep me')")
+    before = target_state(target_url)
+    result = migrate(plan, source_url, target_url)
+    message = failure_message(result, "migrate_tag")
+    assert "public.tag already exists with another shape" in message
+    assert "'label': 'text'" in message
+    after = target_state(target_url)
+    assert [t for t in after if t[1] == "tag"] == [t for t in before if t[1] == "tag"]
+    assert ("xata_id_map", "tag") not in [(s, n) for s, n, _ in after]
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("ALTER TABLE tag ALTER COLUMN xata_id DROP NOT NULL;"
+     " INSERT INTO tag (xata_id, name) VALUES (NULL, 'no id')", "1 NULL value(s)"),
+    ("DROP INDEX tag_xata_id_key CASCADE; INSERT INTO tag (xata_id, name) VALUES ('rec_tag_a', 'twin')",
+     "1 id(s) used by more than one row (e.g. ['rec_tag_a'])"),
+])
+def test_damaged_source_ids_are_reported_not_guessed(source_url, target_url, damage, expected):
+    create_hostile_source(source_url)
+    execute_sql(source_url, damage)
+    plan = plan_for(source_url)
+    before = target_state(target_url)
+    result = migrate(plan, source_url, target_url)
+    assert expected in failure_message(result, "migrate_tag")
+    assert [t for t in target_state(target_url) if t[1] == "tag"] == \
+        [t for t in before if t[1] == "tag"] == []
+
+
+def test_unreachable_target_fails_without_showing_the_password(hostile, tmp_path):
+    plan, source_url, _ = hostile
+    bad_target = f"postgresql://owner:topsecret42@/nowhere?host={tmp_path}&connect_timeout=2"
+    defs = build_definitions(plan, resources={"xata_source": XataSource(url=source_url),
+                                              "target_database": TargetDatabase(url=bad_target)})
+    result = defs.resolve_job_def("migrate_all").execute_in_process(raise_on_error=False)
+    assert not result.success
+    failures = [str(e.event_specific_data.error) for e in result.all_events
+                if e.event_type_value == "STEP_FAILURE"]
+    assert failures and all("topsecret42" not in f for f in failures)
+    assert "Cannot connect to the target database at postgresql://owner:***@" in failures[0]
+    assert not any("topsecret42" in str(e) for e in result.all_events)
