@@ -142,27 +142,58 @@ def values_unchanged(source, target, plan: Plan, table: Table) -> CheckOutcome:
     return CheckOutcome("values_unchanged", False, f"{count} rows differ", metadata)
 
 
+def _link_expressions(column: Column, index: int, pmap: sql.Composable) -> dict:
+    """SQL (over stage s and target t) for one link: is it wrong, how many ids are missing.
+
+    An array link is compared the other way round from how it was written: each target
+    element is mapped back to its old id and the array compared with the source's.
+    """
+    c, col = stage_name(index), sql.Identifier(column.target)
+    if not column.is_array_link:
+        return {"join": sql.SQL("LEFT JOIN {} p ON p.xata_id = s.{}").format(pmap, c),
+                "wrong": sql.SQL("t.{} IS DISTINCT FROM p.new_id").format(col),
+                "missing": sql.SQL("(s.{} IS NOT NULL AND p.xata_id IS NULL)::int").format(c)}
+    expected = sql.SQL(
+        "CASE WHEN s.{c} IS NULL THEN NULL ELSE ARRAY(SELECT CASE WHEN EXISTS (SELECT 1 FROM"
+        " {pmap} q WHERE q.xata_id = u.v) THEN u.v END FROM unnest(s.{c}) WITH ORDINALITY"
+        " u(v, n) ORDER BY u.n) END").format(c=c, pmap=pmap)
+    mapped_back = sql.SQL(
+        "CASE WHEN t.{col} IS NULL THEN NULL ELSE ARRAY(SELECT q.xata_id FROM unnest(t.{col})"
+        " WITH ORDINALITY u(v, n) LEFT JOIN {pmap} q ON q.new_id = u.v ORDER BY u.n) END"
+    ).format(col=col, pmap=pmap)
+    return {"join": sql.SQL(""),
+            "wrong": sql.SQL("({}) IS DISTINCT FROM ({})").format(mapped_back, expected),
+            "missing": sql.SQL("(SELECT count(*) FROM unnest(s.{c}) u(v) WHERE u.v IS NOT NULL"
+                               " AND NOT EXISTS (SELECT 1 FROM {pmap} q WHERE q.xata_id = u.v))"
+                               ).format(c=c, pmap=pmap)}
+
+
+def _pointing_nowhere(target, plan: Plan, table: Table, column: Column) -> int:
+    """Target link values (or array elements) with no row in the parent table."""
+    value = sql.SQL("unnest(t.{})" if column.is_array_link else "t.{}").format(
+        sql.Identifier(column.target))
+    return target.execute(sql.SQL(
+        "SELECT count(*) FROM (SELECT {v} AS v FROM {t} t) linked WHERE v IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM {p} p WHERE p.id = v)").format(
+        v=value, t=ddl.target_table(plan, table),
+        p=ddl.target_table(plan, plan.table(column.link.table)))).fetchone()[0]
+
+
 def _link_report(target, plan: Plan, table: Table, column: Column, index: int) -> dict:
-    parent = plan.table(column.link.table)
+    pmap = ddl.mapping_table(column.link.table)
+    expressions = _link_expressions(column, index, pmap)
     linked, null_links, missing, wrong, examples = target.execute(sql.SQL(
-        "SELECT count(s.{c}), count(*) - count(s.{c}),"
-        " count(*) FILTER (WHERE s.{c} IS NOT NULL AND p.xata_id IS NULL),"
-        " count(*) FILTER (WHERE t.{col} IS DISTINCT FROM p.new_id),"
+        "SELECT count(s.{c}), count(*) - count(s.{c}), coalesce(sum({missing}), 0),"
+        " count(*) FILTER (WHERE {wrong}),"
         " coalesce((array_agg(ROW(s.xid, t.id)::text ORDER BY s.xid)"
-        "   FILTER (WHERE t.{col} IS DISTINCT FROM p.new_id))[1:%s], '{{}}')"
-        " FROM {s} s JOIN {map} m ON m.xata_id = s.xid JOIN {t} t ON t.id = m.new_id"
-        " LEFT JOIN {pmap} p ON p.xata_id = s.{c}").format(
-        c=stage_name(index), col=sql.Identifier(column.target), s=CHECK_STAGE,
-        map=ddl.mapping_table(table.name), t=ddl.target_table(plan, table),
-        pmap=ddl.mapping_table(parent.name)), (EXAMPLES,)).fetchone()
-    orphans = target.execute(sql.SQL(
-        "SELECT count(*) FROM {t} t WHERE t.{col} IS NOT NULL AND NOT EXISTS"
-        " (SELECT 1 FROM {p} p WHERE p.id = t.{col})").format(
-        t=ddl.target_table(plan, table), col=sql.Identifier(column.target),
-        p=ddl.target_table(plan, parent))).fetchone()[0]
-    return {"linked": linked, "null": null_links, "missing_in_source": missing,
-            "wrong": wrong, "pointing_nowhere": orphans, "examples": examples,
-            "missing_allowed": column.link.on_missing != "fail"}
+        "   FILTER (WHERE {wrong}))[1:%s], '{{}}')"
+        " FROM {s} s JOIN {map} m ON m.xata_id = s.xid JOIN {t} t ON t.id = m.new_id {join}"
+    ).format(c=stage_name(index), missing=expressions["missing"], wrong=expressions["wrong"],
+             join=expressions["join"], s=CHECK_STAGE, map=ddl.mapping_table(table.name),
+             t=ddl.target_table(plan, table)), (EXAMPLES,)).fetchone()
+    return {"linked": linked, "null": null_links, "missing_in_source": int(missing),
+            "wrong": wrong, "pointing_nowhere": _pointing_nowhere(target, plan, table, column),
+            "examples": examples, "missing_allowed": column.link.on_missing != "fail"}
 
 
 def links_intact(source, target, plan: Plan, table: Table,

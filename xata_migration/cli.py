@@ -33,6 +33,10 @@ def command_plan(args) -> int:
     print(f"Wrote {args.output}: {len(plan.tables)} tables, {links} links.")
     if deferred:
         print("Links deferred to break cycles: " + ", ".join(deferred))
+    for hint in plan.suggested_links:
+        print(f"Column {hint['table']}.{hint['column']} holds ids of {hint['links_to']!r} "
+              f"({hint['matched']} of {hint['sampled']} sampled values) but is not a link: "
+              "to rewrite it, declare it as a link in the plan (see suggested_links).")
     for table, reason in sorted(skipped.items()):
         print(f"Left out {table!r}: {reason}")
     return 0

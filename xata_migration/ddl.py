@@ -67,7 +67,11 @@ def table_constraints_sql(plan: Plan, table: Table) -> list[sql.Composed]:
                 sql.Identifier(derived_name(name, column.target, "key")),
                 sql.Identifier(column.target)))
     for column in table.links:
-        if not column.link.deferred:
+        if column.is_array_link:  # PostgreSQL has no FOREIGN KEY on array elements
+            statements.append(sql.SQL("CREATE INDEX {} ON {} USING gin ({})").format(
+                sql.Identifier(derived_name(table.target, column.target, "idx")),
+                target_table(plan, table), sql.Identifier(column.target)))
+        elif not column.link.deferred:
             statements += link_constraints_sql(plan, table, column)
     return statements
 

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
 from xata_migration import graph
 from xata_migration.plan import Column, Link, Plan, PlanError, Table
@@ -185,7 +186,9 @@ def introspect(conn: psycopg.Connection, schema: str = "public") -> tuple[Plan, 
     tables = [_table(name, columns[name], id_columns, unique.get(name, set()), fk_links)
               for name in sorted(id_columns)]
     _defer_cycles(tables)
-    return Plan(tables=tables, source_schema=schema, target_schema="public"), skipped
+    plan = Plan(tables=tables, source_schema=schema, target_schema="public")
+    plan.suggested_links = find_hidden_links(conn, plan)
+    return plan, skipped
 
 
 def _table(name, table_columns, id_columns, unique_columns, fk_links) -> Table:
@@ -223,8 +226,52 @@ def _column(table, col, id_columns, unique_columns, fk_links) -> Column:
                   source_type=col.type_name)
 
 
+SAMPLE_VALUES = 1000
+
+
+def _candidate_columns(plan: Plan):
+    """Plain text and text[] columns (not links, not Xata's metadata)."""
+    for table in plan.tables:
+        for column in table.value_columns:
+            base = column.source_type.removesuffix("[]").split("(")[0]
+            if base in TEXT_TYPES and column.name not in METADATA_COLUMNS:
+                yield table, column
+
+
+def find_hidden_links(conn: psycopg.Connection, plan: Plan) -> list[dict]:
+    """Text columns whose values are ids of some table: links that nothing declares.
+
+    Samples up to SAMPLE_VALUES distinct values of each column and looks each up in every
+    table's id column (an index lookup each), so the cost does not grow with the tables.
+    """
+    suggestions = []
+    for table, column in _candidate_columns(plan):
+        value = sql.SQL("unnest({})" if column.source_type.endswith("[]") else "{}").format(
+            sql.Identifier(column.name))
+        lookups = [sql.SQL("count(*) FILTER (WHERE EXISTS (SELECT 1 FROM {} p WHERE p.{} = v))"
+                           ).format(sql.Identifier(plan.source_schema, parent.name),
+                                    sql.Identifier(parent.id_column))
+                   for parent in plan.tables]
+        counts = conn.execute(sql.SQL(
+            "SELECT count(*), {} FROM (SELECT DISTINCT v FROM (SELECT {} AS v FROM {} LIMIT {})"
+            " s WHERE v IS NOT NULL LIMIT {}) sample").format(
+            sql.SQL(", ").join(lookups), value,
+            sql.Identifier(plan.source_schema, table.name), sql.Literal(SAMPLE_VALUES * 100),
+            sql.Literal(SAMPLE_VALUES))
+        ).fetchone()
+        sampled, matches = counts[0], counts[1:]
+        best = max(range(len(matches)), key=lambda i: matches[i])
+        if matches[best]:
+            suggestions.append({"table": table.name, "column": column.name,
+                                "links_to": plan.tables[best].name,
+                                "matched": matches[best], "sampled": sampled})
+    conn.commit()
+    return suggestions
+
+
 def _defer_cycles(tables: list[Table]) -> None:
-    links = [(t.name, c.name, c.link.table, not c.not_null) for t in tables for c in t.links]
+    links = [(t.name, c.name, c.link.table, not c.not_null) for t in tables for c in t.links
+             if not c.is_array_link]
     for table_name, column_name in graph.links_to_defer(links):
         table = next(t for t in tables if t.name == table_name)
         table.column(column_name).link.deferred = True

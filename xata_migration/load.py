@@ -54,12 +54,19 @@ def stage_name(index: int) -> sql.Identifier:
     return sql.Identifier(f"c{index}")
 
 
+def stage_type(column: Column) -> str:
+    """Links are staged as the source's ids (text, or text[]), values in their target type."""
+    if column.link:
+        return "text[]" if column.is_array_link else "text"
+    return column.type
+
+
 def source_select(plan: Plan, table: Table, columns: list[Column]) -> sql.Composed:
     """The source rows as the stage holds them: id as text, links as text, values cast."""
     fields = [sql.SQL("{}::text").format(sql.Identifier(table.id_column))]
     for column in columns:
-        cast = "text" if column.link else column.type
-        fields.append(sql.SQL("{}::{}").format(sql.Identifier(column.name), sql.SQL(cast)))
+        fields.append(sql.SQL("{}::{}").format(sql.Identifier(column.name),
+                                                sql.SQL(stage_type(column))))
     return sql.SQL("SELECT {} FROM {}").format(
         sql.SQL(", ").join(fields), sql.Identifier(plan.source_schema, table.name))
 
@@ -75,7 +82,7 @@ def create_stage(target: psycopg.Connection, stage: sql.Identifier,
                  columns: list[Column]) -> bool:
     """Create the staging table; True if every column type allows binary COPY."""
     definitions = [sql.SQL("xid text")] + [
-        sql.SQL("{} {}").format(stage_name(i), sql.SQL("text" if c.link else c.type))
+        sql.SQL("{} {}").format(stage_name(i), sql.SQL(stage_type(c)))
         for i, c in enumerate(columns)]
     create_temp_table(target, stage, definitions)
     row = target.execute(
@@ -147,15 +154,21 @@ def require_parent_mapping(target: psycopg.Connection, table: Table, column: Col
             f"{column.link.table!r} first (`migrate_all` does it in the right order).")
 
 
+def link_values(column: Column, index: int) -> sql.Composed:
+    """The staged id(s) of a link, one per row (or per array element), as `v`."""
+    template = "unnest(s.{})" if column.is_array_link else "s.{}"
+    return sql.SQL(template).format(stage_name(index))
+
+
 def find_missing(target: psycopg.Connection, column: Column, index: int,
                  stage: sql.Identifier = STAGE) -> tuple[int, list[str]]:
     """Count link values whose record is not in the parent's mapping, with examples."""
     return target.execute(sql.SQL(
         "SELECT count(*), coalesce((array_agg(DISTINCT v ORDER BY v))[1:%s], '{{}}')"
-        " FROM (SELECT s.{c} AS v FROM {s} s WHERE s.{c} IS NOT NULL AND NOT EXISTS"
-        "  (SELECT 1 FROM {map} m WHERE m.xata_id = s.{c})) missing").format(
-        c=stage_name(index), s=stage, map=ddl.mapping_table(column.link.table)),
-        (EXAMPLES,)).fetchone()
+        " FROM (SELECT {values} AS v FROM {s} s) linked WHERE v IS NOT NULL AND NOT EXISTS"
+        "  (SELECT 1 FROM {map} m WHERE m.xata_id = v)").format(
+        values=link_values(column, index), s=stage,
+        map=ddl.mapping_table(column.link.table)), (EXAMPLES,)).fetchone()
 
 
 def missing_links_error(table: Table, column: Column, count: int, examples: list[str]) -> str:
@@ -184,7 +197,9 @@ def _row_select(plan: Plan, table: Table, columns: list[Column]) -> sql.Composed
     for index, column in enumerate(columns):
         if column.link and column.link.deferred:
             continue
-        if column.link:
+        if column.is_array_link:
+            fields.append(rewritten_array(column, index))
+        elif column.link:
             alias = sql.Identifier(f"p{index}")
             joins.append(sql.SQL("LEFT JOIN {} {} ON {}.xata_id = s.{}").format(
                 ddl.mapping_table(column.link.table), alias, alias, stage_name(index)))
@@ -193,6 +208,15 @@ def _row_select(plan: Plan, table: Table, columns: list[Column]) -> sql.Composed
             fields.append(sql.SQL("s.{}").format(stage_name(index)))
     return sql.SQL("SELECT {} FROM {} s {}").format(
         sql.SQL(", ").join(fields), STAGE, sql.SQL(" ").join(joins))
+
+
+def rewritten_array(column: Column, index: int) -> sql.Composed:
+    """A text[] of ids as bigint[] of new ids: same order, NULL elements kept, and a
+    missing id NULL (only reached with on_missing: null)."""
+    return sql.SQL(
+        "CASE WHEN s.{c} IS NULL THEN NULL ELSE ARRAY(SELECT p.new_id FROM unnest(s.{c})"
+        " WITH ORDINALITY u(v, n) LEFT JOIN {map} p ON p.xata_id = u.v ORDER BY u.n) END"
+    ).format(c=stage_name(index), map=ddl.mapping_table(column.link.table))
 
 
 def written_columns(table: Table) -> list[Column]:
@@ -240,7 +264,7 @@ def expected_shape(target, table: Table, columns: list[Column]) -> dict[str, str
         ("pg_temp." + STAGE.as_string(target),)).fetchall())
     shape = {ddl.ID: "bigint"}
     for index, column in enumerate(columns):
-        shape[column.target] = "bigint" if column.link else staged[f"c{index}"]
+        shape[column.target] = column.type if column.link else staged[f"c{index}"]
     return shape
 
 

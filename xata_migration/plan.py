@@ -57,6 +57,11 @@ class Column:
         self.target = self.target or self.name
         self.source_type = self.source_type or ("text" if self.link else self.type)
 
+    @property
+    def is_array_link(self) -> bool:
+        """A text[] of ids (Xata `multiple`) rewritten element by element to bigint[]."""
+        return bool(self.link) and self.source_type.endswith("[]")
+
 
 @dataclass
 class Table:
@@ -88,6 +93,8 @@ class Plan:
     tables: list[Table]
     source_schema: str = "public"
     target_schema: str = "public"
+    # Informative: text columns whose values are ids of a table (see introspect).
+    suggested_links: list[dict] = field(default_factory=list)
 
     def table(self, name: str) -> Table:
         for table in self.tables:
@@ -143,7 +150,7 @@ def plan_to_dict(plan: Plan) -> dict:
         tables.append(entry)
     return {"version": PLAN_VERSION, "source_schema": plan.source_schema,
             "target_schema": plan.target_schema, "mapping_schema": MAPPING_SCHEMA,
-            "order": plan.order(), "tables": tables}
+            "order": plan.order(), "suggested_links": plan.suggested_links, "tables": tables}
 
 
 _HEADER = """\
@@ -155,6 +162,8 @@ _HEADER = """\
 #   link.deferred: true  -- written after both tables load (breaks a cycle of links)
 #   dropped: source columns not copied (move one into columns to keep it)
 # `order` is informative: it is recomputed from the links every time.
+# `suggested_links`: plain text / text[] columns whose values are ids of a table. To rewrite
+#   one, give the column a `link: {table: T}` and `type: bigint` (text[] columns: bigint[]).
 """
 
 
@@ -211,7 +220,8 @@ def plan_from_dict(raw: dict) -> Plan:
             columns=[_column_from_dict(c, name) for c in entry.get("columns") or []],
             dropped=[str(c) for c in entry.get("dropped") or []]))
     return Plan(tables=tables, source_schema=str(raw.get("source_schema", "public")),
-                target_schema=str(raw.get("target_schema", "public")))
+                target_schema=str(raw.get("target_schema", "public")),
+                suggested_links=list(raw.get("suggested_links") or []))
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -256,6 +266,10 @@ def _validate_table(plan: Plan, table: Table, names: set[str]) -> None:
         raise PlanError(f"{where}: the id column {table.id_column!r} is also listed in "
                         "`columns`. Remove it there: it becomes the bigint `id`.")
     _fits(table.target, where)
+    for name in table.id_order:
+        if name not in [c.name for c in table.columns]:
+            raise PlanError(f"{where}: id_order column {name!r} must be one of the table's "
+                            "kept `columns`.")
     for column in table.columns:
         cwhere = f"{where}, column {column.name!r}"
         _fits(column.target, cwhere)
@@ -271,9 +285,13 @@ def _validate_link(column: Column, where: str, names: set[str]) -> None:
         raise PlanError(f"{where} links to table {link.table!r}, which the plan does not "
                         "migrate. Add that table to the plan, or remove `link` to copy the "
                         "column's values unchanged.")
-    if column.type != "bigint":
-        raise PlanError(f"{where} is a link, so its target type must be bigint "
-                        f"(the parent's new id), not {column.type!r}.")
+    wanted = "bigint[]" if column.is_array_link else "bigint"
+    if column.type != wanted:
+        raise PlanError(f"{where} is a link from a {column.source_type} column, so its target "
+                        f"type must be {wanted} (the parent's new id), not {column.type!r}.")
+    if column.is_array_link and column.link.deferred:
+        raise PlanError(f"{where}: a link from an array column cannot be deferred. Defer "
+                        "another link of the cycle.")
     if link.on_delete not in ON_DELETE_ACTIONS:
         raise PlanError(f"{where}: on_delete {link.on_delete!r} is not one of "
                         f"{', '.join(ON_DELETE_ACTIONS)}.")

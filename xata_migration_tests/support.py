@@ -170,6 +170,7 @@ def _mapping(conn, table: str) -> dict[str, int]:
 class Expectation:
     id_column: str = "xata_id"
     links: dict = field(default_factory=dict)
+    array_links: dict = field(default_factory=dict)
     dropped: tuple = ("xata_version",)
     renames: dict = field(default_factory=lambda: dict(METADATA_RENAMES))
     order_by: tuple = ("xata_createdat",)
@@ -213,6 +214,11 @@ def _verify_table(source, target, name: str, expect: Expectation, maps: dict) ->
             if column in expect.links:
                 parent_map = maps[expect.links[column]]
                 wanted = None if value is None else parent_map[value]
+                assert target_row[target_column] == wanted, (name, column, row[expect.id_column])
+            elif column in expect.array_links:
+                parent_map = maps[expect.array_links[column]]
+                wanted = None if value is None else [
+                    None if v is None else parent_map[v] for v in value]
                 assert target_row[target_column] == wanted, (name, column, row[expect.id_column])
             else:
                 assert _comparable(target_row[target_column]) == _comparable(value), (
