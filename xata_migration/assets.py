@@ -69,6 +69,9 @@ def _load_metadata(plan: Plan, table: Table, result: LoadResult, seconds: float)
     }
     if result.nulled_missing:
         metadata["links_set_null_missing"] = dg.MetadataValue.json(result.nulled_missing)
+    if result.skipped_rows:
+        metadata["rows_skipped_missing_links"] = result.skipped_rows
+        metadata["rows_skipped_examples"] = dg.MetadataValue.json(result.skipped_examples)
     return metadata
 
 

@@ -68,8 +68,14 @@ def _value_rows(table: Table) -> tuple[sql.Composed, sql.Composed]:
             sql.SQL("ROW({})").format(sql.SQL(", ").join(target)))
 
 
-def _differing_rows(source, target, plan: Plan, table: Table, source_row, target_row):
-    """Stream the source's per-row hashes into the target; (count, examples) that differ."""
+def _differing_rows(source, target, plan: Plan, table: Table, source_row, target_row,
+                    skipped: "Skipped"):
+    """Stream the source's per-row hashes into the target; (count, examples) that differ.
+    Rows left out by `on_missing: skip` (and explained) are not counted."""
+    left_out = sql.SQL("")
+    if skipped.rows:
+        left_out = sql.SQL(" AND NOT EXISTS (SELECT 1 FROM {} k WHERE k.xid = s.xid"
+                           " AND k.explained AND x.xata_id IS NULL)").format(SKIPPED)
     with target.transaction():
         create_temp_table(target, CHECK_STAGE, [sql.SQL("xid text"), sql.SQL("h text")])
         select = sql.SQL("SELECT src.{}::text, md5(({})::text) FROM {}").format(
@@ -79,28 +85,85 @@ def _differing_rows(source, target, plan: Plan, table: Table, source_row, target
             "SELECT count(*), coalesce((array_agg(ROW(coalesce(s.xid, x.xata_id), x.new_id)"
             "::text ORDER BY coalesce(s.xid, x.xata_id)))[1:%s], '{{}}')"
             " FROM {stage} s FULL JOIN (SELECT m.xata_id, m.new_id, md5(({row})::text) AS h"
-            " FROM {target}) x ON x.xata_id = s.xid WHERE s.h IS DISTINCT FROM x.h").format(
-            stage=CHECK_STAGE, row=target_row, target=_target_from(plan, table)),
+            " FROM {target}) x ON x.xata_id = s.xid WHERE s.h IS DISTINCT FROM x.h{left_out}"
+        ).format(stage=CHECK_STAGE, row=target_row, target=_target_from(plan, table),
+                 left_out=left_out),
             (EXAMPLES,)).fetchone()
     return count, examples
 
 
-def row_counts(source, target, plan: Plan, table: Table) -> CheckOutcome:
+SKIPPED = sql.Identifier("xata_migration_skipped")
+
+
+@dataclass
+class Skipped:
+    """Source rows left out by `on_missing: skip` links, as the checks see them."""
+    rows: int = 0
+    unexplained: int = 0  # left out, yet no skip link of theirs points nowhere
+    examples: list = field(default_factory=list)
+
+
+def find_skipped(source, target, plan: Plan, table: Table) -> Skipped:
+    """Source rows without a mapping, in pg_temp.xata_migration_skipped(xid, explained).
+
+    A row may be missing only if one of its skip links holds an id that its parent's
+    mapping does not have (for a self-link: a row that was itself left out).
+    """
+    links = [c for c in table.links if c.link.on_missing == "skip"]
+    if not links:
+        return Skipped()
+    binary = create_stage(target, CHECK_STAGE, links)
+    copy_between(source, target, source_select(plan, table, links), CHECK_STAGE, binary)
+    missing = []
+    for index, column in enumerate(links):
+        value = sql.SQL("unnest(s.{})" if column.is_array_link else "s.{}").format(
+            stage_name(index))
+        missing.append(sql.SQL(
+            "EXISTS (SELECT 1 FROM (SELECT {} AS v) x WHERE v IS NOT NULL AND NOT EXISTS"
+            " (SELECT 1 FROM {} q WHERE q.xata_id = v))").format(
+            value, ddl.mapping_table(column.link.table)))
+    target.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(SKIPPED))
+    target.execute(sql.SQL(
+        "CREATE TEMP TABLE {skipped} AS SELECT s.xid, ({missing}) AS explained FROM {s} s"
+        " WHERE NOT EXISTS (SELECT 1 FROM {map} m WHERE m.xata_id = s.xid)").format(
+        skipped=SKIPPED, missing=sql.SQL(" OR ").join(missing), s=CHECK_STAGE,
+        map=ddl.mapping_table(table.name)))
+    rows, unexplained, examples = target.execute(sql.SQL(
+        "SELECT count(*), count(*) FILTER (WHERE NOT explained),"
+        " coalesce((array_agg(xid ORDER BY xid))[1:%s], '{{}}') FROM {}").format(SKIPPED),
+        (EXAMPLES,)).fetchone()
+    return Skipped(rows, unexplained, examples)
+
+
+def row_counts(source, target, plan: Plan, table: Table,
+               skipped: Skipped = Skipped()) -> CheckOutcome:
     source_rows = source.execute(sql.SQL("SELECT count(*) FROM {}").format(
         _source_from(plan, table))).fetchone()[0]
     target_rows, mapped = target.execute(sql.SQL(
         "SELECT (SELECT count(*) FROM {}), (SELECT count(*) FROM {})").format(
         ddl.target_table(plan, table), ddl.mapping_table(table.name))).fetchone()
-    passed = source_rows == target_rows == mapped
-    return CheckOutcome("row_counts", passed,
-                        f"source {source_rows}, target {target_rows}, mapping {mapped}",
-                        {"source_rows": source_rows, "target_rows": target_rows,
-                         "mapping_rows": mapped})
+    passed = source_rows - skipped.rows == target_rows == mapped and not skipped.unexplained
+    metadata = {"source_rows": source_rows, "target_rows": target_rows, "mapping_rows": mapped}
+    summary = f"source {source_rows}, target {target_rows}, mapping {mapped}"
+    if skipped.rows:
+        metadata.update(skipped_rows=skipped.rows, skipped_examples=skipped.examples,
+                        skipped_without_missing_link=skipped.unexplained)
+        summary += f", {skipped.rows} left out by on_missing: skip"
+    return CheckOutcome("row_counts", passed, summary, metadata)
 
 
-def id_mapping(source, target, plan: Plan, table: Table) -> CheckOutcome:
+def _minus(totals: tuple, other: tuple) -> tuple:
+    return (totals[0] - other[0], str(int(totals[1]) - int(other[1])),
+            str(int(totals[2]) - int(other[2])))
+
+
+def id_mapping(source, target, plan: Plan, table: Table,
+               skipped: Skipped = Skipped()) -> CheckOutcome:
     source_ids = _hash_totals(source, sql.SQL("ROW(src.{}::text)").format(
         sql.Identifier(table.id_column)), _source_from(plan, table))
+    if skipped.rows:  # the sums add up, so the left-out ids can be taken away
+        source_ids = _minus(source_ids, _hash_totals(target, sql.SQL("ROW(k.xid)"),
+                                                     sql.SQL("{} k").format(SKIPPED)))
     mapped_ids = _hash_totals(target, sql.SQL("ROW(m.xata_id)"), sql.SQL("{} m").format(
         ddl.mapping_table(table.name)))
     unused, unmapped, repeated_new, repeated_old = target.execute(sql.SQL(
@@ -118,7 +181,7 @@ def id_mapping(source, target, plan: Plan, table: Table) -> CheckOutcome:
     if not same_ids:
         row = sql.SQL("ROW(src.{}::text)").format(sql.Identifier(table.id_column))
         count, examples = _differing_rows(source, target, plan, table, row,
-                                          sql.SQL("ROW(m.xata_id)"))
+                                          sql.SQL("ROW(m.xata_id)"), skipped)
         metadata.update(source_ids_not_matching=count, examples=examples)
     passed = same_ids and not (unused or unmapped or repeated_new or repeated_old)
     return CheckOutcome("id_mapping", passed,
@@ -126,10 +189,19 @@ def id_mapping(source, target, plan: Plan, table: Table) -> CheckOutcome:
                         metadata)
 
 
-def values_unchanged(source, target, plan: Plan, table: Table) -> CheckOutcome:
+def values_unchanged(source, target, plan: Plan, table: Table,
+                     skipped: Skipped = Skipped()) -> CheckOutcome:
     source_row, target_row = _value_rows(table)
     source_totals = _hash_totals(source, source_row, _source_from(plan, table))
     target_totals = _hash_totals(target, target_row, _target_from(plan, table))
+    if skipped.rows:  # compare row by row, leaving out the rows that were left out
+        count, examples = _differing_rows(source, target, plan, table, source_row,
+                                          target_row, skipped)
+        return CheckOutcome("values_unchanged", not count,
+                            f"{target_totals[0]} rows compared, {count} differ",
+                            {"columns_compared": len(table.value_columns),
+                             "target_rows": target_totals[0], "skipped_rows": skipped.rows,
+                             "rows_differing": count, "examples": examples})
     metadata = {"columns_compared": len(table.value_columns), "source_rows": source_totals[0],
                 "target_rows": target_totals[0],
                 "source_hash": f"{source_totals[1]}/{source_totals[2]}",
@@ -137,7 +209,8 @@ def values_unchanged(source, target, plan: Plan, table: Table) -> CheckOutcome:
     if source_totals == target_totals:
         return CheckOutcome("values_unchanged", True,
                             f"{source_totals[0]} rows identical", metadata)
-    count, examples = _differing_rows(source, target, plan, table, source_row, target_row)
+    count, examples = _differing_rows(source, target, plan, table, source_row, target_row,
+                                      skipped)
     metadata.update(rows_differing=count, examples=examples)
     return CheckOutcome("values_unchanged", False, f"{count} rows differ", metadata)
 
@@ -193,7 +266,7 @@ def _link_report(target, plan: Plan, table: Table, column: Column, index: int) -
              t=ddl.target_table(plan, table)), (EXAMPLES,)).fetchone()
     return {"linked": linked, "null": null_links, "missing_in_source": int(missing),
             "wrong": wrong, "pointing_nowhere": _pointing_nowhere(target, plan, table, column),
-            "examples": examples, "missing_allowed": column.link.on_missing != "fail"}
+            "examples": examples, "missing_allowed": column.link.on_missing == "null"}
 
 
 def links_intact(source, target, plan: Plan, table: Table,
@@ -214,12 +287,13 @@ def links_intact(source, target, plan: Plan, table: Table,
 def table_checks(source, target, plan: Plan, table: Table) -> list[CheckOutcome]:
     """Every check of a table's own asset, against one consistent source snapshot."""
     try:
-        outcomes = [row_counts(source, target, plan, table),
-                    id_mapping(source, target, plan, table)]
+        skipped = find_skipped(source, target, plan, table)
+        outcomes = [row_counts(source, target, plan, table, skipped),
+                    id_mapping(source, target, plan, table, skipped)]
         own_links = [c for c in table.links if not c.link.deferred]
         if own_links:
             outcomes.append(links_intact(source, target, plan, table, own_links))
-        outcomes.append(values_unchanged(source, target, plan, table))
+        outcomes.append(values_unchanged(source, target, plan, table, skipped))
     finally:
         source.commit()
         target.rollback()

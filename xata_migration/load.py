@@ -42,11 +42,13 @@ class LoadResult:
     updated: int = 0
     created_table: bool = False
     nulled_missing: dict[str, int] = field(default_factory=dict)
+    skipped_rows: int = 0
+    skipped_examples: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def unchanged(self) -> int:
-        return self.source_rows - self.inserted - self.updated
+        return self.source_rows - self.skipped_rows - self.inserted - self.updated
 
 
 def stage_name(index: int) -> sql.Identifier:
@@ -175,7 +177,45 @@ def missing_links_error(table: Table, column: Column, count: int, examples: list
     return (f"Table {table.name!r}, column {column.name!r}: {count} row(s) link to records "
             f"that do not exist in {column.link.table!r} (e.g. {examples}). Nothing was "
             "written. Fix the source, or choose in the plan what to do with such values: "
-            "`on_missing: null` on this link sets them to NULL (counted in the metadata).")
+            "`on_missing: null` on this link sets them to NULL, `on_missing: skip` leaves "
+            "those rows out (either is counted in the metadata and the checks).")
+
+
+def _missing_condition(table: Table, column: Column, index: int) -> sql.Composed:
+    """True for a staged row whose link (or an element of it) has no record to point to.
+    Before ids are given, a self-link's record may also be another staged row."""
+    known = sql.SQL("EXISTS (SELECT 1 FROM {} m WHERE m.xata_id = v)").format(
+        ddl.mapping_table(column.link.table))
+    if column.link.table == table.name:
+        known = sql.SQL("({} OR EXISTS (SELECT 1 FROM {} o WHERE o.xid = v))").format(
+            known, STAGE)
+    return sql.SQL("EXISTS (SELECT 1 FROM (SELECT {} AS v) x WHERE v IS NOT NULL"
+                   " AND NOT {})").format(
+        sql.SQL("unnest(s.{})" if column.is_array_link else "s.{}").format(stage_name(index)),
+        known)
+
+
+def skip_rows_with_missing_links(target, table: Table, columns: list[Column],
+                                 result: LoadResult) -> None:
+    """Leave out rows whose `on_missing: skip` link has no record, before they get ids.
+
+    Repeated until nothing changes: a row whose self-link points at a left-out row is
+    itself left out.
+    """
+    skip = [(i, c) for i, c in enumerate(columns) if c.link and c.link.on_missing == "skip"]
+    if not skip:
+        return
+    for column in (c for _, c in skip):
+        require_parent_mapping(target, table, column)
+    condition = sql.SQL(" OR ").join(_missing_condition(table, c, i) for i, c in skip)
+    while True:
+        removed = target.execute(sql.SQL("DELETE FROM {} s WHERE {} RETURNING s.xid").format(
+            STAGE, condition)).fetchall()
+        if not removed:
+            return
+        result.skipped_rows += len(removed)
+        result.skipped_examples = sorted(
+            result.skipped_examples + [r[0] for r in removed])[:EXAMPLES]
 
 
 def handle_missing_links(target, table: Table, columns: list[Column], result: LoadResult,
@@ -184,6 +224,8 @@ def handle_missing_links(target, table: Table, columns: list[Column], result: Lo
         if not column.link or (column.link.deferred and not deferred_too):
             continue
         require_parent_mapping(target, table, column)
+        if column.link.on_missing == "skip":
+            continue  # those rows were left out before ids were given
         count, examples = find_missing(target, column, index)
         if count and column.link.on_missing == "fail":
             raise LoadError(missing_links_error(table, column, count, examples))
@@ -311,6 +353,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
         phase("transfer")
         check_ids(target, table)
         result.created_table = ensure_target_table(target, plan, table, columns)
+        skip_rows_with_missing_links(target, table, columns, result)
         result.new_ids = allocate_ids(target, plan, table, columns)
         phase("allocate_ids")
         handle_missing_links(target, table, columns, result)

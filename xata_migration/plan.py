@@ -158,7 +158,8 @@ _HEADER = """\
 # Each table: its target name, the source id column that new bigint ids replace, the
 # columns that order new ids (ties broken by the id), every kept column with its target
 # name and PostgreSQL type, and links (rewritten to the parent's new bigint id).
-#   link.on_missing: fail (default) | null | skip  -- a link value whose record is missing
+#   link.on_missing: what to do with a link value whose record does not exist:
+#     fail (default: the table stops, nothing written) | null (set NULL) | skip (leave the row out)
 #   link.deferred: true  -- written after both tables load (breaks a cycle of links)
 #   dropped: source columns not copied (move one into columns to keep it)
 # `order` is informative: it is recomputed from the links every time.
@@ -289,6 +290,9 @@ def _validate_link(column: Column, where: str, names: set[str]) -> None:
     if column.type != wanted:
         raise PlanError(f"{where} is a link from a {column.source_type} column, so its target "
                         f"type must be {wanted} (the parent's new id), not {column.type!r}.")
+    if column.link.deferred and column.link.on_missing == "skip":
+        raise PlanError(f"{where}: a deferred link is written after its rows, so it cannot "
+                        "skip them: use on_missing: fail or null, or defer another link.")
     if column.is_array_link and column.link.deferred:
         raise PlanError(f"{where}: a link from an array column cannot be deferred. Defer "
                         "another link of the cycle.")

@@ -147,3 +147,40 @@ def test_on_missing_null_sets_dangling_links_to_null_and_counts_them(hostile):
     with psycopg.connect(target_url) as conn:
         assert conn.execute("SELECT \"ownerId\" FROM image i JOIN xata_id_map.image m"
                             " ON m.new_id = i.id WHERE m.xata_id = 'rec_img_2'").fetchone() == (None,)
+
+
+def test_on_missing_skip_leaves_rows_out_and_the_checks_account_for_them(hostile):
+    plan, source_url, target_url = hostile
+    # order 3 loses its buyer; orders 1 and 2 point (through `parent`) at order 3 and 1
+    execute_sql(source_url, "ALTER TABLE \"order\" DROP CONSTRAINT order_buyer_fkey",
+                "COMMENT ON COLUMN \"order\".buyer IS '{\"xata.link\": \"User\"}'",
+                "UPDATE \"order\" SET buyer = 'rec_gone' WHERE xata_id = 'rec_order_3'")
+    plan = plan_for(source_url)
+    plan.table("order").column("buyer").link.on_missing = "skip"
+    assert not migrate(plan, source_url, target_url).success  # parent link still says fail
+    plan.table("order").column("parent").link.on_missing = "skip"
+    result = migrate(plan, source_url, target_url)
+    assert result.success, [str(e.event_specific_data.error) for e in result.all_events
+                            if e.event_type_value == "STEP_FAILURE"]
+    outcomes = {e.check_name: e for e in result.get_asset_check_evaluations()
+                if e.asset_key.to_user_string() == "order"}
+    assert all(o.passed for o in outcomes.values())
+    assert outcomes["row_counts"].metadata["skipped_rows"].value == 3
+    metadata = result.asset_materializations_for_node("migrate_order")[0].metadata
+    assert metadata["rows_skipped_missing_links"].value == 3
+    assert metadata["rows_skipped_examples"].value == ["rec_order_1", "rec_order_2",
+                                                       "rec_order_3"]
+    with psycopg.connect(target_url) as conn:
+        assert conn.execute('SELECT xata_id FROM xata_id_map."order"').fetchall() == [
+            ("rec_order_4",)]
+        assert conn.execute('SELECT count(*) FROM "order"').fetchone()[0] == 1
+    # A row missing for another reason is not excused by the skip policy.
+    execute_sql(target_url, "DELETE FROM \"order\"", "DELETE FROM xata_id_map.\"order\"")
+    from xata_migration import checks
+    from xata_migration.connections import connect
+    with connect(source_url, "source", True) as source, connect(target_url, "target") as target:
+        outcomes = {o.name: o for o in checks.table_checks(source, target, plan,
+                                                           plan.table("order"))}
+    assert not outcomes["row_counts"].passed
+    assert outcomes["row_counts"].metadata["skipped_without_missing_link"] == 1
+    assert not outcomes["id_mapping"].passed and not outcomes["values_unchanged"].passed
