@@ -161,9 +161,9 @@ def id_mapping(source, target, plan: Plan, table: Table,
                skipped: Skipped = Skipped()) -> CheckOutcome:
     source_ids = _hash_totals(source, sql.SQL("ROW(src.{}::text)").format(
         sql.Identifier(table.id_column)), _source_from(plan, table))
-    if skipped.rows:  # the sums add up, so the left-out ids can be taken away
-        source_ids = _minus(source_ids, _hash_totals(target, sql.SQL("ROW(k.xid)"),
-                                                     sql.SQL("{} k").format(SKIPPED)))
+    if skipped.rows:  # the sums add up, so the ids rightly left out can be taken away
+        source_ids = _minus(source_ids, _hash_totals(
+            target, sql.SQL("ROW(k.xid)"), sql.SQL("{} k WHERE k.explained").format(SKIPPED)))
     mapped_ids = _hash_totals(target, sql.SQL("ROW(m.xata_id)"), sql.SQL("{} m").format(
         ddl.mapping_table(table.name)))
     unused, unmapped, repeated_new, repeated_old = target.execute(sql.SQL(
