@@ -14,7 +14,7 @@ import dagster as dg
 
 from xata_migration import checks
 from xata_migration.load import LoadResult, load_deferred_link, load_table
-from xata_migration.names import dagster_name
+from xata_migration.names import asset_key_part, dagster_name
 from xata_migration.plan import Column, Plan, Table
 from xata_migration.resources import TargetDatabase, XataSource
 
@@ -29,11 +29,11 @@ CHECK_DESCRIPTIONS = {
 
 
 def table_key(table_name: str) -> dg.AssetKey:
-    return dg.AssetKey([table_name])
+    return dg.AssetKey([asset_key_part(table_name)])
 
 
 def link_key(table: Table, column: Column) -> dg.AssetKey:
-    return dg.AssetKey([table.name, column.name])
+    return dg.AssetKey([asset_key_part(table.name), asset_key_part(column.name)])
 
 
 def _metadata_value(value):

@@ -63,7 +63,9 @@ def _value_rows(table: Table) -> tuple[sql.Composed, sql.Composed]:
     target = [sql.SQL("m.xata_id")]
     for column in table.value_columns:
         source.append(sql.SQL("src.{}").format(sql.Identifier(column.name)))
-        target.append(sql.SQL("t.{}").format(sql.Identifier(column.target)))
+        # pgvector's vector holds float4 exactly as real[] does; compare in real[]'s text
+        as_source = sql.SQL("::real[]") if column.is_pgvector else sql.SQL("")
+        target.append(sql.SQL("t.{}{}").format(sql.Identifier(column.target), as_source))
     return (sql.SQL("ROW({})").format(sql.SQL(", ").join(source)),
             sql.SQL("ROW({})").format(sql.SQL(", ").join(target)))
 

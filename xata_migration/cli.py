@@ -15,7 +15,7 @@ import time
 
 from xata_migration import embedded
 from xata_migration.connections import ConnectionFailed, connect
-from xata_migration.introspect import introspect
+from xata_migration.introspect import introspect, use_pgvector
 from xata_migration.plan import PlanError, save_plan
 
 DEMO_SOURCE, DEMO_TARGET, DAGSTER_DB = "xata_demo_source", "xata_demo_target", "dagster"
@@ -27,12 +27,15 @@ def command_plan(args) -> int:
         raise PlanError("Name the source database: --source-url URL or XATA_SOURCE_URL.")
     with connect(url, "source", read_only=True) as conn:
         plan, skipped = introspect(conn, args.schema)
+        vectors = use_pgvector(conn, plan) if args.vectors == "pgvector" else []
     save_plan(plan, args.output)
     links = sum(len(t.links) for t in plan.tables)
     deferred = [f"{t.name}.{c.name}" for t in plan.tables for c in t.links if c.link.deferred]
     print(f"Wrote {args.output}: {len(plan.tables)} tables, {links} links.")
     if deferred:
         print("Links deferred to break cycles: " + ", ".join(deferred))
+    if vectors:
+        print("Stored as pgvector vector(n): " + ", ".join(vectors))
     for hint in plan.suggested_links:
         print(f"Column {hint['table']}.{hint['column']} holds ids of {hint['links_to']!r} "
               f"({hint['matched']} of {hint['sampled']} sampled values) but is not a link: "
@@ -141,6 +144,9 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--source-url", help="source database URL (default: $XATA_SOURCE_URL)")
     plan.add_argument("--output", required=True, help="where to write the plan")
     plan.add_argument("--schema", default="public", help="source schema (default: public)")
+    plan.add_argument("--vectors", choices=["real[]", "pgvector"], default="real[]",
+                      help="store Xata vectors as real[] (default, as in the source) or as "
+                           "pgvector's vector(n) (the target needs the extension)")
     plan.set_defaults(run=command_plan)
     demo = commands.add_parser("demo", help="migrate a demo Xata database on an embedded server")
     demo.add_argument("--rows", type=int, default=150, help="rows per table (junctions: 2x)")

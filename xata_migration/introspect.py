@@ -8,6 +8,7 @@ KEYs to that id column, and from `{"xata.link": "T"}` column comments where no F
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import psycopg
@@ -51,6 +52,14 @@ JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
 WHERE n.nspname = %(schema)s AND i.indisunique AND i.indnkeyatts = 1
   AND i.indexprs IS NULL AND i.indpred IS NULL
 """
+
+_VECTOR_CHECKS_SQL = """
+SELECT c.relname, pg_get_constraintdef(con.oid) AS definition
+FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE con.contype = 'c' AND n.nspname = %(schema)s
+"""
+_LENGTH_CHECK = re.compile(r'array_length\(\(?("(?:[^"]|"")+"|[^,()]+)\)?,\s*1\)\s*=\s*(\d+)')
 
 _FOREIGN_KEYS_SQL = """
 SELECT c.relname, a.attname, pc.relname AS parent, pa.attname AS parent_column,
@@ -267,6 +276,45 @@ def find_hidden_links(conn: psycopg.Connection, plan: Plan) -> list[dict]:
                                 "matched": matches[best], "sampled": sampled})
     conn.commit()
     return suggestions
+
+
+def vector_dimensions(conn: psycopg.Connection, schema: str,
+                      columns: dict[str, list[SourceColumn]]) -> dict[tuple[str, str], int]:
+    """{(table, column): n} for real[] columns that Xata marks as vectors: the comment
+    {"xata.search.dimension": n}, or a CHECK (array_length(c, 1) = n)."""
+    found = {}
+    for table, table_columns in columns.items():
+        for column in table_columns:
+            try:
+                comment = json.loads(column.comment or "null")
+            except ValueError:
+                comment = None
+            if column.type_name == "real[]" and isinstance(comment, dict) and isinstance(
+                    comment.get("xata.search.dimension"), int):
+                found[(table, column.name)] = comment["xata.search.dimension"]
+    for table, definition in conn.execute(_VECTOR_CHECKS_SQL, {"schema": schema}):
+        match = _LENGTH_CHECK.search(definition)
+        if match:
+            name = match.group(1)
+            name = name[1:-1].replace('""', '"') if name.startswith('"') else name
+            kinds = {c.name: c.type_name for c in columns.get(table, [])}
+            if kinds.get(name) == "real[]":
+                found.setdefault((table, name), int(match.group(2)))
+    conn.commit()
+    return found
+
+
+def use_pgvector(conn: psycopg.Connection, plan: Plan) -> list[str]:
+    """Store every Xata vector column as pgvector's vector(n); returns their names."""
+    dimensions = vector_dimensions(conn, plan.source_schema,
+                                   read_columns(conn, plan.source_schema))
+    changed = []
+    for table in plan.tables:
+        for column in table.value_columns:
+            if (table.name, column.name) in dimensions:
+                column.type = f"vector({dimensions[(table.name, column.name)]})"
+                changed.append(f"{table.name}.{column.name}")
+    return changed
 
 
 def _defer_cycles(tables: list[Table]) -> None:

@@ -60,6 +60,8 @@ def stage_type(column: Column) -> str:
     """Links are staged as the source's ids (text, or text[]), values in their target type."""
     if column.link:
         return "text[]" if column.is_array_link else "text"
+    if column.is_pgvector:  # the source has no pgvector: cast in the target
+        return "real[]"
     return column.type
 
 
@@ -247,7 +249,8 @@ def _row_select(plan: Plan, table: Table, columns: list[Column]) -> sql.Composed
                 ddl.mapping_table(column.link.table), alias, alias, stage_name(index)))
             fields.append(sql.SQL("{}.new_id").format(alias))
         else:
-            fields.append(sql.SQL("s.{}").format(stage_name(index)))
+            cast = sql.SQL("::{}").format(sql.SQL(column.type)) if column.is_pgvector else sql.SQL("")
+            fields.append(sql.SQL("s.{}{}").format(stage_name(index), cast))
     return sql.SQL("SELECT {} FROM {} s {}").format(
         sql.SQL(", ").join(fields), STAGE, sql.SQL(" ").join(joins))
 
@@ -306,8 +309,22 @@ def expected_shape(target, table: Table, columns: list[Column]) -> dict[str, str
         ("pg_temp." + STAGE.as_string(target),)).fetchall())
     shape = {ddl.ID: "bigint"}
     for index, column in enumerate(columns):
-        shape[column.target] = column.type if column.link else staged[f"c{index}"]
+        planned = column.link or column.is_pgvector
+        shape[column.target] = column.type if planned else staged[f"c{index}"]
     return shape
+
+
+def require_pgvector(target, table: Table) -> None:
+    try:
+        with target.transaction():  # a savepoint: a failure here must not end the load's
+            target.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except psycopg.Error as error:
+        names = [c.name for c in table.columns if c.is_pgvector]
+        raise LoadError(
+            f"Table {table.name!r}: the plan stores {names} as pgvector's `vector`, but the "
+            f"target cannot have the extension ({str(error).strip()}). Install pgvector on "
+            "the target server (or let an administrator CREATE EXTENSION vector), or keep "
+            "those columns as real[] in the plan. Nothing was written.") from None
 
 
 def ensure_target_table(target, plan: Plan, table: Table, columns: list[Column]) -> bool:
@@ -316,6 +333,8 @@ def ensure_target_table(target, plan: Plan, table: Table, columns: list[Column])
     existing = target_shape(target, plan.target_schema, table.target)
     expected = expected_shape(target, table, columns)
     if existing is None:
+        if any(c.is_pgvector for c in columns):
+            require_pgvector(target, table)
         target.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
             sql.Identifier(plan.target_schema)))
         target.execute(ddl.create_table_sql(plan, table))

@@ -31,6 +31,24 @@ def derived_name(table: str, column: str, suffix: str) -> str:
 _NOT_KEY_CHARS = re.compile(r"[^A-Za-z0-9_]")
 
 
+def asset_key_part(name: str) -> str:
+    """A table (or column) name as one part of a Dagster asset key.
+
+    The name itself where Dagster accepts it (`tag-to-image`, `User`, `order`); Dagster
+    derives Python identifiers from keys, so other characters become `_` and Python
+    keywords or Dagster's reserved words (`from`, `config`) get a `_table` suffix.
+    """
+    from dagster._core.definitions.utils import is_valid_name  # pinned dagster version
+
+    def valid(part: str) -> bool:
+        return is_valid_name(part.replace("-", "_").replace(".", "_"))
+
+    if valid(name):
+        return name
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
+    return cleaned if valid(cleaned) else cleaned + "_table"
+
+
 def dagster_name(table: str, column: str | None = None) -> str:
     """The Dagster op name of a table's asset (or of a deferred link's asset).
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from xata_migration import graph
-from xata_migration.names import MAX_IDENTIFIER_BYTES, dagster_name
+from xata_migration.names import MAX_IDENTIFIER_BYTES, asset_key_part, dagster_name
 
 PLAN_VERSION = 1
 MAPPING_SCHEMA = "xata_id_map"
@@ -56,6 +56,11 @@ class Column:
     def __post_init__(self):
         self.target = self.target or self.name
         self.source_type = self.source_type or ("text" if self.link else self.type)
+
+    @property
+    def is_pgvector(self) -> bool:
+        """A Xata vector (real[]) stored as pgvector's vector(n) in the target."""
+        return not self.link and self.type.startswith("vector(")
 
     @property
     def is_array_link(self) -> bool:
@@ -312,6 +317,7 @@ def _unique_dagster_names(plan: Plan) -> None:
     steps = [(dagster_name(t.name), f"table {t.name!r}") for t in plan.tables]
     steps += [(dagster_name(t.name, c.name), f"link {t.name}.{c.name}")
               for t in plan.tables for c in t.links if c.link.deferred]
+    steps += [("asset key " + asset_key_part(t.name), f"table {t.name!r}") for t in plan.tables]
     for step, what in steps:
         if step in seen:
             raise PlanError(

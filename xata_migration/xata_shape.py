@@ -94,6 +94,11 @@ def create_tables(conn: psycopg.Connection, schema: dict) -> None:
         for column in table.get("columns", []):
             if column["type"] == "link":
                 _add_link(conn, table["name"], column)
+            if column["type"] == "vector":
+                conn.execute(sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
+                    sql.Identifier(table["name"]), sql.Identifier(column["name"]),
+                    sql.Literal(json.dumps(
+                        {"xata.search.dimension": column["vector"]["dimension"]}))))
 
 
 def _add_link(conn: psycopg.Connection, table: str, column: dict) -> None:

@@ -24,6 +24,14 @@ def test_long_multibyte_names_are_cut_on_a_character_boundary():
     assert name.startswith("é" * 27)
 
 
+def test_asset_key_parts_keep_names_dagster_accepts():
+    from xata_migration.names import asset_key_part
+    assert [asset_key_part(n) for n in ["tag-to-image", "User", "order", "1st", "a.b"]] == \
+        ["tag-to-image", "User", "order", "1st", "a.b"]
+    assert [asset_key_part(n) for n in ["user group", "café", "from", "config", 'x"q']] == \
+        ["user_group", "caf_", "from_table", "config_table", "x_q"]
+
+
 def test_step_names_are_valid_for_dagster():
     assert dagster_name("tag-to-image") == "migrate_tag_to_image"
     assert dagster_name("from") == "migrate_from"

@@ -1,0 +1,95 @@
+"""Hostile names, the longest custom ids Xata allowed, and vectors stored as pgvector."""
+
+import psycopg
+
+from xata_migration.connections import connect
+from xata_migration.introspect import use_pgvector
+from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
+                                          execute_sql, migrate, plan_for, verify_migration)
+from xata_migration.xata_shape import XATA_RUNTIME_SQL
+
+LONGEST_ID = "a" * 200 + "_~-:" + "Z9" * 25 + "x"  # 255 characters
+assert len(LONGEST_ID) == 255
+
+NAMES = f"""
+CREATE TABLE "select" ({XATA_COLUMNS}, "from" text, "group" text, "Mixed Case" int);
+CREATE UNIQUE INDEX s_id ON "select" (xata_id);
+CREATE TABLE "user group" ({XATA_COLUMNS}, "where" text REFERENCES "select" (xata_id),
+    "user" text REFERENCES "select" (xata_id), "x""quote" text);
+CREATE UNIQUE INDEX ug_id ON "user group" (xata_id);
+CREATE TABLE "user" ({XATA_COLUMNS}, "order" text REFERENCES "user group" (xata_id),
+    "select" text);
+CREATE UNIQUE INDEX u_id ON "user" (xata_id);
+ALTER TABLE "user" ADD FOREIGN KEY ("select") REFERENCES "user" (xata_id);
+CREATE TABLE "from" ({XATA_COLUMNS}, "café" text REFERENCES "user group" (xata_id));
+CREATE UNIQUE INDEX f_id ON "from" (xata_id);
+INSERT INTO "select" (xata_id, "from", "group", "Mixed Case") VALUES
+  ('{LONGEST_ID}', 'a', 'b', 1), ('s2', NULL, 'c', NULL);
+INSERT INTO "user group" (xata_id, "where", "user", "x""quote") VALUES
+  ('g1', '{LONGEST_ID}', 's2', 'q"q'), ('g2', NULL, '{LONGEST_ID}', NULL);
+INSERT INTO "user" (xata_id, "order", "select") VALUES ('u1', 'g2', 'u2'), ('u2', 'g1', 'u2');
+INSERT INTO "from" (xata_id, "café") VALUES ('f1', 'g1');
+"""
+
+
+def test_reserved_words_spaces_quotes_and_longest_ids(source_url, target_url):
+    execute_sql(source_url, XATA_RUNTIME_SQL, NAMES)
+    plan = plan_for(source_url)
+    result = migrate(plan, source_url, target_url)
+    assert result.success and all(check_outcomes(result).values())
+    # asset keys: the table's name where Dagster accepts it, else a valid stand-in
+    assert {e.asset_key.path[0] for e in result.get_asset_materialization_events()} == \
+        {"select", "user_group", "user", "from_table"}
+    assert verify_migration(source_url, target_url, {
+        "select": Expectation(),
+        "user group": Expectation(links={"where": "select", "user": "select"}),
+        "user": Expectation(links={"order": "user group", "select": "user"}),
+        "from": Expectation(links={"café": "user group"})}) == 7
+
+
+VECTORS = f"""
+CREATE TABLE docs ({XATA_COLUMNS}, title text,
+    embedding real[] CHECK (array_length(embedding, 1) = 3),
+    "Other Vec" real[] CHECK (array_length("Other Vec", 1) = 2), plain real[]);
+CREATE UNIQUE INDEX docs_id ON docs (xata_id);
+COMMENT ON COLUMN docs.embedding IS '{{"xata.search.dimension": 3}}';
+INSERT INTO docs (xata_id, title, embedding, "Other Vec", plain) VALUES
+  ('d1', 'a', '{{0.1,-0,3.4e38}}', '{{1,2}}', '{{1,NULL}}'),
+  ('d2', 'b', NULL, '{{1.17549435e-38,-1.5}}', NULL);
+"""
+
+
+def test_vectors_stored_as_pgvector(source_url, target_url):
+    execute_sql(source_url, XATA_RUNTIME_SQL, VECTORS)
+    plan = plan_for(source_url)
+    with connect(source_url, "source", read_only=True) as conn:
+        assert use_pgvector(conn, plan) == ["docs.embedding", "docs.Other Vec"]
+    result = migrate(plan, source_url, target_url)
+    assert result.success and all(check_outcomes(result).values())
+    with psycopg.connect(target_url) as conn:
+        types = dict(conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM"
+                                  " pg_attribute WHERE attrelid = 'docs'::regclass").fetchall())
+        assert (types["embedding"], types["Other Vec"], types["plain"]) == \
+            ("vector(3)", "vector(2)", "real[]")
+        target = conn.execute('SELECT m.xata_id, d.embedding::real[]::text,'
+                              ' d."Other Vec"::real[]::text FROM docs d JOIN xata_id_map.docs m'
+                              ' ON m.new_id = d.id ORDER BY 1').fetchall()
+    with psycopg.connect(source_url) as conn:
+        source = conn.execute('SELECT xata_id, embedding::text, "Other Vec"::text FROM docs'
+                              ' ORDER BY 1').fetchall()
+    assert target == source
+
+
+def test_values_check_sees_a_changed_vector(source_url, target_url):
+    execute_sql(source_url, XATA_RUNTIME_SQL, VECTORS)
+    plan = plan_for(source_url)
+    with connect(source_url, "source", read_only=True) as conn:
+        use_pgvector(conn, plan)
+    assert migrate(plan, source_url, target_url).success
+    execute_sql(target_url, "UPDATE docs SET \"Other Vec\" = '[1,2.0001]' WHERE \"Other Vec\""
+                " = '[1,2]'")
+    from xata_migration import checks
+    with connect(source_url, "source", True) as source, connect(target_url, "target") as target:
+        outcome = [o for o in checks.table_checks(source, target, plan, plan.table("docs"))
+                   if o.name == "values_unchanged"][0]
+    assert not outcome.passed and outcome.metadata["rows_differing"] == 1
