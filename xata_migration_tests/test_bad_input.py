@@ -92,3 +92,42 @@ def test_unreachable_target_fails_without_showing_the_password(hostile, tmp_path
     assert failures and all("topsecret42" not in f for f in failures)
     assert "Cannot connect to the target database at postgresql://owner:***@" in failures[0]
     assert not any("topsecret42" in str(e) for e in result.all_events)
+
+
+@pytest.fixture
+def password_role(pg_server):
+    """A role the embedded server authenticates with scram (it trusts everyone else)."""
+    if not hasattr(pg_server, "pgserver"):
+        pytest.skip("edits the embedded server's pg_hba.conf")
+    hba = pg_server.pgserver.pgdata / "pg_hba.conf"
+    original = hba.read_text()
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS pw_user")
+        conn.execute("CREATE ROLE pw_user LOGIN PASSWORD 'the-right-one'")
+        hba.write_text("local all pw_user scram-sha-256\n" + original)
+        conn.execute("SELECT pg_reload_conf()")
+    yield "pw_user"
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as conn:
+        hba.write_text(original)
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def test_refused_password_is_reported_without_it(pg_server, password_role, target_url):
+    from xata_migration.connections import ConnectionFailed, connect
+    good = pg_server.url("postgres").replace("postgres@", f"{password_role}:the-right-one@", 1)
+    connect(good, "source").close()  # the right password gets in
+    bad = good.replace("the-right-one", "Wr0ng-S3cret")
+    with pytest.raises(ConnectionFailed) as error:
+        connect(bad, "source")
+    message = str(error.value)
+    assert "password authentication failed" in message
+    assert "Wr0ng-S3cret" not in message and "***" in message
+
+
+def test_plan_command_errors_exit_non_zero_with_one_paragraph(source_url, tmp_path, capsys):
+    from xata_migration.cli import main
+    execute_sql(source_url, "CREATE TABLE plain (id serial PRIMARY KEY)")
+    assert main(["plan", "--source-url", source_url, "--output", str(tmp_path / "p.yaml")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: Schema 'public' of the source has no Xata-shaped table")
+    assert not (tmp_path / "p.yaml").exists()
