@@ -64,6 +64,8 @@ def _load_metadata(plan: Plan, table: Table, result: LoadResult, seconds: float)
         "dagster/column_schema": _column_schema(table),
         "new_ids": result.new_ids, "inserted": result.inserted, "updated": result.updated,
         "unchanged": result.unchanged, "created_table": result.created_table,
+        "deleted_in_source": result.deleted_in_source,
+        "deleted_in_target": result.deleted_in_target,
         "duration_seconds": round(seconds, 3),
         "phase_seconds": dg.MetadataValue.json(result.seconds),
     }

@@ -44,6 +44,8 @@ class LoadResult:
     nulled_missing: dict[str, int] = field(default_factory=dict)
     skipped_rows: int = 0
     skipped_examples: list[str] = field(default_factory=list)
+    deleted_in_source: int = 0
+    deleted_in_target: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -264,6 +266,21 @@ def rewritten_array(column: Column, index: int) -> sql.Composed:
     ).format(c=stage_name(index), map=ddl.mapping_table(column.link.table))
 
 
+def handle_deleted_rows(target, plan: Plan, table: Table, result: LoadResult) -> None:
+    """Count target rows whose source row is gone; delete them if the plan says so.
+    Their mapping rows always stay, so old references still resolve."""
+    gone = sql.SQL(
+        "EXISTS (SELECT 1 FROM {map} m WHERE m.new_id = t.id AND NOT EXISTS"
+        " (SELECT 1 FROM {s} s WHERE s.xid = m.xata_id))").format(
+        map=ddl.mapping_table(table.name), s=STAGE)
+    result.deleted_in_source = target.execute(sql.SQL(
+        "SELECT count(*) FROM {} t WHERE {}").format(
+        ddl.target_table(plan, table), gone)).fetchone()[0]
+    if result.deleted_in_source and table.deleted_rows == "delete":
+        result.deleted_in_target = target.execute(sql.SQL("DELETE FROM {} t WHERE {}").format(
+            ddl.target_table(plan, table), gone)).rowcount
+
+
 def written_columns(table: Table) -> list[Column]:
     """Columns the table's own asset writes: all but deferred links (written later)."""
     return [c for c in table.columns if not (c.link and c.link.deferred)]
@@ -378,6 +395,8 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
         handle_missing_links(target, table, columns, result)
         result.inserted, result.updated = write_rows(
             target, plan, table, columns, fresh=result.created_table)
+        if not result.created_table:
+            handle_deleted_rows(target, plan, table, result)
         phase("write_rows")
         if result.created_table:
             for statement in ddl.table_constraints_sql(plan, table):

@@ -77,6 +77,8 @@ class Table:
     # Source columns that order new ids; the source id breaks ties.
     id_order: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    # Target rows whose source row was deleted since an earlier run: keep or delete.
+    deleted_rows: str = "keep"
 
     def __post_init__(self):
         self.target = self.target or self.name
@@ -151,7 +153,7 @@ def plan_to_dict(plan: Plan) -> dict:
         entry = {"name": table.name, "target": table.target, "id_column": table.id_column,
                  "id_order": list(table.id_order),
                  "columns": [_column_to_dict(c) for c in table.columns],
-                 "dropped": list(table.dropped)}
+                 "dropped": list(table.dropped), "deleted_rows": table.deleted_rows}
         tables.append(entry)
     return {"version": PLAN_VERSION, "source_schema": plan.source_schema,
             "target_schema": plan.target_schema, "mapping_schema": MAPPING_SCHEMA,
@@ -167,6 +169,8 @@ _HEADER = """\
 #     fail (default: the table stops, nothing written) | null (set NULL) | skip (leave the row out)
 #   link.deferred: true  -- written after both tables load (breaks a cycle of links)
 #   dropped: source columns not copied (move one into columns to keep it)
+#   deleted_rows: keep (default) | delete -- target rows whose source row was deleted since
+#     an earlier run; their mapping rows stay either way
 # `order` is informative: it is recomputed from the links every time.
 # `suggested_links`: plain text / text[] columns whose values are ids of a table. To rewrite
 #   one, give the column a `link: {table: T}` and `type: bigint` (text[] columns: bigint[]).
@@ -224,7 +228,8 @@ def plan_from_dict(raw: dict) -> Plan:
             id_column=str(_require(entry, "id_column", where)),
             id_order=[str(c) for c in entry.get("id_order") or []],
             columns=[_column_from_dict(c, name) for c in entry.get("columns") or []],
-            dropped=[str(c) for c in entry.get("dropped") or []]))
+            dropped=[str(c) for c in entry.get("dropped") or []],
+            deleted_rows=str(entry.get("deleted_rows", "keep"))))
     return Plan(tables=tables, source_schema=str(raw.get("source_schema", "public")),
                 target_schema=str(raw.get("target_schema", "public")),
                 suggested_links=list(raw.get("suggested_links") or []))
@@ -272,6 +277,8 @@ def _validate_table(plan: Plan, table: Table, names: set[str]) -> None:
         raise PlanError(f"{where}: the id column {table.id_column!r} is also listed in "
                         "`columns`. Remove it there: it becomes the bigint `id`.")
     _fits(table.target, where)
+    if table.deleted_rows not in ("keep", "delete"):
+        raise PlanError(f"{where}: deleted_rows {table.deleted_rows!r} is not keep or delete.")
     for name in table.id_order:
         if name not in [c.name for c in table.columns]:
             raise PlanError(f"{where}: id_order column {name!r} must be one of the table's "

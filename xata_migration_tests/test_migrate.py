@@ -184,3 +184,29 @@ def test_on_missing_skip_leaves_rows_out_and_the_checks_account_for_them(hostile
     assert not outcomes["row_counts"].passed
     assert outcomes["row_counts"].metadata["skipped_without_missing_link"] == 1
     assert not outcomes["id_mapping"].passed and not outcomes["values_unchanged"].passed
+
+
+@pytest.mark.parametrize("policy", ["keep", "delete"])
+def test_rows_deleted_in_the_source_are_counted_and_kept_or_deleted(hostile, policy):
+    plan, source_url, target_url = hostile
+    plan.table("tag").deleted_rows = policy
+    assert migrate(plan, source_url, target_url).success
+    with psycopg.connect(target_url) as conn:
+        mapping_before = conn.execute("SELECT * FROM xata_id_map.tag ORDER BY 1").fetchall()
+    execute_sql(source_url, "DELETE FROM tag WHERE xata_id = 'rec_tag_b'")
+    result = migrate(plan, source_url, target_url)
+    assert result.success and all(check_outcomes(result).values())
+    metadata = result.asset_materializations_for_node("migrate_tag")[0].metadata
+    assert metadata["deleted_in_source"].value == 1
+    assert metadata["deleted_in_target"].value == (1 if policy == "delete" else 0)
+    counts = next(e for e in result.get_asset_check_evaluations()
+                  if e.asset_key.to_user_string() == "tag" and e.check_name == "row_counts")
+    assert counts.metadata["deleted_in_source"].value == 1
+    with psycopg.connect(target_url) as conn:
+        assert conn.execute("SELECT * FROM xata_id_map.tag ORDER BY 1").fetchall() == \
+            mapping_before  # the mapping keeps the deleted id
+        remaining = conn.execute("SELECT count(*) FROM tag").fetchone()[0]
+        links = conn.execute('SELECT count(*) FROM "tag-to-image" WHERE tag IS NULL'
+                             ).fetchone()[0]
+    assert remaining == (1 if policy == "delete" else 2)
+    assert links == 2  # both rows that linked to it: the source set them NULL, so does the target
