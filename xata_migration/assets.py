@@ -92,7 +92,8 @@ def table_asset(plan: Plan, table: Table) -> dg.AssetsDefinition:
     def migrate_table(context: dg.AssetExecutionContext, xata_source: XataSource,
                       target_database: TargetDatabase):
         started = time.monotonic()
-        with xata_source.connect() as source, target_database.connect() as target:
+        with xata_source.connect(table.name) as source, \
+                target_database.connect(table.name) as target:
             result = load_table(source, target, plan, table, log=context.log)
             context.log.info(f"{table.name}: {result.source_rows} rows, {result.new_ids} new "
                              f"ids, {result.inserted} inserted, {result.updated} updated")
@@ -118,7 +119,8 @@ def deferred_link_asset(plan: Plan, table: Table, column: Column) -> dg.AssetsDe
     def write_deferred_link(context: dg.AssetExecutionContext, xata_source: XataSource,
                             target_database: TargetDatabase):
         started = time.monotonic()
-        with xata_source.connect() as source, target_database.connect() as target:
+        label = f"{table.name}.{column.name}"
+        with xata_source.connect(label) as source, target_database.connect(label) as target:
             result = load_deferred_link(source, target, plan, table, column, log=context.log)
             metadata = {"links_updated": result.updated, "source_rows": result.source_rows,
                         "duration_seconds": round(time.monotonic() - started, 3)}

@@ -13,8 +13,8 @@ class XataSource(dg.ConfigurableResource):
 
     url: str
 
-    def connect(self) -> psycopg.Connection:
-        return connect(self.url, "source", read_only=True)
+    def connect(self, label: str = "") -> psycopg.Connection:
+        return connect(self.url, "source", read_only=True, label=label)
 
 
 class TargetDatabase(dg.ConfigurableResource):
@@ -22,8 +22,8 @@ class TargetDatabase(dg.ConfigurableResource):
 
     url: str
 
-    def connect(self) -> psycopg.Connection:
-        return connect(self.url, "target")
+    def connect(self, label: str = "") -> psycopg.Connection:
+        return connect(self.url, "target", label=label)
 
 
 def resources_from_environment() -> dict:

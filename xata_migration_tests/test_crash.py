@@ -1,0 +1,122 @@
+"""A run killed with SIGKILL at any phase leaves each table as before or complete, and the
+next run finishes correctly with every id already given unchanged.
+
+Each test starts the real `dagster job execute` (multiprocess executor), watches the
+target's pg_stat_activity until the run is in the phase under test on table `child`, and
+kills the whole process group."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from xata_migration.plan import save_plan
+from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
+                                          execute_sql, migrate, plan_for, verify_migration)
+from xata_migration.xata_shape import XATA_RUNTIME_SQL
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS = 100_000
+SOURCE = f"""
+CREATE TABLE parent ({XATA_COLUMNS}, name text);
+CREATE UNIQUE INDEX parent_id ON parent (xata_id);
+CREATE TABLE child ({XATA_COLUMNS}, parent text REFERENCES parent (xata_id), payload text);
+CREATE UNIQUE INDEX child_id ON child (xata_id);
+INSERT INTO parent (xata_id, name) SELECT 'rec_p' || g, 'parent ' || g
+  FROM generate_series(1, {ROWS}) g;
+INSERT INTO child (xata_id, parent, payload) SELECT 'rec_c' || g,
+  CASE WHEN g % 10 = 0 THEN NULL ELSE 'rec_p' || (g * 7 % {ROWS} + 1) END, repeat('x', 20)
+  FROM generate_series(1, {ROWS}) g;
+"""
+EXPECT = {"parent": Expectation(), "child": Expectation(links={"parent": "parent"})}
+
+# What the run is doing on `child`, as seen in pg_stat_activity (application_name names
+# the table a session works on, query the statement)
+PHASES = {
+    "transfer": "COPY ",
+    "write_rows": 'INSERT INTO "public"."child"',
+    "constraints": 'ALTER TABLE "public"."child" ADD CONSTRAINT',
+    "checks": "xata_migration_source_ids",
+}
+
+
+@pytest.fixture(scope="module")
+def crash_source(pg_server):
+    url = pg_server.create_database("crash")
+    execute_sql(url, XATA_RUNTIME_SQL, SOURCE)
+    return url
+
+
+def _start_run(tmp_path, source_url, target_url):
+    plan_path, home = tmp_path / "plan.yaml", tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # sqlite storage
+    save_plan(plan_for(source_url), plan_path)
+    env = dict(os.environ, XATA_SOURCE_URL=source_url, TARGET_DATABASE_URL=target_url,
+               XATA_MIGRATION_PLAN=str(plan_path), DAGSTER_HOME=str(home))
+    return subprocess.Popen(
+        [sys.executable, "-m", "dagster", "job", "execute", "-m", "xata_migration.definitions",
+         "-j", "migrate_all"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _kill_when(run, target_url, pattern: str) -> None:
+    with psycopg.connect(target_url, autocommit=True) as conn:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            seen = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name ="
+                " 'xata-migration target: child' AND state = 'active' AND strpos(query, %s) > 0",
+                (pattern,)).fetchone()[0]
+            if seen:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait()
+                break
+            assert run.poll() is None, "the run ended before reaching the phase"
+            time.sleep(0.005)
+        else:
+            pytest.fail("the phase was never reached")
+        # The server rolls back what the dead client left open; end those sessions now.
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                     " WHERE application_name LIKE 'xata-migration%'")
+        while conn.execute("SELECT count(*) FROM pg_stat_activity"
+                           " WHERE application_name LIKE 'xata-migration%'").fetchone()[0]:
+            time.sleep(0.05)
+
+
+def _state(target_url, table: str) -> str:
+    with psycopg.connect(target_url) as conn:
+        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
+                              (f"public.{table}", f"xata_id_map.{table}")).fetchone()
+    if exists == (False, False):
+        return "as before"
+    verify_migration_of(target_url, table)
+    return "complete"
+
+
+def verify_migration_of(target_url, table):
+    sources = {"parent": ["parent"], "child": ["parent", "child"]}[table]
+    verify_migration(_state.source_url, target_url, {t: EXPECT[t] for t in sources})
+
+
+@pytest.mark.parametrize("phase", list(PHASES))
+def test_sigkill_at_each_phase_then_rerun(crash_source, target_url, tmp_path, phase):
+    _state.source_url = crash_source
+    run = _start_run(tmp_path, crash_source, target_url)
+    _kill_when(run, target_url, PHASES[phase])
+    assert _state(target_url, "parent") == "complete"
+    child = _state(target_url, "child")
+    assert child == ("complete" if phase == "checks" else "as before")
+    with psycopg.connect(target_url) as conn:
+        parent_ids = conn.execute("SELECT * FROM xata_id_map.parent ORDER BY 2").fetchall()
+    result = migrate(plan_for(crash_source), crash_source, target_url)
+    assert result.success and all(check_outcomes(result).values())
+    assert verify_migration(crash_source, target_url, EXPECT) == 2 * ROWS
+    with psycopg.connect(target_url) as conn:
+        assert conn.execute("SELECT * FROM xata_id_map.parent ORDER BY 2").fetchall() == \
+            parent_ids  # ids given before the crash never change
