@@ -210,3 +210,44 @@ def test_rows_deleted_in_the_source_are_counted_and_kept_or_deleted(hostile, pol
                              ).fetchone()[0]
     assert remaining == (1 if policy == "delete" else 2)
     assert links == 2  # both rows that linked to it: the source set them NULL, so does the target
+
+
+def test_delta_run_with_new_changed_and_deleted_rows(hostile):
+    """The incremental sync before cut-over: after a full run the source gets new, changed
+    and deleted rows across linked tables; the next run ends identical to the source
+    through the mapping, every old id unchanged, and counts each kind of change."""
+    plan, source_url, target_url = hostile
+    assert migrate(plan, source_url, target_url).success
+    with psycopg.connect(target_url) as conn:
+        old_ids = {t: dict(conn.execute(sql.SQL("SELECT xata_id, new_id FROM {}").format(
+            sql.Identifier("xata_id_map", t))).fetchall()) for t in HOSTILE_TABLES}
+    execute_sql(
+        source_url,
+        "INSERT INTO \"User\" (xata_id, \"emailAddress\") VALUES ('user_new', 'n@x')",
+        "UPDATE \"order\" SET buyer = 'user_new', amount = 99.99 WHERE xata_id = 'rec_order_4'",
+        "INSERT INTO \"order\" (xata_id, buyer, seller, parent) VALUES"
+        " ('rec_order_5', 'user_new', 'Custom:ID-~x', 'rec_order_4')",
+        "DELETE FROM \"tag-to-image\" WHERE xata_id = 'rec_t2i_3'")
+    result = migrate(plan, source_url, target_url)
+    assert result.success and all(check_outcomes(result).values())
+    counts = {m.asset_key.to_user_string(): {k: m.metadata[k].value for k in
+                                             ("new_ids", "inserted", "updated", "unchanged",
+                                              "deleted_in_source")}
+              for node in ("migrate_User", "migrate_order", "migrate_tag_to_image", "migrate_tag")
+              for m in result.asset_materializations_for_node(node)}
+    assert counts["User"] == {"new_ids": 1, "inserted": 1, "updated": 0, "unchanged": 4,
+                              "deleted_in_source": 0}
+    assert counts["order"] == {"new_ids": 1, "inserted": 1, "updated": 1, "unchanged": 3,
+                               "deleted_in_source": 0}
+    assert counts["tag-to-image"] == {"new_ids": 0, "inserted": 0, "updated": 0,
+                                      "unchanged": 3, "deleted_in_source": 1}
+    assert counts["tag"]["unchanged"] == 2
+    with psycopg.connect(target_url) as conn:
+        for table, ids in old_ids.items():
+            now = dict(conn.execute(sql.SQL("SELECT xata_id, new_id FROM {}").format(
+                sql.Identifier("xata_id_map", table))).fetchall())
+            assert {k: now[k] for k in ids} == ids, table
+    # the deleted row stays in the target by default; everything else is the source's
+    expectations = hostile_expectations()
+    del expectations["tag-to-image"]
+    verify_migration(source_url, target_url, expectations)
