@@ -135,10 +135,12 @@ def row_counts(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome
               and target_rows == mapped - removed and not absent.unexplained)
     metadata = {"source_rows": source_rows, "target_rows": target_rows, "mapping_rows": mapped}
     summary = f"source {source_rows}, target {target_rows}, mapping {mapped}"
-    if absent.skipped or absent.unexplained:
-        metadata.update(skipped_rows=absent.skipped,
-                        skipped_without_missing_link=absent.unexplained)
+    if absent.skipped:
+        metadata["skipped_rows"] = absent.skipped
         summary += f", {absent.skipped} left out by on_missing: skip"
+    if absent.unexplained:  # e.g. rows added to the source since the load: run it again
+        metadata["source_rows_without_mapping"] = absent.unexplained
+        summary += f", {absent.unexplained} source rows not migrated"
     if absent.deleted:
         metadata.update(deleted_in_source=absent.deleted,
                         deleted_rows_policy=table.deleted_rows)

@@ -5,11 +5,18 @@ leaves the target exactly as before. The data never passes through Python whole:
 streams it from the source into a temporary staging table of the target, and the rest is
 set-based SQL there.
 
-  stage_table      source rows -> pg_temp.xata_migration_stage (COPY, streamed)
-  check_ids        no NULL and no duplicate source id
-  allocate_ids     extend xata_id_map.<table> for ids not yet mapped (append-only)
-  find_missing     link values whose record does not exist in the parent's mapping
-  write_rows       INSERT (new table) or upsert (existing) with links rewritten
+  stage_source_rows             lock the table; source rows -> pg_temp.xata_migration_stage
+                                (COPY, streamed)
+  check_ids                     no NULL and no duplicate source id
+  ensure_target_table           create it, or check an existing one has the plan's shape
+  skip_rows_with_missing_links  `on_missing: skip` rows leave the stage before getting ids
+  allocate_ids                  extend xata_id_map.<table> for ids not yet mapped
+                                (append-only)
+  handle_missing_links          link values whose record does not exist: fail or count
+  write_rows                    INSERT (new table) or upsert (existing), links rewritten
+  handle_deleted_rows           count (and if planned delete) rows gone from the source
+  then, on a new table, the primary key, UNIQUE, FOREIGN KEYs and indexes, and the identity
+  moved past the highest id.
 """
 
 from __future__ import annotations
@@ -365,6 +372,17 @@ def ensure_target_table(target, plan: Plan, table: Table, columns: list[Column])
     return False
 
 
+def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Column],
+                      log=None) -> int:
+    """Inside the target transaction: take the table's lock, stream the source rows into
+    the stage; returns how many rows were staged."""
+    target.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(table.target),))
+    binary = create_stage(target, STAGE, columns)
+    copy_between(source, target, source_select(plan, table, columns), STAGE, binary, log)
+    source.commit()
+    return target.execute(sql.SQL("SELECT count(*) FROM {}").format(STAGE)).fetchone()[0]
+
+
 def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Plan,
                table: Table, log=None) -> LoadResult:
     """Migrate one table in one target transaction. Re-running it changes nothing."""
@@ -380,12 +398,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
 
     check_source_matches_plan(source, plan, table)
     with target.transaction():
-        target.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(table.target),))
-        binary = create_stage(target, STAGE, columns)
-        copy_between(source, target, source_select(plan, table, columns), STAGE, binary, log)
-        source.commit()
-        result.source_rows = target.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(STAGE)).fetchone()[0]
+        result.source_rows = stage_source_rows(source, target, plan, table, columns, log)
         phase("transfer")
         check_ids(target, table)
         result.created_table = ensure_target_table(target, plan, table, columns)
@@ -413,12 +426,7 @@ def load_deferred_link(source, target, plan: Plan, table: Table, column: Column,
     columns = [column]
     check_source_matches_plan(source, plan, table)
     with target.transaction():
-        target.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(table.target),))
-        binary = create_stage(target, STAGE, columns)
-        copy_between(source, target, source_select(plan, table, columns), STAGE, binary, log)
-        source.commit()
-        result.source_rows = target.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(STAGE)).fetchone()[0]
+        result.source_rows = stage_source_rows(source, target, plan, table, columns, log)
         handle_missing_links(target, table, columns, result, deferred_too=True)
         result.updated = target.execute(sql.SQL(
             "UPDATE {t} t SET {c} = p.new_id FROM {s} s JOIN {map} m ON m.xata_id = s.xid"

@@ -182,7 +182,7 @@ def test_on_missing_skip_leaves_rows_out_and_the_checks_account_for_them(hostile
         outcomes = {o.name: o for o in checks.table_checks(source, target, plan,
                                                            plan.table("order"))}
     assert not outcomes["row_counts"].passed
-    assert outcomes["row_counts"].metadata["skipped_without_missing_link"] == 1
+    assert outcomes["row_counts"].metadata["source_rows_without_mapping"] == 1
     assert not outcomes["id_mapping"].passed and not outcomes["values_unchanged"].passed
 
 
