@@ -1,4 +1,4 @@
-"""The `xata-migration` command: plan, demo, dev.
+"""The `xata-migration` command: plan, import-dump, demo, dev.
 
 Thin wrappers over the core: `plan` introspects and saves; `demo` builds a source on the
 embedded server and runs the real `dagster job execute ... -j migrate_all`; `dev` opens
@@ -14,7 +14,8 @@ import sys
 import time
 
 from xata_migration import embedded
-from xata_migration.connections import ConnectionFailed, connect
+from xata_migration.connections import ConnectionFailed, connect, mask_url
+from xata_migration.dump import DumpError
 from xata_migration.introspect import introspect, use_pgvector
 from xata_migration.plan import PlanError, save_plan
 
@@ -92,6 +93,15 @@ def _print_run_summary(env: dict) -> bool:
     return run.status == dg.DagsterRunStatus.SUCCESS and len(passed) == len(outcomes) > 0
 
 
+def command_import_dump(args) -> int:
+    from xata_migration.dump import import_dump
+
+    kind = import_dump(args.dump, args.into)
+    print(f"Restored {args.dump} ({kind} format) into {mask_url(args.into)}. Next: "
+          f"xata-migration plan --source-url URL --output plan.yaml")
+    return 0
+
+
 def command_demo(args) -> int:
     from xata_migration.xata_shape import build_demo_source
 
@@ -148,6 +158,11 @@ def parser() -> argparse.ArgumentParser:
                       help="store Xata vectors as real[] (default, as in the source) or as "
                            "pgvector's vector(n) (the target needs the extension)")
     plan.set_defaults(run=command_plan)
+    dump = commands.add_parser("import-dump", help="restore a Xata pg_dump (tar, custom or "
+                               "plain) into an empty database, creating what it needs first")
+    dump.add_argument("dump", help="the dump file")
+    dump.add_argument("--into", required=True, help="URL of an empty database to restore into")
+    dump.set_defaults(run=command_import_dump)
     demo = commands.add_parser("demo", help="migrate a demo Xata database on an embedded server")
     demo.add_argument("--rows", type=int, default=150, help="rows per table (junctions: 2x)")
     demo.set_defaults(run=command_demo)
@@ -162,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (PlanError, ConnectionFailed) as error:
+    except (PlanError, ConnectionFailed, DumpError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
