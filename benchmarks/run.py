@@ -1,0 +1,155 @@
+"""How fast is a migration, against what a user would do otherwise, in the same run.
+
+    .venv/bin/python -m benchmarks.run [--parents 200000] [--children 1000000]
+
+On one embedded PostgreSQL server, builds a Xata-shaped source: `parent` (--parents rows),
+`child` (--children rows, two links to `parent`, one often NULL) and a few small tables.
+Then measures:
+  (a) pg_dump | pg_restore of the source into an empty database (keeping the Xata ids:
+      the user's alternative), the baseline;
+  (b) the full migrate_all, every check included (in process);
+  (c) the row-by-row method (INSERT ... RETURNING id per row, then fix the links) on a
+      sample of --sample child rows, extrapolated to the whole source.
+Prints seconds, rows/s and peak memory (RSS) of this process, and the ratios b/a and c/b.
+Machines here are shared and noisy: the ratios are what to compare between runs.
+"""
+
+import argparse
+import resource
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from xata_migration import embedded
+from xata_migration.connections import connect
+from xata_migration.introspect import introspect
+from xata_migration.pipeline import build_definitions
+from xata_migration.resources import TargetDatabase, XataSource
+from xata_migration.xata_shape import XATA_RUNTIME_SQL
+
+XATA = """xata_id text NOT NULL, xata_version integer NOT NULL DEFAULT 0,
+    xata_createdat timestamptz NOT NULL DEFAULT now(),
+    xata_updatedat timestamptz NOT NULL DEFAULT now()"""
+
+
+def build_source(url: str, parents: int, children: int) -> int:
+    with psycopg.connect(url) as conn:
+        conn.execute(XATA_RUNTIME_SQL)
+        conn.execute(f"""
+            CREATE TABLE parent ({XATA}, name text, score double precision, tags text[]);
+            CREATE UNIQUE INDEX parent_id ON parent (xata_id);
+            CREATE TABLE child ({XATA}, owner text REFERENCES parent (xata_id),
+                reviewer text REFERENCES parent (xata_id), title text, body text,
+                amount bigint, at timestamptz, meta jsonb);
+            CREATE UNIQUE INDEX child_id ON child (xata_id);
+            CREATE TABLE category ({XATA}, label text);
+            CREATE UNIQUE INDEX category_id ON category (xata_id);
+            CREATE TABLE note ({XATA}, category text REFERENCES category (xata_id), text text);
+            CREATE UNIQUE INDEX note_id ON note (xata_id);""")
+        conn.execute("""INSERT INTO parent (xata_id, xata_createdat, name, score, tags)
+            SELECT 'rec_' || substr(md5('p' || g), 1, 20), timestamptz '2023-01-01' + g * interval
+            '1 s', 'parent ' || g, g / 7.0, ARRAY['t' || g %% 10, 'x'] FROM generate_series(1, %s) g
+            """, (parents,))
+        conn.execute("""INSERT INTO child (xata_id, xata_createdat, owner, reviewer, title, body,
+            amount, at, meta) SELECT 'rec_' || substr(md5('c' || g), 1, 20), timestamptz
+            '2023-06-01' + g * interval '1 s', 'rec_' || substr(md5('p' || (g %% %s + 1)), 1, 20),
+            CASE WHEN g %% 3 = 0 THEN 'rec_' || substr(md5('p' || (g * 7 %% %s + 1)), 1, 20) END,
+            'title ' || g, repeat('body ', 8) || g, g * 1000, timestamptz '2024-01-01' + g *
+            interval '1 min', jsonb_build_object('n', g) FROM generate_series(1, %s) g""",
+                     (parents, parents, children))
+        conn.execute("""INSERT INTO category (xata_id, label) SELECT 'cat' || g, 'c' || g
+            FROM generate_series(1, 50) g""")
+        conn.execute("""INSERT INTO note (xata_id, category, text) SELECT 'note' || g,
+            'cat' || (g % 50 + 1), 'n' || g FROM generate_series(1, 5000) g""")
+    return parents + children + 50 + 5000
+
+
+def timed(step):
+    started = time.monotonic()
+    step()
+    return time.monotonic() - started
+
+
+def dump_and_restore(server, source_url: str) -> float:
+    from pgserver._commands import POSTGRES_BIN_PATH
+    restored = embedded.recreate_database(server, "bench_restored")
+    with psycopg.connect(restored, autocommit=True) as conn:
+        conn.execute(XATA_RUNTIME_SQL)
+    source = make_conninfo(**conninfo_to_dict(source_url))
+    target = make_conninfo(**conninfo_to_dict(restored))
+
+    def run():
+        dump = subprocess.Popen([str(POSTGRES_BIN_PATH / "pg_dump"), "--format=custom",
+                                 "--schema=public", "--no-owner", "--no-acl", source],
+                                stdout=subprocess.PIPE)
+        subprocess.run([str(POSTGRES_BIN_PATH / "pg_restore"), "--no-owner", "--no-acl",
+                        "--dbname", target], stdin=dump.stdout, check=False,
+                       stderr=subprocess.DEVNULL)
+        dump.wait()
+    return timed(run)
+
+
+def migrate_all(source_url: str, target_url: str) -> float:
+    with connect(source_url, "source", read_only=True) as conn:
+        plan, _ = introspect(conn)
+    defs = build_definitions(plan, resources={"xata_source": XataSource(url=source_url),
+                                              "target_database": TargetDatabase(url=target_url)})
+    job = defs.resolve_job_def("migrate_all")
+    seconds = timed(lambda: job.execute_in_process())
+    return seconds
+
+
+def row_by_row(server, source_url: str, sample: int) -> float:
+    """INSERT ... RETURNING id for each of `sample` child rows, then UPDATE its links:
+    seconds per row."""
+    target = embedded.recreate_database(server, "bench_row_by_row")
+    with psycopg.connect(target) as conn:
+        conn.execute("CREATE TABLE child (id bigserial PRIMARY KEY, owner bigint,"
+                     " reviewer bigint, title text, body text, amount bigint, at timestamptz,"
+                     " meta jsonb)")
+    with psycopg.connect(source_url) as src, psycopg.connect(target, autocommit=True) as tgt:
+        rows = src.execute("SELECT xata_id, title, body, amount, at, meta::text FROM child"
+                           " LIMIT %s", (sample,)).fetchall()
+        started = time.monotonic()
+        for xata_id, title, body, amount, at, meta in rows:
+            new_id = tgt.execute("INSERT INTO child (title, body, amount, at, meta) VALUES"
+                                 " (%s, %s, %s, %s, %s) RETURNING id",
+                                 (title, body, amount, at, meta)).fetchone()[0]
+            tgt.execute("UPDATE child SET owner = %s, reviewer = %s WHERE id = %s",
+                        (new_id, new_id, new_id))
+        return (time.monotonic() - started) / len(rows)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parents", type=int, default=200_000)
+    parser.add_argument("--children", type=int, default=1_000_000)
+    parser.add_argument("--sample", type=int, default=2000, help="rows for method (c)")
+    args = parser.parse_args()
+    server = embedded.start(Path(tempfile.mkdtemp(prefix="xm-bench-")) / "pgdata")
+    source = embedded.recreate_database(server, "bench_source")
+    target = embedded.recreate_database(server, "bench_target")
+    rows = build_source(source, args.parents, args.children)
+    a = dump_and_restore(server, source)
+    b = migrate_all(source, target)
+    c = row_by_row(server, source, args.sample) * rows
+    print(f"source: {rows} rows ({args.parents} parents, {args.children} children)")
+    print(f"(a) pg_dump | pg_restore   {a:8.1f} s  {rows / a:10.0f} rows/s")
+    print(f"(b) migrate_all + checks   {b:8.1f} s  {rows / b:10.0f} rows/s")
+    print(f"(c) row by row (sample {args.sample}, extrapolated) {c:8.0f} s  "
+          f"{rows / c:10.0f} rows/s")
+    print(f"b/a = {b / a:.2f}   c/b = {c / b:.0f}   peak RSS of this process: "
+          f"{peak_rss_mb():.0f} MB")
+    server.cleanup()
+
+
+if __name__ == "__main__":
+    main()
