@@ -59,7 +59,8 @@ def _column_schema(table: Table) -> dg.TableSchema:
 
 def _load_metadata(plan: Plan, table: Table, result: LoadResult, seconds: float) -> dict:
     metadata = {
-        "dagster/row_count": result.source_rows,
+        "dagster/row_count": result.target_rows,
+        "source_rows": result.source_rows,
         "dagster/table_name": f"{plan.target_schema}.{table.target}",
         "dagster/column_schema": _column_schema(table),
         "new_ids": result.new_ids, "inserted": result.inserted, "updated": result.updated,

@@ -53,6 +53,7 @@ class LoadResult:
     skipped_examples: list[str] = field(default_factory=list)
     deleted_in_source: int = 0
     deleted_in_target: int = 0
+    target_rows: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -415,6 +416,8 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
             for statement in ddl.table_constraints_sql(plan, table):
                 target.execute(statement)
         target.execute(ddl.position_identity_sql(plan, table))
+        result.target_rows = target.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            ddl.target_table(plan, table))).fetchone()[0]
         phase("constraints")
     return result
 

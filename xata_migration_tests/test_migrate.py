@@ -168,6 +168,7 @@ def test_on_missing_skip_leaves_rows_out_and_the_checks_account_for_them(hostile
     assert outcomes["row_counts"].metadata["skipped_rows"].value == 3
     metadata = result.asset_materializations_for_node("migrate_order")[0].metadata
     assert metadata["rows_skipped_missing_links"].value == 3
+    assert metadata["dagster/row_count"].value == 1 and metadata["source_rows"].value == 4
     assert metadata["rows_skipped_examples"].value == ["rec_order_1", "rec_order_2",
                                                        "rec_order_3"]
     with psycopg.connect(target_url) as conn:
