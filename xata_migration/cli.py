@@ -1,4 +1,4 @@
-"""The `xata-migration` command: plan, import-dump, demo, dev.
+"""The `xata-migration` command: plan, import-dump, lookup, demo, dev.
 
 Thin wrappers over the core: `plan` introspects and saves; `demo` builds a source on the
 embedded server and runs the real `dagster job execute ... -j migrate_all`; `dev` opens
@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import time
+
+import psycopg
 
 from xata_migration import embedded
 from xata_migration.connections import ConnectionFailed, connect, mask_url
@@ -102,6 +104,29 @@ def command_import_dump(args) -> int:
     return 0
 
 
+def command_lookup(args) -> int:
+    """Old Xata id -> new id (or, with --reverse, new id -> old Xata id) in the target."""
+    url = args.target_url or os.environ.get("TARGET_DATABASE_URL")
+    if not url:
+        raise PlanError("Name the target database: --target-url URL or TARGET_DATABASE_URL.")
+    with connect(url, "target") as conn:
+        try:
+            if args.reverse:
+                found = conn.execute("SELECT xata_id_map.xata_id(%s, %s)",
+                                     (args.table, int(args.id))).fetchone()[0]
+            else:
+                found = conn.execute("SELECT xata_id_map.new_id(%s, %s)",
+                                     (args.table, args.id)).fetchone()[0]
+        except psycopg.Error as error:
+            raise PlanError(f"Lookup failed in {mask_url(url)}: "
+                            f"{str(error).strip().splitlines()[0]}") from None
+    if found is None:
+        print(f"{args.id} is not in xata_id_map.{args.table}", file=sys.stderr)
+        return 1
+    print(found)
+    return 0
+
+
 def command_demo(args) -> int:
     from xata_migration.xata_shape import build_demo_source
 
@@ -163,6 +188,12 @@ def parser() -> argparse.ArgumentParser:
     dump.add_argument("dump", help="the dump file")
     dump.add_argument("--into", required=True, help="URL of an empty database to restore into")
     dump.set_defaults(run=command_import_dump)
+    lookup = commands.add_parser("lookup", help="the new id of an old Xata record id")
+    lookup.add_argument("table", help="source table name, e.g. tag-to-image")
+    lookup.add_argument("id", help="the old Xata id (or, with --reverse, the new id)")
+    lookup.add_argument("--reverse", action="store_true", help="new id -> old Xata id")
+    lookup.add_argument("--target-url", help="target URL (default: $TARGET_DATABASE_URL)")
+    lookup.set_defaults(run=command_lookup)
     demo = commands.add_parser("demo", help="migrate a demo Xata database on an embedded server")
     demo.add_argument("--rows", type=int, default=150, help="rows per table (junctions: 2x)")
     demo.set_defaults(run=command_demo)

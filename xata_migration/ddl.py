@@ -35,6 +35,37 @@ def create_mapping_sql(table: Table) -> sql.Composed:
         ukey=sql.Identifier(derived_name(table.name, "new_id", "key")))
 
 
+LOOKUP_FUNCTIONS_SQL = sql.SQL("""
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE OR REPLACE FUNCTION {schema}.new_id(table_name text, xata_id text) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+DECLARE found bigint;
+BEGIN
+  IF to_regclass(format('%I.%I', {literal}, table_name)) IS NULL THEN
+    RAISE EXCEPTION 'xata_id_map has no table %', table_name;
+  END IF;
+  EXECUTE format('SELECT new_id FROM %I.%I WHERE xata_id = $1', {literal}, table_name)
+    INTO found USING xata_id;
+  RETURN found;
+END $$;
+COMMENT ON FUNCTION {schema}.new_id(text, text) IS
+  'The new bigint id an old Xata record id became (NULL if it was never migrated).';
+CREATE OR REPLACE FUNCTION {schema}.xata_id(table_name text, new_id bigint) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE found text;
+BEGIN
+  IF to_regclass(format('%I.%I', {literal}, table_name)) IS NULL THEN
+    RAISE EXCEPTION 'xata_id_map has no table %', table_name;
+  END IF;
+  EXECUTE format('SELECT xata_id FROM %I.%I WHERE new_id = $1', {literal}, table_name)
+    INTO found USING new_id;
+  RETURN found;
+END $$;
+COMMENT ON FUNCTION {schema}.xata_id(text, bigint) IS
+  'The old Xata record id a new bigint id came from (NULL if none).';
+""").format(schema=sql.Identifier(MAPPING_SCHEMA), literal=sql.Literal(MAPPING_SCHEMA))
+
+
 def _column_definition(column: Column) -> sql.Composed:
     parts = [sql.Identifier(column.target), sql.SQL(column.type)]
     # A deferred link stays nullable until its values are written (see link_constraints_sql).

@@ -373,6 +373,22 @@ def ensure_target_table(target, plan: Plan, table: Table, columns: list[Column])
     return False
 
 
+LOOKUP_LOCK = lock_key("xata_id_map lookup functions")
+
+
+def ensure_lookup_functions(target) -> None:
+    """xata_id_map.new_id(table, xata_id) and xata_id_map.xata_id(table, new_id), for
+    applications that still meet old ids. A short transaction of its own, one at a time:
+    assets running in parallel must not replace the functions at the same moment."""
+    with target.transaction():
+        target.execute("SELECT pg_advisory_xact_lock(%s)", (LOOKUP_LOCK,))
+        exists = target.execute("SELECT to_regprocedure('xata_id_map.new_id(text, text)')"
+                                " IS NOT NULL AND to_regprocedure("
+                                "'xata_id_map.xata_id(text, bigint)') IS NOT NULL").fetchone()[0]
+        if not exists:
+            target.execute(ddl.LOOKUP_FUNCTIONS_SQL)
+
+
 def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Column],
                       log=None) -> int:
     """Inside the target transaction: take the table's lock, stream the source rows into
@@ -419,6 +435,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
         result.target_rows = target.execute(sql.SQL("SELECT count(*) FROM {}").format(
             ddl.target_table(plan, table))).fetchone()[0]
         phase("constraints")
+    ensure_lookup_functions(target)  # only once something was written
     return result
 
 

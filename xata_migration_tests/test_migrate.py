@@ -252,3 +252,25 @@ def test_delta_run_with_new_changed_and_deleted_rows(hostile):
     expectations = hostile_expectations()
     del expectations["tag-to-image"]
     verify_migration(source_url, target_url, expectations)
+
+
+def test_legacy_ids_resolve_after_cut_over(hostile, capsys):
+    from xata_migration.cli import main
+    plan, source_url, target_url = hostile
+    assert migrate(plan, source_url, target_url).success
+    with psycopg.connect(target_url) as conn:
+        expected = conn.execute("SELECT new_id FROM xata_id_map.\"tag-to-image\""
+                                " WHERE xata_id = 'rec_t2i_3'").fetchone()[0]
+        assert conn.execute("SELECT xata_id_map.new_id('tag-to-image', 'rec_t2i_3')"
+                            ).fetchone()[0] == expected
+        assert conn.execute("SELECT xata_id_map.xata_id('tag-to-image', %s)",
+                            (expected,)).fetchone()[0] == "rec_t2i_3"
+        assert conn.execute("SELECT xata_id_map.new_id('User', 'nope')").fetchone()[0] is None
+        with pytest.raises(psycopg.errors.RaiseException, match="no table nope"):
+            conn.execute("SELECT xata_id_map.new_id('nope', 'x')")
+    assert main(["lookup", "tag-to-image", "rec_t2i_3", "--target-url", target_url]) == 0
+    assert capsys.readouterr().out.strip() == str(expected)
+    assert main(["lookup", "tag-to-image", str(expected), "--reverse",
+                 "--target-url", target_url]) == 0
+    assert capsys.readouterr().out.strip() == "rec_t2i_3"
+    assert main(["lookup", "User", "rec_nope", "--target-url", target_url]) == 1
