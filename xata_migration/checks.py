@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import psycopg
 from psycopg import sql
 
 from xata_migration import ddl
-from xata_migration.load import (copy_between, create_stage, create_temp_table, source_select,
-                                  stage_name)
+from xata_migration.load import (copy_between, create_stage, create_temp_table, link_values,
+                                  source_select, stage_name)
 from xata_migration.plan import Column, Plan, Table
 
 EXAMPLES = 5
@@ -81,12 +80,10 @@ def find_absent(source, target, plan: Plan, table: Table) -> Absent:
     target.execute(sql.SQL("CREATE INDEX ON {} (xid)").format(SOURCE_IDS))
     missing = [sql.SQL("false")]
     for index, column in enumerate(links):
-        value = sql.SQL("unnest(s.{})" if column.is_array_link else "s.{}").format(
-            stage_name(index))
         missing.append(sql.SQL(
             "EXISTS (SELECT 1 FROM (SELECT {} AS v) x WHERE v IS NOT NULL AND NOT EXISTS"
             " (SELECT 1 FROM {} q WHERE q.xata_id = v))").format(
-            value, ddl.mapping_table(column.link.table)))
+            link_values(column, index), ddl.mapping_table(column.link.table)))
     create_temp_table(target, ABSENT, [sql.SQL("xid text"), sql.SQL("reason text")])
     target.execute(sql.SQL(
         "INSERT INTO {absent} SELECT s.xid, CASE WHEN {missing} THEN 'skipped'"

@@ -100,14 +100,17 @@ def _kept_default(default: str | None) -> str | None:
     return default
 
 
-def _comment_link(comment: str | None) -> str | None:
-    if not comment:
-        return None
+def _comment_json(comment: str | None) -> dict:
+    """Xata's column comments are JSON objects ({"xata.link": ...}); others are ignored."""
     try:
-        parsed = json.loads(comment)
+        parsed = json.loads(comment or "null")
     except ValueError:
-        return None
-    target = parsed.get("xata.link") if isinstance(parsed, dict) else None
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _comment_link(comment: str | None) -> str | None:
+    target = _comment_json(comment).get("xata.link")
     return target if isinstance(target, str) else None
 
 
@@ -285,13 +288,9 @@ def vector_dimensions(conn: psycopg.Connection, schema: str,
     found = {}
     for table, table_columns in columns.items():
         for column in table_columns:
-            try:
-                comment = json.loads(column.comment or "null")
-            except ValueError:
-                comment = None
-            if column.type_name == "real[]" and isinstance(comment, dict) and isinstance(
-                    comment.get("xata.search.dimension"), int):
-                found[(table, column.name)] = comment["xata.search.dimension"]
+            dimension = _comment_json(column.comment).get("xata.search.dimension")
+            if column.type_name == "real[]" and isinstance(dimension, int):
+                found[(table, column.name)] = dimension
     for table, definition in conn.execute(_VECTOR_CHECKS_SQL, {"schema": schema}):
         match = _LENGTH_CHECK.search(definition)
         if match:

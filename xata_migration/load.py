@@ -202,9 +202,7 @@ def _missing_condition(table: Table, column: Column, index: int) -> sql.Composed
         known = sql.SQL("({} OR EXISTS (SELECT 1 FROM {} o WHERE o.xid = v))").format(
             known, STAGE)
     return sql.SQL("EXISTS (SELECT 1 FROM (SELECT {} AS v) x WHERE v IS NOT NULL"
-                   " AND NOT {})").format(
-        sql.SQL("unnest(s.{})" if column.is_array_link else "s.{}").format(stage_name(index)),
-        known)
+                   " AND NOT {})").format(link_values(column, index), known)
 
 
 def skip_rows_with_missing_links(target, table: Table, columns: list[Column],

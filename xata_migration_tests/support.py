@@ -135,6 +135,15 @@ def migrate(plan, source_url: str, target_url: str, raise_on_error: bool = False
     return defs.resolve_job_def("migrate_all").execute_in_process(raise_on_error=raise_on_error)
 
 
+def run_checks(plan, source_url: str, target_url: str, table_name: str) -> dict:
+    """Run one table's checks directly (no load first): {check name: CheckOutcome}."""
+    from xata_migration import checks
+    with connect(source_url, "source", read_only=True) as source, \
+            connect(target_url, "target") as target:
+        return {o.name: o for o in checks.table_checks(source, target, plan,
+                                                       plan.table(table_name))}
+
+
 def check_outcomes(result) -> dict[tuple[str, str], bool]:
     """{(asset key, check name): passed} for every check evaluated in a run."""
     return {(e.asset_key.to_user_string(), e.check_name): e.passed

@@ -2,9 +2,8 @@
 
 import pytest
 
-from xata_migration import checks
-from xata_migration.connections import connect
-from xata_migration_tests.support import (create_hostile_source, execute_sql, migrate, plan_for)
+from xata_migration_tests.support import (create_hostile_source, execute_sql, migrate, plan_for,
+                                          run_checks)
 
 
 @pytest.fixture
@@ -13,13 +12,6 @@ def migrated(source_url, target_url):
     plan = plan_for(source_url)
     assert migrate(plan, source_url, target_url).success
     return plan, source_url, target_url
-
-
-def run_checks(plan, source_url, target_url, table_name):
-    with connect(source_url, "source", read_only=True) as source, \
-            connect(target_url, "target") as target:
-        return {o.name: o for o in checks.table_checks(source, target, plan,
-                                                       plan.table(table_name))}
 
 
 def test_all_checks_pass_on_a_correct_migration(migrated):

@@ -4,7 +4,8 @@ import psycopg
 import pytest
 
 from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
-                                          execute_sql, migrate, plan_for, verify_migration)
+                                          execute_sql, migrate, plan_for, run_checks,
+                                          verify_migration)
 from xata_migration.xata_shape import XATA_RUNTIME_SQL
 
 HIDDEN = f"""
@@ -89,10 +90,6 @@ def test_links_intact_catches_a_wrong_array_element(hidden):
     declare_links(plan)
     assert migrate(plan, source_url, target_url).success
     execute_sql(target_url, 'UPDATE posts SET "likedBy"[2] = 1 WHERE "likedBy" = \'{3,NULL,1,3}\'')
-    from xata_migration import checks
-    from xata_migration.connections import connect
-    with connect(source_url, "source", True) as source, connect(target_url, "target") as target:
-        outcomes = {o.name: o for o in checks.table_checks(source, target, plan,
-                                                           plan.table("posts"))}
+    outcomes = run_checks(plan, source_url, target_url, "posts")
     assert not outcomes["links_intact"].passed
     assert outcomes["links_intact"].metadata["links"]["likedBy"]["wrong"] == 1

@@ -6,7 +6,7 @@ from psycopg import sql
 
 from xata_migration_tests.support import (
     HOSTILE_TABLES, LONG_COLUMN, LONG_TABLE, Expectation, check_outcomes, create_hostile_source,
-    execute_sql, expected_new_id_order, hostile_expectations, migrate, plan_for, snapshot,
+    execute_sql, expected_new_id_order, hostile_expectations, migrate, plan_for, run_checks, snapshot,
     verify_migration)
 
 
@@ -177,11 +177,7 @@ def test_on_missing_skip_leaves_rows_out_and_the_checks_account_for_them(hostile
         assert conn.execute('SELECT count(*) FROM "order"').fetchone()[0] == 1
     # A row missing for another reason is not excused by the skip policy.
     execute_sql(target_url, "DELETE FROM \"order\"", "DELETE FROM xata_id_map.\"order\"")
-    from xata_migration import checks
-    from xata_migration.connections import connect
-    with connect(source_url, "source", True) as source, connect(target_url, "target") as target:
-        outcomes = {o.name: o for o in checks.table_checks(source, target, plan,
-                                                           plan.table("order"))}
+    outcomes = run_checks(plan, source_url, target_url, "order")
     assert not outcomes["row_counts"].passed
     assert outcomes["row_counts"].metadata["source_rows_without_mapping"] == 1
     assert not outcomes["id_mapping"].passed and not outcomes["values_unchanged"].passed

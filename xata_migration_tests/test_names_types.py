@@ -5,7 +5,8 @@ import psycopg
 from xata_migration.connections import connect
 from xata_migration.introspect import use_pgvector
 from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
-                                          execute_sql, migrate, plan_for, verify_migration)
+                                          execute_sql, migrate, plan_for, run_checks,
+                                          verify_migration)
 from xata_migration.xata_shape import XATA_RUNTIME_SQL
 
 LONGEST_ID = "a" * 200 + "_~-:" + "Z9" * 25 + "x"  # 255 characters
@@ -88,8 +89,5 @@ def test_values_check_sees_a_changed_vector(source_url, target_url):
     assert migrate(plan, source_url, target_url).success
     execute_sql(target_url, "UPDATE docs SET \"Other Vec\" = '[1,2.0001]' WHERE \"Other Vec\""
                 " = '[1,2]'")
-    from xata_migration import checks
-    with connect(source_url, "source", True) as source, connect(target_url, "target") as target:
-        outcome = [o for o in checks.table_checks(source, target, plan, plan.table("docs"))
-                   if o.name == "values_unchanged"][0]
+    outcome = run_checks(plan, source_url, target_url, "docs")["values_unchanged"]
     assert not outcome.passed and outcome.metadata["rows_differing"] == 1

@@ -6,7 +6,6 @@ import time
 
 import dagster as dg
 import psycopg
-import pytest
 
 from xata_migration.connections import connect
 from xata_migration.names import lock_key
