@@ -26,17 +26,15 @@ def mapping_table(table_name: str) -> sql.Identifier:
 def create_mapping_sql(table: Table) -> sql.Composed:
     """The permanent old-id -> new-id table. Append-only: an id once given never changes."""
     return sql.SQL(
-        "CREATE SCHEMA IF NOT EXISTS {schema};"
-        " CREATE TABLE IF NOT EXISTS {map} ("
+        "CREATE TABLE IF NOT EXISTS {map} ("
         "xata_id text CONSTRAINT {pkey} PRIMARY KEY,"
         " new_id bigint NOT NULL CONSTRAINT {ukey} UNIQUE)").format(
-        schema=sql.Identifier(MAPPING_SCHEMA), map=mapping_table(table.name),
+        map=mapping_table(table.name),
         pkey=sql.Identifier(derived_name(table.name, "", "pkey")),
         ukey=sql.Identifier(derived_name(table.name, "new_id", "key")))
 
 
 LOOKUP_FUNCTIONS_SQL = sql.SQL("""
-CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE OR REPLACE FUNCTION {schema}.new_id(table_name text, xata_id text) RETURNS bigint
 LANGUAGE plpgsql STABLE AS $$
 DECLARE found bigint;

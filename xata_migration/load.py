@@ -337,9 +337,30 @@ def expected_shape(target, table: Table, columns: list[Column]) -> dict[str, str
     return shape
 
 
+SHARED_OBJECTS_LOCK = lock_key("xata_id_map shared objects")
+
+
+def prepare_target(target, plan: Plan, table: Table) -> None:
+    """The objects every table shares: the xata_id_map and target schemas, the pgvector
+    extension if the table needs it, and the lookup functions. A short transaction of its
+    own, one at a time: two assets starting together would otherwise both try to create the
+    same schema, and the second would fail on PostgreSQL's unique catalog index."""
+    with target.transaction():
+        target.execute("SELECT pg_advisory_xact_lock(%s)", (SHARED_OBJECTS_LOCK,))
+        for schema in (ddl.MAPPING_SCHEMA, plan.target_schema):
+            target.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                sql.Identifier(schema)))
+        if any(c.is_pgvector for c in table.columns):
+            require_pgvector(target, table)
+        if not target.execute("SELECT to_regprocedure('xata_id_map.new_id(text, text)') IS NOT"
+                              " NULL AND to_regprocedure('xata_id_map.xata_id(text, bigint)')"
+                              " IS NOT NULL").fetchone()[0]:
+            target.execute(ddl.LOOKUP_FUNCTIONS_SQL)
+
+
 def require_pgvector(target, table: Table) -> None:
     try:
-        with target.transaction():  # a savepoint: a failure here must not end the load's
+        with target.transaction():  # a savepoint: the error must reach the user, not abort
             target.execute("CREATE EXTENSION IF NOT EXISTS vector")
     except psycopg.Error as error:
         names = [c.name for c in table.columns if c.is_pgvector]
@@ -356,10 +377,6 @@ def ensure_target_table(target, plan: Plan, table: Table, columns: list[Column])
     existing = target_shape(target, plan.target_schema, table.target)
     expected = expected_shape(target, table, columns)
     if existing is None:
-        if any(c.is_pgvector for c in columns):
-            require_pgvector(target, table)
-        target.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-            sql.Identifier(plan.target_schema)))
         target.execute(ddl.create_table_sql(plan, table))
         return True
     if existing != expected:
@@ -369,22 +386,6 @@ def ensure_target_table(target, plan: Plan, table: Table, columns: list[Column])
             "in the target, or give the table another `target` name in the plan. Nothing "
             "was written.")
     return False
-
-
-LOOKUP_LOCK = lock_key("xata_id_map lookup functions")
-
-
-def ensure_lookup_functions(target) -> None:
-    """xata_id_map.new_id(table, xata_id) and xata_id_map.xata_id(table, new_id), for
-    applications that still meet old ids. A short transaction of its own, one at a time:
-    assets running in parallel must not replace the functions at the same moment."""
-    with target.transaction():
-        target.execute("SELECT pg_advisory_xact_lock(%s)", (LOOKUP_LOCK,))
-        exists = target.execute("SELECT to_regprocedure('xata_id_map.new_id(text, text)')"
-                                " IS NOT NULL AND to_regprocedure("
-                                "'xata_id_map.xata_id(text, bigint)') IS NOT NULL").fetchone()[0]
-        if not exists:
-            target.execute(ddl.LOOKUP_FUNCTIONS_SQL)
 
 
 def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Column],
@@ -412,6 +413,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
         clock = now
 
     check_source_matches_plan(source, plan, table)
+    prepare_target(target, plan, table)
     with target.transaction():
         result.source_rows = stage_source_rows(source, target, plan, table, columns, log)
         phase("transfer")
@@ -433,7 +435,6 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
         result.target_rows = target.execute(sql.SQL("SELECT count(*) FROM {}").format(
             ddl.target_table(plan, table))).fetchone()[0]
         phase("constraints")
-    ensure_lookup_functions(target)  # only once something was written
     return result
 
 

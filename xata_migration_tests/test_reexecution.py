@@ -8,6 +8,7 @@ import dagster as dg
 import psycopg
 
 from xata_migration.connections import connect
+from xata_migration.load import load_table
 from xata_migration.names import lock_key
 from xata_migration.plan import save_plan
 from xata_migration_tests import reexecution_job
@@ -72,3 +73,32 @@ def test_a_second_writer_waits_for_the_first(source_url, target_url):
     worker.join(timeout=120)
     assert outcome["result"].success
     verify_migration(source_url, target_url, hostile_expectations())
+
+
+def test_tables_starting_together_on_an_empty_target(pg_server, source_url):
+    """The multiprocess executor starts independent tables at the same moment; both create
+    the shared schemas. (Before the fix this failed every time on PostgreSQL's catalog
+    index: duplicate key value violates unique constraint "pg_namespace_nspname_index".)"""
+    create_hostile_source(source_url)
+    plan = plan_for(source_url)
+    roots = [plan.table("User"), plan.table("tag"), plan.table("empty_table")]
+    for _ in range(3):
+        target_url = pg_server.create_database("together")
+        start, errors = threading.Barrier(len(roots)), []
+
+        def load(table):
+            with connect(source_url, "source", read_only=True) as source, \
+                    connect(target_url, "target") as target:
+                start.wait()
+                try:
+                    load_table(source, target, plan, table)
+                except Exception as error:  # noqa: BLE001 - collected for the assertion
+                    errors.append(f"{table.name}: {error}")
+
+        workers = [threading.Thread(target=load, args=(t,)) for t in roots]
+        [w.start() for w in workers]
+        [w.join(timeout=120) for w in workers]
+        assert errors == []
+        with psycopg.connect(target_url) as conn:
+            assert conn.execute("SELECT count(*) FROM xata_id_map.\"User\"").fetchone()[0] > 0
+            assert conn.execute("SELECT xata_id_map.new_id('tag', 'rec_tag_a')").fetchone()[0]
