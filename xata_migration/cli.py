@@ -1,8 +1,9 @@
-"""The `xata-migration` command: plan, import-dump, lookup, demo, dev.
+"""The `xata-migration` command: import-dump, import-csv, plan, migrate, lookup, demo, dev.
 
-Thin wrappers over the core: `plan` introspects and saves; `demo` builds a source on the
-embedded server and runs the real `dagster job execute ... -j migrate_all`; `dev` opens
-the Dagster UI on the same data.
+Thin wrappers over the core: `plan` introspects and saves; `migrate` runs the real
+`dagster job execute ... -j migrate_all` and prints what each table's checks found; `demo`
+does both on a generated source; `dev` opens the Dagster UI on the demo's data. Every
+database URL may be `embedded:NAME`: database NAME on the embedded server.
 """
 
 from __future__ import annotations
@@ -12,22 +13,46 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psycopg
 
 from xata_migration import embedded
 from xata_migration.connections import ConnectionFailed, connect, mask_url
+from xata_migration.csv_import import CsvImportError
 from xata_migration.dump import DumpError
 from xata_migration.introspect import introspect, use_pgvector
-from xata_migration.plan import PlanError, save_plan
+from xata_migration.plan import PlanError, load_plan, save_plan
 
 DEMO_SOURCE, DEMO_TARGET, DAGSTER_DB = "xata_demo_source", "xata_demo_target", "dagster"
 
 
-def command_plan(args) -> int:
-    url = args.source_url or os.environ.get("XATA_SOURCE_URL")
+EMBEDDED_PREFIX = "embedded:"
+_embedded_server = None  # kept while this process runs: the server stops when it exits
+
+
+def resolve_url(url: str) -> str:
+    """`embedded:NAME` -> a URL to database NAME on the embedded server (created if new)."""
+    global _embedded_server
+    if not url.startswith(EMBEDDED_PREFIX):
+        return url
+    name = url[len(EMBEDDED_PREFIX):]
+    if not name:
+        raise PlanError("Name the database: embedded:NAME, e.g. embedded:xata_source.")
+    _embedded_server = _embedded_server or embedded.start()
+    return embedded.ensure_database(_embedded_server, name)
+
+
+def _url(given: str | None, variable: str, option: str, what: str) -> str:
+    url = given or os.environ.get(variable)
     if not url:
-        raise PlanError("Name the source database: --source-url URL or XATA_SOURCE_URL.")
+        raise PlanError(f"Name the {what} database: {option} URL or {variable} "
+                        f"(or {EMBEDDED_PREFIX}NAME for the embedded server).")
+    return resolve_url(url)
+
+
+def command_plan(args) -> int:
+    url = _url(args.source_url, "XATA_SOURCE_URL", "--source-url", "source")
     with connect(url, "source", read_only=True) as conn:
         plan, skipped = introspect(conn, args.schema)
         vectors = use_pgvector(conn, plan) if args.vectors == "pgvector" else []
@@ -48,16 +73,34 @@ def command_plan(args) -> int:
     return 0
 
 
-def _dagster_environment(server, source_url: str, target_url: str, plan_path) -> dict:
+def _dagster_environment(source_url: str, target_url: str, plan_path) -> dict:
+    """The job's environment. Run history goes where DAGSTER_HOME / DAGSTER_PG_URL say,
+    by default to the project's dagster_home and the embedded server's `dagster` database."""
     env = dict(os.environ)
-    env.update({
-        "XATA_SOURCE_URL": source_url, "TARGET_DATABASE_URL": target_url,
-        "XATA_MIGRATION_PLAN": str(plan_path),
-        "DAGSTER_HOME": str(embedded.PROJECT_ROOT / "dagster_home"),
-        "DAGSTER_PG_URL": embedded.dagster_storage_url(
-            embedded.ensure_database(server, DAGSTER_DB)),
-    })
+    env.setdefault("DAGSTER_HOME", str(embedded.PROJECT_ROOT / "dagster_home"))
+    if "DAGSTER_PG_URL" not in env:
+        env["DAGSTER_PG_URL"] = embedded.dagster_storage_url(
+            resolve_url(EMBEDDED_PREFIX + DAGSTER_DB))
+    env.update({"XATA_SOURCE_URL": source_url, "TARGET_DATABASE_URL": target_url,
+                "XATA_MIGRATION_PLAN": str(Path(plan_path).resolve())})
     return env
+
+
+def run_migrate_all(env: dict, log_path: Path) -> bool:
+    """`dagster job execute ... -j migrate_all`, its log to `log_path`; True if every table
+    and every check passed."""
+    print(f"Running: dagster job execute -m xata_migration.definitions -j migrate_all "
+          f"(log: {log_path})", flush=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        finished = subprocess.run([sys.executable, "-m", "dagster", "job", "execute", "-m",
+                                   "xata_migration.definitions", "-j", "migrate_all"],
+                                  env=env, cwd=embedded.PROJECT_ROOT, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    if finished.returncode != 0:
+        print(f"dagster job execute exited with {finished.returncode}; last lines of the log:")
+        print("\n".join(log_path.read_text().splitlines()[-15:]))
+    return _print_run_summary(env)
 
 
 def _print_run_summary(env: dict) -> bool:
@@ -95,10 +138,40 @@ def _print_run_summary(env: dict) -> bool:
     return run.status == dg.DagsterRunStatus.SUCCESS and len(passed) == len(outcomes) > 0
 
 
+def command_migrate(args) -> int:
+    plan_path = args.plan or os.environ.get("XATA_MIGRATION_PLAN")
+    if not plan_path:
+        raise PlanError("Name the plan: --plan PATH or XATA_MIGRATION_PLAN (write one with "
+                        "`xata-migration plan`).")
+    load_plan(plan_path)  # a plan that cannot run stops here, with its message
+    source_url = _url(args.source_url, "XATA_SOURCE_URL", "--source-url", "source")
+    target_url = _url(args.target_url, "TARGET_DATABASE_URL", "--target-url", "target")
+    for url, role in ((source_url, "source"), (target_url, "target")):
+        connect(url, role).close()  # unreachable databases stop here, before Dagster starts
+    env = _dagster_environment(source_url, target_url, plan_path)
+    ok = run_migrate_all(env, Path(args.log))
+    print("Every table migrated and every check passed." if ok else
+          "Not every table migrated, or a check failed: see the lines above, the log, and "
+          "the README's \"When a check fails\". Run the same command again once fixed.")
+    return 0 if ok else 1
+
+
+def command_import_csv(args) -> int:
+    from xata_migration.csv_import import import_csv
+
+    url = resolve_url(args.into)
+    result = import_csv(args.folder, args.schema, url, objects=args.objects)
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    print(f"Loaded {len(result.rows)} tables, {sum(result.rows.values())} rows into "
+          f"{mask_url(url)}. Next: xata-migration plan --source-url URL --output plan.yaml")
+    return 0
+
+
 def command_import_dump(args) -> int:
     from xata_migration.dump import import_dump
 
-    kind = import_dump(args.dump, args.into)
+    kind = import_dump(args.dump, resolve_url(args.into))
     print(f"Restored {args.dump} ({kind} format) into {mask_url(args.into)}. Next: "
           f"xata-migration plan --source-url URL --output plan.yaml")
     return 0
@@ -106,9 +179,7 @@ def command_import_dump(args) -> int:
 
 def command_lookup(args) -> int:
     """Old Xata id -> new id (or, with --reverse, new id -> old Xata id) in the target."""
-    url = args.target_url or os.environ.get("TARGET_DATABASE_URL")
-    if not url:
-        raise PlanError("Name the target database: --target-url URL or TARGET_DATABASE_URL.")
+    url = _url(args.target_url, "TARGET_DATABASE_URL", "--target-url", "target")
     with connect(url, "target") as conn:
         try:
             if args.reverse:
@@ -141,19 +212,8 @@ def command_demo(args) -> int:
     plan_path = embedded.home() / "demo-plan.yaml"
     save_plan(plan, plan_path)
     print(f"Plan written to {plan_path}.")
-    env = _dagster_environment(server, source_url, target_url, plan_path)
-    log_path = embedded.home() / "demo-run.log"
-    print(f"Running: dagster job execute -m xata_migration.definitions -j migrate_all "
-          f"(log: {log_path})")
-    with open(log_path, "w") as log:
-        finished = subprocess.run([sys.executable, "-m", "dagster", "job", "execute", "-m",
-                                   "xata_migration.definitions", "-j", "migrate_all"],
-                                  env=env, cwd=embedded.PROJECT_ROOT, stdout=log,
-                                  stderr=subprocess.STDOUT)
-    if finished.returncode != 0:
-        print(f"dagster job execute exited with {finished.returncode}; last lines of the log:")
-        print("\n".join(log_path.read_text().splitlines()[-15:]))
-    ok = _print_run_summary(env)
+    env = _dagster_environment(source_url, target_url, plan_path)
+    ok = run_migrate_all(env, embedded.home() / "demo-run.log")
     print(f"Demo finished in {time.monotonic() - started:.0f} s. Target database: "
           f"{DEMO_TARGET}. Open the Dagster UI on this data: xata-migration dev")
     return 0 if ok else 1
@@ -164,7 +224,7 @@ def command_dev(args) -> int:
     plan_path = embedded.home() / "demo-plan.yaml"
     if not plan_path.exists():
         raise PlanError("No demo yet: run `xata-migration demo` first.")
-    env = _dagster_environment(server, embedded.database_url(server, DEMO_SOURCE),
+    env = _dagster_environment(embedded.database_url(server, DEMO_SOURCE),
                                embedded.database_url(server, DEMO_TARGET), plan_path)
     print(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C to stop)")
     return subprocess.call([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml",
@@ -188,6 +248,25 @@ def parser() -> argparse.ArgumentParser:
     dump.add_argument("dump", help="the dump file")
     dump.add_argument("--into", required=True, help="URL of an empty database to restore into")
     dump.set_defaults(run=command_import_dump)
+    csv_parser = commands.add_parser("import-csv", help="load a legacy Xata CSV export (one "
+                                     "file per table) and its schema file into an empty "
+                                     "database")
+    csv_parser.add_argument("folder", help="the folder holding <table>.csv for every table")
+    csv_parser.add_argument("--schema", required=True,
+                            help="the schema file (schema.json / `xata schema dump`)")
+    csv_parser.add_argument("--into", required=True,
+                            help="URL of an empty database to load into")
+    csv_parser.add_argument("--objects", choices=["jsonb", "columns"], default="jsonb",
+                            help="Xata `object` columns: one jsonb column (default) or one "
+                                 "column per field")
+    csv_parser.set_defaults(run=command_import_csv)
+    migrate = commands.add_parser("migrate", help="run migrate_all (dagster job execute) "
+                                  "and print every table's checks")
+    migrate.add_argument("--plan", help="the plan (default: $XATA_MIGRATION_PLAN)")
+    migrate.add_argument("--source-url", help="default: $XATA_SOURCE_URL")
+    migrate.add_argument("--target-url", help="default: $TARGET_DATABASE_URL")
+    migrate.add_argument("--log", default="migrate-run.log", help="where the run's log goes")
+    migrate.set_defaults(run=command_migrate)
     lookup = commands.add_parser("lookup", help="the new id of an old Xata record id")
     lookup.add_argument("table", help="source table name, e.g. tag-to-image")
     lookup.add_argument("id", help="the old Xata id (or, with --reverse, the new id)")
@@ -208,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (PlanError, ConnectionFailed, DumpError) as error:
+    except (PlanError, ConnectionFailed, DumpError, CsvImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from xata_migration.connections import connect, mask_url, scrub
-from xata_migration.xata_shape import XATA_RUNTIME_SQL
+from xata_migration.connections import mask_url, scrub
+from xata_migration.xata_shape import XATA_RUNTIME_SQL, require_empty
 
 
 class DumpError(RuntimeError):
@@ -68,22 +68,12 @@ def _restore_command(path: Path, dbname: str, kind: str, workdir: Path) -> list[
             "--exit-on-error", "--use-list", str(entries), "--dbname", dbname, str(path)]
 
 
-def _require_empty(url: str) -> None:
-    with connect(url, "target") as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') LIMIT 5")]
-    if tables:
-        raise DumpError(f"The database at {mask_url(url)} already has tables in public "
-                        f"({', '.join(tables)}). Restore into a new, empty database.")
-
-
 def import_dump(path: str | Path, url: str) -> str:
     """Restore the dump at `path` into the (empty) database at `url`; returns its format."""
     path = Path(path)
     if not path.is_file():
         raise DumpError(f"No dump file at {str(path)!r}.")
-    _require_empty(url)
+    require_empty(url, DumpError)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(XATA_RUNTIME_SQL)
     kind = dump_format(path)

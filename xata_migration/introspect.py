@@ -109,6 +109,16 @@ def _comment_json(comment: str | None) -> dict:
     return parsed if isinstance(parsed, dict) else {}
 
 
+def _comment_note(comment: str | None) -> str:
+    """What a CSV import recorded about a Xata `object` column (see csv_import)."""
+    found = _comment_json(comment)
+    if found.get("xata.type") == "object":
+        return "Xata object column, kept as one jsonb value"
+    if "xata.object" in found:
+        return f"a field of the Xata object column {found['xata.object']!r}"
+    return ""
+
+
 def _comment_link(comment: str | None) -> str | None:
     target = _comment_json(comment).get("xata.link")
     return target if isinstance(target, str) else None
@@ -235,7 +245,7 @@ def _column(table, col, id_columns, unique_columns, fk_links) -> Column:
     return Column(name=col.name, type="bigint" if link else col.target_type,
                   not_null=col.not_null, unique=col.name in unique_columns,
                   default=None if link else _kept_default(col.default), link=link,
-                  source_type=col.type_name)
+                  source_type=col.type_name, note=_comment_note(col.comment))
 
 
 SAMPLE_VALUES = 1000

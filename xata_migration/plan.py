@@ -52,6 +52,9 @@ class Column:
     link: Link | None = None
     # The column's type in the source when the plan was made: a run stops if it changed.
     source_type: str = ""
+    # Informative: where the column came from when that is not obvious (a CSV import's
+    # Xata `object` column, kept as jsonb or split into one column per field).
+    note: str = ""
 
     def __post_init__(self):
         self.target = self.target or self.name
@@ -136,6 +139,8 @@ def _column_to_dict(column: Column) -> dict:
         out["unique"] = True
     if column.default is not None:
         out["default"] = column.default
+    if column.note:
+        out["note"] = column.note
     if column.link:
         out["link"] = {
             "table": column.link.table,
@@ -209,7 +214,8 @@ def _column_from_dict(raw: dict, table_name: str) -> Column:
     return Column(name=name, type=str(_require(raw, "type", where)),
                   target=str(raw.get("target") or name), not_null=bool(raw.get("not_null")),
                   unique=bool(raw.get("unique")), default=raw.get("default"), link=link,
-                  source_type=str(raw.get("source_type") or ""))
+                  source_type=str(raw.get("source_type") or ""),
+                  note=str(raw.get("note") or ""))
 
 
 def plan_from_dict(raw: dict) -> Plan:

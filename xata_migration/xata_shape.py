@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from xata_migration import graph
+from xata_migration.connections import connect, mask_url
 
 DEMO_SCHEMA = Path(__file__).parent / "fixtures" / "xata-schema-ultraterrestrial.json"
 
@@ -67,8 +68,10 @@ def _column_sql(column: dict) -> sql.Composed:
     return sql.SQL(" ").join(parts)
 
 
-def create_tables(conn: psycopg.Connection, schema: dict) -> None:
-    """Create every table of a Xata schema file the way a Postgres-enabled branch has them."""
+def create_tables(conn: psycopg.Connection, schema: dict, foreign_keys: bool = True) -> None:
+    """Create every table of a Xata schema file the way a Postgres-enabled branch has them.
+    Without `foreign_keys`, links are declared by their column comment alone (CSV exports
+    can hold ids that point nowhere; the plan's `on_missing` decides what they become)."""
     conn.execute(XATA_RUNTIME_SQL)
     for table in schema["tables"]:
         name = sql.Identifier(table["name"])
@@ -93,7 +96,7 @@ def create_tables(conn: psycopg.Connection, schema: dict) -> None:
     for table in schema["tables"]:
         for column in table.get("columns", []):
             if column["type"] == "link":
-                _add_link(conn, table["name"], column)
+                _add_link(conn, table["name"], column, foreign_keys)
             if column["type"] == "vector":
                 conn.execute(sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
                     sql.Identifier(table["name"]), sql.Identifier(column["name"]),
@@ -101,14 +104,26 @@ def create_tables(conn: psycopg.Connection, schema: dict) -> None:
                         {"xata.search.dimension": column["vector"]["dimension"]}))))
 
 
-def _add_link(conn: psycopg.Connection, table: str, column: dict) -> None:
-    conn.execute(sql.SQL(
-        "ALTER TABLE {} ADD FOREIGN KEY ({}) REFERENCES {} (xata_id) ON DELETE SET NULL").format(
-        sql.Identifier(table), sql.Identifier(column["name"]),
-        sql.Identifier(column["link"]["table"])))
+def _add_link(conn: psycopg.Connection, table: str, column: dict, foreign_key: bool) -> None:
+    if foreign_key:
+        conn.execute(sql.SQL("ALTER TABLE {} ADD FOREIGN KEY ({}) REFERENCES {} (xata_id)"
+                             " ON DELETE SET NULL").format(
+            sql.Identifier(table), sql.Identifier(column["name"]),
+            sql.Identifier(column["link"]["table"])))
     conn.execute(sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
         sql.Identifier(table), sql.Identifier(column["name"]),
         sql.Literal(json.dumps({"xata.link": column["link"]["table"]}))))
+
+
+def require_empty(url: str, error: type[Exception]) -> None:
+    """Imports go into a new database: raise `error` if `url` already has tables."""
+    with connect(url, "target") as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') LIMIT 5")]
+    if tables:
+        raise error(f"The database at {mask_url(url)} already has tables in public "
+                    f"({', '.join(tables)}). Import into a new, empty database.")
 
 
 # ---------------------------------------------------------------- deterministic rows
