@@ -42,11 +42,29 @@ def _metadata_value(value):
     return value
 
 
+def markdown_table(header: tuple, rows: list) -> str:
+    def cell(value) -> str:
+        text = "NULL" if value is None else str(value)
+        text = text if len(text) <= 80 else text[:77] + "..."
+        return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def check_result(outcome: checks.CheckOutcome, key: dg.AssetKey) -> dg.AssetCheckResult:
+    metadata = {"comparison": dg.MetadataValue.md(
+        markdown_table(("compared", "source", "target"), outcome.compared))}
+    metadata.update({k: _metadata_value(v) for k, v in outcome.metadata.items()})
+    if outcome.examples:
+        metadata["examples"] = dg.MetadataValue.md(markdown_table(
+            ("old id", "new id", "column", "source value", "target value", "problem"),
+            [tuple(e.values()) for e in outcome.examples]))
+        metadata["all_findings_sql"] = dg.MetadataValue.md(
+            f"Run on the target to see every finding:\n\n```sql\n{outcome.findings_sql};\n```")
     return dg.AssetCheckResult(
         asset_key=key, check_name=outcome.name, passed=outcome.passed,
-        severity=dg.AssetCheckSeverity.ERROR, description=outcome.summary,
-        metadata={k: _metadata_value(v) for k, v in outcome.metadata.items()})
+        severity=dg.AssetCheckSeverity.ERROR, description=outcome.summary, metadata=metadata)
 
 
 def _column_schema(table: Table) -> dg.TableSchema:
@@ -128,12 +146,7 @@ def deferred_link_asset(plan: Plan, table: Table, column: Column) -> dg.AssetsDe
             if result.nulled_missing:
                 metadata["links_set_null_missing"] = dg.MetadataValue.json(result.nulled_missing)
             yield dg.MaterializeResult(asset_key=key, metadata=metadata)
-            try:
-                outcome = checks.links_intact(source, target, plan, table, [column])
-            finally:
-                source.commit()
-                target.rollback()
-            yield check_result(outcome, key)
+            yield check_result(checks.link_check(source, target, plan, table, column), key)
 
     return write_deferred_link
 

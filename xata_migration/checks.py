@@ -11,7 +11,11 @@
 The source's ids are streamed into the target once, so counts and the mapping are compared
 exactly by anti-joins. Values are compared by order-independent hashes computed on each
 side (md5 of each row's text, summed), which costs one read of each side; when the sums
-differ, the source's per-row hashes are streamed into the target to name the rows.
+differ, the source's rows are streamed into the target to name the rows and columns.
+
+A failed check writes what it found (old id, new id, column, source value, target value)
+to `xata_migration_checks.findings` in the target, and its metadata shows the first ten
+and the SQL that lists all of them. A check that passes clears its earlier findings.
 """
 
 from __future__ import annotations
@@ -21,12 +25,17 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from xata_migration import ddl
-from xata_migration.load import (copy_between, create_stage, create_temp_table, link_values,
-                                  source_select, stage_name)
+from xata_migration.load import (SHARED_OBJECTS_LOCK, copy_between, create_stage,
+                                  create_temp_table, link_values, source_select, stage_name)
 from xata_migration.plan import Column, Plan, Table
 
-EXAMPLES = 5
+EXAMPLES = 10
+MAX_FINDINGS = 100_000  # per check and table: enough to act on, bounded if everything differs
 CHECK_STAGE = sql.Identifier("xata_migration_check")
+FINDINGS_SCHEMA = "xata_migration_checks"
+FINDINGS = sql.Identifier(FINDINGS_SCHEMA, "findings")
+FINDING_COLUMNS = ("xata_id", "new_id", "column_name", "source_value", "target_value",
+                   "problem")
 
 
 @dataclass
@@ -35,6 +44,73 @@ class CheckOutcome:
     passed: bool
     summary: str
     metadata: dict = field(default_factory=dict)
+    # (what, source, target) rows: what was compared and the numbers on both sides
+    compared: list[tuple] = field(default_factory=list)
+    # the first findings of a failed check, and the SQL that lists all of them
+    examples: list[dict] = field(default_factory=list)
+    findings_sql: str = ""
+
+
+# ---------------------------------------------------------------- findings
+
+
+def ensure_findings_table(target) -> None:
+    """Its own short transaction, under the lock that guards the shared objects."""
+    with target.transaction():
+        target.execute("SELECT pg_advisory_xact_lock(%s)", (SHARED_OBJECTS_LOCK,))
+        target.execute(sql.SQL(
+            "CREATE SCHEMA IF NOT EXISTS {schema};"
+            " CREATE TABLE IF NOT EXISTS {findings} (scope text NOT NULL,"
+            " check_name text NOT NULL, xata_id text, new_id bigint, column_name text,"
+            " source_value text, target_value text, problem text NOT NULL,"
+            " found_at timestamptz NOT NULL DEFAULT now());"
+            " CREATE INDEX IF NOT EXISTS findings_scope_check ON {findings}"
+            " (scope, check_name)").format(schema=sql.Identifier(FINDINGS_SCHEMA),
+                                            findings=FINDINGS))
+
+
+def _record(target, scope: str, check: str, select: sql.Composable) -> None:
+    """Add what `select` (rows of FINDING_COLUMNS) found, up to MAX_FINDINGS."""
+    already = target.execute(sql.SQL("SELECT count(*) FROM {} WHERE scope = %s AND"
+                                     " check_name = %s").format(FINDINGS),
+                             (scope, check)).fetchone()[0]
+    target.execute(sql.SQL(
+        "INSERT INTO {findings} (scope, check_name, {columns})"
+        " SELECT {scope}, {check}, f.* FROM ({select}) f LIMIT {room}").format(
+        findings=FINDINGS, columns=sql.SQL(", ").join(map(sql.Identifier, FINDING_COLUMNS)),
+        scope=sql.Literal(scope), check=sql.Literal(check), select=select,
+        room=sql.Literal(max(MAX_FINDINGS - already, 0))))
+
+
+def _findings_select(scope: str, check: str) -> sql.Composed:
+    return sql.SQL(
+        "SELECT {columns} FROM {findings} WHERE scope = {scope} AND check_name = {check}"
+        " ORDER BY xata_id, column_name").format(
+        columns=sql.SQL(", ").join(map(sql.Identifier, FINDING_COLUMNS)), findings=FINDINGS,
+        scope=sql.Literal(scope), check=sql.Literal(check))
+
+
+def findings_query(scope: str, check: str) -> str:
+    """The SQL a person runs on the target to see every finding of one check."""
+    return _findings_select(scope, check).as_string(None)
+
+
+def _with_findings(target, outcome: CheckOutcome, scope: str) -> CheckOutcome:
+    """A failed check: its first findings and the SQL for all; a passed one: none kept."""
+    if outcome.passed:
+        target.execute(sql.SQL("DELETE FROM {} WHERE scope = %s AND check_name = %s").format(
+            FINDINGS), (scope, outcome.name))
+        return outcome
+    outcome.findings_sql = findings_query(scope, outcome.name)
+    rows = target.execute(_findings_select(scope, outcome.name) + sql.SQL(" LIMIT {}").format(
+        sql.Literal(EXAMPLES))).fetchall()
+    outcome.examples = [dict(zip(FINDING_COLUMNS, row)) for row in rows]
+    return outcome
+
+
+def _clear_findings(target, scope: str, check: str | None = None) -> None:
+    target.execute(sql.SQL("DELETE FROM {} WHERE scope = %s AND (%s::text IS NULL"
+                           " OR check_name = %s)").format(FINDINGS), (scope, check, check))
 
 
 SOURCE_IDS = sql.Identifier("xata_migration_source_ids")
@@ -67,7 +143,6 @@ class Absent:
     skipped: int = 0      # source rows left out because a skip link points nowhere
     unexplained: int = 0  # source rows without a mapping for no such reason
     deleted: int = 0      # mapped ids no longer in the source
-    examples: dict = field(default_factory=dict)
 
 
 def find_absent(source, target, plan: Plan, table: Table) -> Absent:
@@ -94,32 +169,72 @@ def find_absent(source, target, plan: Plan, table: Table) -> Absent:
         absent=ABSENT, missing=sql.SQL(" OR ").join(missing), ids=SOURCE_IDS,
         map=ddl.mapping_table(table.name)))
     absent = Absent()
-    for reason, count, examples in target.execute(sql.SQL(
-            "SELECT reason, count(*), (array_agg(xid ORDER BY xid))[1:%s] FROM {}"
-            " GROUP BY reason").format(ABSENT), (EXAMPLES,)):
+    for reason, count in target.execute(sql.SQL(
+            "SELECT reason, count(*) FROM {} GROUP BY reason").format(ABSENT)):
         setattr(absent, reason, count)
-        absent.examples[reason] = examples
     return absent
 
 
-def _differing_rows(source, target, plan: Plan, table: Table, source_row, target_row):
-    """Stream the source's per-row hashes into the target; (count, examples) that differ.
-    Rows left out by `on_missing: skip` and rows deleted at the source are not counted."""
+def _differing_rows(source, target, plan: Plan, table: Table) -> int:
+    """Stream the source's rows (each column as text) into the target, record every column
+    that differs as a finding; returns how many rows differ. Rows left out by
+    `on_missing: skip` and rows deleted at the source are not counted."""
+    columns = table.value_columns
+    source_row, target_row = _value_rows(table)
     with target.transaction():
-        create_temp_table(target, CHECK_STAGE, [sql.SQL("xid text"), sql.SQL("h text")])
-        select = sql.SQL("SELECT src.{}::text, md5(({})::text) FROM {}").format(
-            sql.Identifier(table.id_column), source_row, _source_from(plan, table))
+        create_temp_table(target, CHECK_STAGE, [sql.SQL("xid text"), sql.SQL("h text")] + [
+            sql.SQL("{} text").format(stage_name(i)) for i in range(len(columns))])
+        select = sql.SQL("SELECT src.{}::text, md5(({})::text){} FROM {}").format(
+            sql.Identifier(table.id_column), source_row, sql.SQL("").join(
+                sql.SQL(", src.{}::text").format(sql.Identifier(c.name)) for c in columns),
+            _source_from(plan, table))
         copy_between(source, target, select, CHECK_STAGE, binary=False)
-        count, examples = target.execute(sql.SQL(
-            "SELECT count(*), coalesce((array_agg(ROW(coalesce(s.xid, x.xata_id), x.new_id)"
-            "::text ORDER BY coalesce(s.xid, x.xata_id)))[1:%s], '{{}}')"
+        target_values = sql.SQL("").join(
+            sql.SQL(", ({})::text AS {}").format(_target_value(c), stage_name(i))
+            for i, c in enumerate(columns))
+        target.execute(sql.SQL(
+            "CREATE TEMP TABLE xata_migration_differing ON COMMIT DROP AS"
+            " SELECT s.*, x.xata_id, x.new_id, x.h AS target_h{target_columns}"
             " FROM {stage} s FULL JOIN (SELECT m.xata_id, m.new_id, md5(({row})::text) AS h"
-            " FROM {target}) x ON x.xata_id = s.xid WHERE s.h IS DISTINCT FROM x.h"
+            "{values} FROM {target}) x ON x.xata_id = s.xid WHERE s.h IS DISTINCT FROM x.h"
             " AND NOT EXISTS (SELECT 1 FROM {absent} a WHERE a.xid = s.xid"
             "                 AND a.reason = 'skipped')").format(
-            stage=CHECK_STAGE, row=target_row, target=_target_from(plan, table),
-            absent=ABSENT), (EXAMPLES,)).fetchone()
-    return count, examples
+            target_columns=sql.SQL("").join(
+                sql.SQL(", x.{} AS {}").format(stage_name(i), sql.Identifier(f"t{i}"))
+                for i in range(len(columns))),
+            stage=CHECK_STAGE, row=target_row, values=target_values,
+            target=_target_from(plan, table), absent=ABSENT))
+        count = target.execute("SELECT count(*) FROM xata_migration_differing").fetchone()[0]
+        if count:
+            _record(target, table.name, "values_unchanged", _value_findings(columns))
+    return count
+
+
+def _target_value(column: Column) -> sql.Composed:
+    as_source = sql.SQL("::real[]") if column.is_pgvector else sql.SQL("")
+    return sql.SQL("t.{}{}").format(sql.Identifier(column.target), as_source)
+
+
+def _value_findings(columns: list[Column]) -> sql.Composed:
+    """One finding per differing column, or one per row that is on one side only."""
+    pairs = [sql.SQL("({}, d.{}, d.{})").format(sql.Literal(c.name), stage_name(i),
+                                                 sql.Identifier(f"t{i}"))
+             for i, c in enumerate(columns)]
+    differing_columns = sql.SQL(
+        "SELECT d.xid, d.new_id, v.name, v.source_value, v.target_value, 'value differs'"
+        " FROM xata_migration_differing d CROSS JOIN LATERAL (VALUES {}) v(name, source_value,"
+        " target_value) WHERE d.xid IS NOT NULL AND d.xata_id IS NOT NULL"
+        " AND v.source_value IS DISTINCT FROM v.target_value").format(
+        sql.SQL(", ").join(pairs)) if pairs else sql.SQL(
+        "SELECT NULL, NULL::bigint, NULL, NULL, NULL, NULL WHERE false")
+    return sql.SQL(
+        "{} UNION ALL SELECT coalesce(d.xid, d.xata_id), d.new_id, NULL,"
+        " CASE WHEN d.xid IS NULL THEN NULL ELSE 'present' END,"
+        " CASE WHEN d.xata_id IS NULL THEN NULL ELSE 'present' END,"
+        " CASE WHEN d.xid IS NULL THEN 'target row with no source row'"
+        " ELSE 'source row with no target row' END"
+        " FROM xata_migration_differing d WHERE d.xid IS NULL OR d.xata_id IS NULL").format(
+        differing_columns)
 
 
 def row_counts(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome:
@@ -142,9 +257,33 @@ def row_counts(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome
         metadata.update(deleted_in_source=absent.deleted,
                         deleted_rows_policy=table.deleted_rows)
         summary += f", {absent.deleted} deleted in the source ({table.deleted_rows} in target)"
-    if absent.examples:
-        metadata["examples"] = absent.examples
-    return CheckOutcome("row_counts", passed, summary, metadata)
+    outcome = CheckOutcome("row_counts", passed, summary, metadata, compared=[
+        ("rows", source_rows, target_rows), ("mapping rows (old id -> new id)", "", mapped)])
+    if absent.skipped:
+        outcome.compared.append(("left out by on_missing: skip", absent.skipped, ""))
+    if absent.deleted:
+        outcome.compared.append(("deleted in the source since", "", absent.deleted))
+    if not passed:
+        _record(target, table.name, "row_counts", sql.SQL(
+            "SELECT a.xid, m.new_id, NULL, CASE a.reason WHEN 'deleted' THEN NULL ELSE"
+            " 'present' END, CASE WHEN t.id IS NULL THEN NULL ELSE 'present' END,"
+            " CASE a.reason WHEN 'deleted' THEN 'no longer in the source'"
+            " WHEN 'skipped' THEN 'left out: a skip link points nowhere'"
+            " ELSE 'in the source, not migrated' END"
+            " FROM {absent} a LEFT JOIN {map} m ON m.xata_id = a.xid LEFT JOIN {t} t"
+            " ON t.id = m.new_id").format(absent=ABSENT, map=ddl.mapping_table(table.name),
+                                          t=ddl.target_table(plan, table)))
+        _record(target, table.name, "row_counts", _mapping_without_row(plan, table))
+    return outcome
+
+
+def _mapping_without_row(plan: Plan, table: Table) -> sql.Composed:
+    return sql.SQL(
+        "SELECT m.xata_id, m.new_id, NULL, NULL, NULL, 'mapped, but no target row'"
+        " FROM {map} m WHERE NOT EXISTS (SELECT 1 FROM {t} t WHERE t.id = m.new_id)"
+        " AND NOT EXISTS (SELECT 1 FROM {absent} a WHERE a.xid = m.xata_id"
+        " AND a.reason = 'deleted')").format(map=ddl.mapping_table(table.name),
+                                             t=ddl.target_table(plan, table), absent=ABSENT)
 
 
 def id_mapping(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome:
@@ -170,27 +309,54 @@ def id_mapping(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome
                 "new_ids_used_twice": repeated_new, "old_ids_used_twice": repeated_old}
     passed = not (absent.unexplained or without_row or unmapped or should_be_gone
                   or repeated_new or repeated_old)
-    return CheckOutcome("id_mapping", passed,
-                        "1:1" if passed else "the mapping is not 1:1 with source and target",
-                        metadata)
+    outcome = CheckOutcome(
+        "id_mapping", passed, "1:1" if passed else "the mapping is not 1:1 with source and target",
+        metadata, compared=[("ids without a new id", absent.unexplained, ""),
+                            ("new ids without a target row", "", without_row),
+                            ("target rows without an old id", "", unmapped),
+                            ("new ids given to two old ids", "", repeated_new),
+                            ("old ids given two new ids", "", repeated_old)])
+    if not passed:
+        target_table, mapping = ddl.target_table(plan, table), ddl.mapping_table(table.name)
+        _record(target, table.name, "id_mapping", sql.SQL(
+            "SELECT a.xid, NULL::bigint, NULL, 'present', NULL, 'source id without a new id'"
+            " FROM {absent} a WHERE a.reason = 'unexplained'").format(absent=ABSENT))
+        _record(target, table.name, "id_mapping", _mapping_without_row(plan, table))
+        _record(target, table.name, "id_mapping", sql.SQL(
+            "SELECT NULL, t.id, NULL, NULL, 'present', 'target row without an old id'"
+            " FROM {t} t WHERE NOT EXISTS (SELECT 1 FROM {map} m WHERE m.new_id = t.id)"
+            " UNION ALL SELECT m.xata_id, m.new_id, NULL, NULL, NULL,"
+            " 'new id given to several old ids' FROM {map} m WHERE m.new_id IN"
+            " (SELECT new_id FROM {map} GROUP BY new_id HAVING count(*) > 1)"
+            " UNION ALL SELECT m.xata_id, m.new_id, NULL, NULL, NULL,"
+            " 'old id given several new ids' FROM {map} m WHERE m.xata_id IN"
+            " (SELECT xata_id FROM {map} GROUP BY xata_id HAVING count(*) > 1)").format(
+            t=target_table, map=mapping))
+    return outcome
 
 
 def values_unchanged(source, target, plan: Plan, table: Table,
                      absent: Absent) -> CheckOutcome:
     source_row, target_row = _value_rows(table)
     target_totals = _hash_totals(target, target_row, _target_from(plan, table))
-    metadata = {"columns_compared": len(table.value_columns), "target_rows": target_totals[0]}
+    columns = len(table.value_columns)
+    metadata = {"columns_compared": columns, "target_rows": target_totals[0]}
+    compared = [("columns compared", columns, columns)]
     if not absent.skipped:  # order-independent sums, one read of each side
         source_totals = _hash_totals(source, source_row, _source_from(plan, table))
         metadata.update(source_rows=source_totals[0],
                         source_hash=f"{source_totals[1]}/{source_totals[2]}",
                         target_hash=f"{target_totals[1]}/{target_totals[2]}")
+        compared += [("rows compared", source_totals[0], target_totals[0]),
+                     ("sum of row hashes", metadata["source_hash"], metadata["target_hash"])]
         if source_totals == target_totals:
-            return CheckOutcome("values_unchanged", True,
-                                f"{source_totals[0]} rows identical", metadata)
-    count, examples = _differing_rows(source, target, plan, table, source_row, target_row)
-    metadata.update(rows_differing=count, examples=examples)
-    return CheckOutcome("values_unchanged", not count, f"{count} rows differ", metadata)
+            return CheckOutcome("values_unchanged", True, f"{source_totals[0]} rows identical",
+                                metadata, compared=compared)
+    count = _differing_rows(source, target, plan, table)
+    metadata["rows_differing"] = count
+    compared.append(("rows that differ", "", count))
+    return CheckOutcome("values_unchanged", not count, f"{count} rows differ", metadata,
+                        compared=compared)
 
 
 def _value_rows(table: Table) -> tuple[sql.Composed, sql.Composed]:
@@ -204,8 +370,7 @@ def _value_rows(table: Table) -> tuple[sql.Composed, sql.Composed]:
     for column in table.value_columns:
         source.append(sql.SQL("src.{}").format(sql.Identifier(column.name)))
         # pgvector's vector holds float4 exactly as real[] does; compare in real[]'s text
-        as_source = sql.SQL("::real[]") if column.is_pgvector else sql.SQL("")
-        target.append(sql.SQL("t.{}{}").format(sql.Identifier(column.target), as_source))
+        target.append(_target_value(column))
     return (sql.SQL("ROW({})").format(sql.SQL(", ").join(source)),
             sql.SQL("ROW({})").format(sql.SQL(", ").join(target)))
 
@@ -236,52 +401,79 @@ def _link_expressions(column: Column, index: int, pmap: sql.Composable) -> dict:
                                ).format(c=c, pmap=pmap)}
 
 
-def _pointing_nowhere(target, plan: Plan, table: Table, column: Column) -> int:
+def _pointing_nowhere(target, plan: Plan, table: Table, column: Column, scope: str) -> int:
     """Target link values (or array elements) with no row in the parent table."""
     value = sql.SQL("unnest(t.{})" if column.is_array_link else "t.{}").format(
         sql.Identifier(column.target))
-    return target.execute(sql.SQL(
-        "SELECT count(*) FROM (SELECT {v} AS v FROM {t} t) linked WHERE v IS NOT NULL"
+    nowhere = sql.SQL(
+        "SELECT m.xata_id, linked.id, {name}, NULL, linked.v::text, 'links to no row'"
+        " FROM (SELECT t.id, {v} AS v FROM {t} t) linked LEFT JOIN {map} m"
+        " ON m.new_id = linked.id WHERE v IS NOT NULL"
         " AND NOT EXISTS (SELECT 1 FROM {p} p WHERE p.id = v)").format(
-        v=value, t=ddl.target_table(plan, table),
-        p=ddl.target_table(plan, plan.table(column.link.table)))).fetchone()[0]
+        name=sql.Literal(column.name), v=value, t=ddl.target_table(plan, table),
+        map=ddl.mapping_table(table.name),
+        p=ddl.target_table(plan, plan.table(column.link.table)))
+    count = target.execute(sql.SQL("SELECT count(*) FROM ({}) q").format(nowhere)).fetchone()[0]
+    if count:
+        _record(target, scope, "links_intact", nowhere)
+    return count
 
 
-def _link_report(target, plan: Plan, table: Table, column: Column, index: int) -> dict:
+def _link_report(target, plan: Plan, table: Table, column: Column, index: int,
+                 scope: str) -> dict:
     pmap = ddl.mapping_table(column.link.table)
     expressions = _link_expressions(column, index, pmap)
-    linked, null_links, missing, wrong, examples = target.execute(sql.SQL(
+    rows = sql.SQL("FROM {s} s JOIN {map} m ON m.xata_id = s.xid JOIN {t} t ON t.id = m.new_id"
+                   " {join}").format(s=CHECK_STAGE, map=ddl.mapping_table(table.name),
+                                     t=ddl.target_table(plan, table), join=expressions["join"])
+    linked, null_links, missing, wrong = target.execute(sql.SQL(
         "SELECT count(s.{c}), count(*) - count(s.{c}), coalesce(sum({missing}), 0),"
-        " count(*) FILTER (WHERE {wrong}),"
-        " coalesce((array_agg(ROW(s.xid, t.id)::text ORDER BY s.xid)"
-        "   FILTER (WHERE {wrong}))[1:%s], '{{}}')"
-        " FROM {s} s JOIN {map} m ON m.xata_id = s.xid JOIN {t} t ON t.id = m.new_id {join}"
-    ).format(c=stage_name(index), missing=expressions["missing"], wrong=expressions["wrong"],
-             join=expressions["join"], s=CHECK_STAGE, map=ddl.mapping_table(table.name),
-             t=ddl.target_table(plan, table)), (EXAMPLES,)).fetchone()
-    return {"linked": linked, "null": null_links, "missing_in_source": int(missing),
-            "wrong": wrong, "pointing_nowhere": _pointing_nowhere(target, plan, table, column),
-            "examples": examples, "missing_allowed": column.link.on_missing == "null"}
+        " count(*) FILTER (WHERE {wrong}) {rows}").format(
+        c=stage_name(index), missing=expressions["missing"], wrong=expressions["wrong"],
+        rows=rows)).fetchone()
+    if wrong:
+        _record(target, scope, "links_intact", sql.SQL(
+            "SELECT s.xid, t.id, {name}, s.{c}::text, t.{col}::text,"
+            " 'links to another row than in the source' {rows} WHERE {wrong}").format(
+            name=sql.Literal(column.name), c=stage_name(index),
+            col=sql.Identifier(column.target), rows=rows, wrong=expressions["wrong"]))
+    target_linked = target.execute(sql.SQL("SELECT count({}) FROM {}").format(
+        sql.Identifier(column.target), ddl.target_table(plan, table))).fetchone()[0]
+    return {"linked": linked, "target_linked": target_linked, "null": null_links,
+            "missing_in_source": int(missing), "wrong": wrong,
+            "pointing_nowhere": _pointing_nowhere(target, plan, table, column, scope),
+            "missing_allowed": column.link.on_missing == "null"}
 
 
-def links_intact(source, target, plan: Plan, table: Table,
-                 links: list[Column]) -> CheckOutcome:
+def links_intact(source, target, plan: Plan, table: Table, links: list[Column],
+                 scope: str | None = None) -> CheckOutcome:
     """Compare each link, through both mappings, with the source's value."""
+    scope = scope or table.name
     with target.transaction():
         binary = create_stage(target, CHECK_STAGE, links)
         copy_between(source, target, source_select(plan, table, links), CHECK_STAGE, binary)
-        reports = {c.name: _link_report(target, plan, table, c, i) for i, c in enumerate(links)}
+        reports = {c.name: _link_report(target, plan, table, c, i, scope)
+                   for i, c in enumerate(links)}
     problems = {name: r for name, r in reports.items()
                 if r["wrong"] or r["pointing_nowhere"]
                 or (r["missing_in_source"] and not r["missing_allowed"])}
     summary = ("every link rewritten to the right new id" if not problems else
                "wrong links in " + ", ".join(problems))
-    return CheckOutcome("links_intact", not problems, summary, {"links": reports})
+    compared = []
+    for name, r in reports.items():
+        compared += [(f"{name}: links set", r["linked"], r["target_linked"]),
+                     (f"{name}: wrong / pointing nowhere", r["missing_in_source"],
+                      f"{r['wrong']} / {r['pointing_nowhere']}")]
+    return CheckOutcome("links_intact", not problems, summary, {"links": reports},
+                        compared=compared)
 
 
 def table_checks(source, target, plan: Plan, table: Table) -> list[CheckOutcome]:
-    """Every check of a table's own asset, against one consistent source snapshot."""
+    """Every check of a table's own asset, against one consistent source snapshot. Only
+    the findings are kept (committed); everything else the checks made is temporary."""
+    ensure_findings_table(target)
     try:
+        _clear_findings(target, table.name)
         absent = find_absent(source, target, plan, table)
         outcomes = [row_counts(target, plan, table, absent),
                     id_mapping(target, plan, table, absent)]
@@ -289,10 +481,27 @@ def table_checks(source, target, plan: Plan, table: Table) -> list[CheckOutcome]
         if own_links:
             outcomes.append(links_intact(source, target, plan, table, own_links))
         outcomes.append(values_unchanged(source, target, plan, table, absent))
+        outcomes = [_with_findings(target, o, table.name) for o in outcomes]
+        target.commit()
     finally:
         source.commit()
         target.rollback()
     return outcomes
+
+
+def link_check(source, target, plan: Plan, table: Table, column: Column) -> CheckOutcome:
+    """The check of a deferred link's asset; its findings are scoped `table.column`."""
+    scope = f"{table.name}.{column.name}"
+    ensure_findings_table(target)
+    try:
+        _clear_findings(target, scope)
+        outcome = _with_findings(target, links_intact(source, target, plan, table, [column],
+                                                      scope), scope)
+        target.commit()
+    finally:
+        source.commit()
+        target.rollback()
+    return outcome
 
 
 def check_names(table: Table) -> list[str]:

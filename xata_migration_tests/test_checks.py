@@ -1,5 +1,6 @@
 """Each check fails when what it guards is broken: tamper with a migrated target, re-check."""
 
+import psycopg
 import pytest
 
 from xata_migration_tests.support import (create_hostile_source, execute_sql, migrate, plan_for,
@@ -27,7 +28,42 @@ def test_values_unchanged_names_the_changed_row(migrated):
     outcome = run_checks(plan, source_url, target_url, "order")["values_unchanged"]
     assert not outcome.passed
     assert outcome.metadata["rows_differing"] == 1
-    assert "rec_order_2" in outcome.metadata["examples"][0]
+    new_id = _new_id(target_url, "order", "rec_order_2")
+    assert outcome.examples == [{
+        "xata_id": "rec_order_2", "new_id": new_id, "column_name": "amount",
+        "source_value": "-0.01", "target_value": "0.00", "problem": "value differs"}]
+    assert ("rows that differ", "", 1) in outcome.compared
+    # the SQL in the report lists every finding, on the target
+    with psycopg.connect(target_url) as conn:
+        assert conn.execute(outcome.findings_sql).fetchall() == [
+            ("rec_order_2", new_id, "amount", "-0.01", "0.00", "value differs")]
+    # fixed: the check passes and its findings are gone
+    execute_sql(target_url, "UPDATE \"order\" SET amount = amount - 0.01 WHERE id = %d" % new_id)
+    assert run_checks(plan, source_url, target_url, "order")["values_unchanged"].passed
+    with psycopg.connect(target_url) as conn:
+        assert conn.execute(outcome.findings_sql).fetchall() == []
+
+
+def _new_id(target_url, table, xata_id):
+    with psycopg.connect(target_url) as conn:
+        return conn.execute("SELECT xata_id_map.new_id(%s, %s)", (table, xata_id)).fetchone()[0]
+
+
+def test_at_most_ten_examples_and_every_finding_kept(migrated):
+    plan, source_url, target_url = migrated
+    execute_sql(target_url, "UPDATE \"User\" SET \"emailAddress\" ="
+                " coalesce(\"emailAddress\", '') || '!', tags = '{changed}',"
+                " profile = '{\"changed\": 1}'")
+    outcome = run_checks(plan, source_url, target_url, "User")["values_unchanged"]
+    with psycopg.connect(target_url) as conn:
+        rows = conn.execute("SELECT count(*) FROM \"User\"").fetchone()[0]
+        findings = conn.execute(outcome.findings_sql).fetchall()
+    assert outcome.metadata["rows_differing"] == rows
+    assert len(findings) == 3 * rows > 10
+    assert {f[2] for f in findings} == {"emailAddress", "tags", "profile"}
+    assert outcome.examples == [dict(zip(("xata_id", "new_id", "column_name", "source_value",
+                                          "target_value", "problem"), f))
+                                for f in findings[:10]]
 
 
 def test_values_unchanged_sees_a_float_sign_change(migrated):
@@ -48,6 +84,11 @@ def test_links_intact_catches_a_link_to_the_wrong_row(migrated):
     assert not outcome.passed
     assert outcome.metadata["links"]["tag"]["wrong"] == 1
     assert outcome.metadata["links"]["image"]["wrong"] == 0
+    assert outcome.examples == [{
+        "xata_id": "rec_t2i_1", "new_id": _new_id(target_url, "tag-to-image", "rec_t2i_1"),
+        "column_name": "tag", "source_value": "rec_tag_a",
+        "target_value": str(_new_id(target_url, "tag", "rec_tag_b")),
+        "problem": "links to another row than in the source"}]
 
 
 def test_links_intact_catches_a_link_pointing_nowhere(migrated):
@@ -57,6 +98,10 @@ def test_links_intact_catches_a_link_pointing_nowhere(migrated):
     outcome = run_checks(plan, source_url, target_url, "image")["links_intact"]
     assert not outcome.passed
     assert outcome.metadata["links"]["ownerId"]["pointing_nowhere"] == 2
+    assert sorted((e["column_name"], e["target_value"], e["problem"])
+                  for e in outcome.examples) == [
+        ("ownerId", "999", "links to another row than in the source")] * 2 + [
+        ("ownerId", "999", "links to no row")] * 2
 
 
 def test_row_counts_and_mapping_catch_a_lost_row(migrated):
@@ -66,8 +111,12 @@ def test_row_counts_and_mapping_catch_a_lost_row(migrated):
     assert not outcomes["row_counts"].passed
     assert outcomes["row_counts"].metadata == {"source_rows": 2, "target_rows": 1,
                                                "mapping_rows": 2}
+    assert outcomes["row_counts"].compared[0] == ("rows", 2, 1)
     assert not outcomes["id_mapping"].passed
     assert outcomes["id_mapping"].metadata["mapped_without_target_row"] == 1
+    lost = [e["xata_id"] for e in outcomes["id_mapping"].examples
+            if e["problem"] == "mapped, but no target row"]
+    assert lost and _new_id(target_url, "tag", lost[0]) == 1
 
 
 def test_id_mapping_catches_a_source_id_mapped_wrongly(migrated):
@@ -85,6 +134,8 @@ def test_row_counts_catch_a_source_row_added_since(migrated):
     outcomes = run_checks(plan, source_url, target_url, "tag")
     assert not outcomes["row_counts"].passed
     assert not outcomes["id_mapping"].passed
+    assert [(e["xata_id"], e["problem"]) for e in outcomes["row_counts"].examples] == [
+        ("rec_tag_new", "in the source, not migrated")]
 
 
 def test_a_failed_check_fails_the_step_and_stops_downstream(source_url, target_url):
