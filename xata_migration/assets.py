@@ -16,6 +16,7 @@ from xata_migration import checks
 from xata_migration.load import LoadResult, load_deferred_link, load_table
 from xata_migration.names import asset_key_part, dagster_name
 from xata_migration.plan import Column, Plan, Table
+from xata_migration.report import findings_table, markdown_table
 from xata_migration.resources import TargetDatabase, XataSource
 
 POOL = "xata_target"  # caps how many steps write to the target at once
@@ -42,24 +43,12 @@ def _metadata_value(value):
     return value
 
 
-def markdown_table(header: tuple, rows: list) -> str:
-    def cell(value) -> str:
-        text = "NULL" if value is None else str(value)
-        text = text if len(text) <= 80 else text[:77] + "..."
-        return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def check_result(outcome: checks.CheckOutcome, key: dg.AssetKey) -> dg.AssetCheckResult:
     metadata = {"comparison": dg.MetadataValue.md(
         markdown_table(("compared", "source", "target"), outcome.compared))}
     metadata.update({k: _metadata_value(v) for k, v in outcome.metadata.items()})
     if outcome.examples:
-        metadata["examples"] = dg.MetadataValue.md(markdown_table(
-            ("old id", "new id", "column", "source value", "target value", "problem"),
-            [tuple(e.values()) for e in outcome.examples]))
+        metadata["examples"] = dg.MetadataValue.md(findings_table(outcome))
         metadata["all_findings_sql"] = dg.MetadataValue.md(
             f"Run on the target to see every finding:\n\n```sql\n{outcome.findings_sql};\n```")
     return dg.AssetCheckResult(

@@ -1,4 +1,5 @@
-"""The `xata-migration` command: import-dump, import-csv, plan, migrate, lookup, demo, dev.
+"""The `xata-migration` command: import-dump, import-csv, plan, migrate, report, lookup,
+demo, dev.
 
 Thin wrappers over the core: `plan` introspects and saves; `migrate` runs the real
 `dagster job execute ... -j migrate_all` and prints what each table's checks found; `demo`
@@ -156,6 +157,22 @@ def command_migrate(args) -> int:
     return 0 if ok else 1
 
 
+def command_report(args) -> int:
+    from xata_migration.report import write_report
+
+    plan_path = args.plan or os.environ.get("XATA_MIGRATION_PLAN")
+    if not plan_path:
+        raise PlanError("Name the plan: --plan PATH or XATA_MIGRATION_PLAN.")
+    plan = load_plan(plan_path)
+    source_url = _url(args.source_url, "XATA_SOURCE_URL", "--source-url", "source")
+    target_url = _url(args.target_url, "TARGET_DATABASE_URL", "--target-url", "target")
+    markdown_path, html_path, ok = write_report(source_url, target_url, plan, plan_path,
+                                                args.output)
+    print(f"Wrote {markdown_path} and {html_path}: "
+          + ("every check passed." if ok else "some checks FAILED (see the report)."))
+    return 0 if ok else 1
+
+
 def command_import_csv(args) -> int:
     from xata_migration.csv_import import import_csv
 
@@ -267,6 +284,14 @@ def parser() -> argparse.ArgumentParser:
     migrate.add_argument("--target-url", help="default: $TARGET_DATABASE_URL")
     migrate.add_argument("--log", default="migrate-run.log", help="where the run's log goes")
     migrate.set_defaults(run=command_migrate)
+    report = commands.add_parser("report", help="check the target against the source now and "
+                                 "write a Markdown and HTML report")
+    report.add_argument("--output", required=True, help="the Markdown file (the HTML file "
+                        "goes beside it, with .html)")
+    report.add_argument("--plan", help="the plan (default: $XATA_MIGRATION_PLAN)")
+    report.add_argument("--source-url", help="default: $XATA_SOURCE_URL")
+    report.add_argument("--target-url", help="default: $TARGET_DATABASE_URL")
+    report.set_defaults(run=command_report)
     lookup = commands.add_parser("lookup", help="the new id of an old Xata record id")
     lookup.add_argument("table", help="source table name, e.g. tag-to-image")
     lookup.add_argument("id", help="the old Xata id (or, with --reverse, the new id)")
