@@ -13,7 +13,7 @@ import time
 import dagster as dg
 
 from xata_migration import checks
-from xata_migration.load import LoadResult, load_deferred_link, load_table
+from xata_migration.load import LoadResult, MissingLinks, load_deferred_link, load_table
 from xata_migration.names import asset_key_part, dagster_name
 from xata_migration.plan import Column, Plan, Table
 from xata_migration.report import findings_table, markdown_table
@@ -50,7 +50,8 @@ def check_result(outcome: checks.CheckOutcome, key: dg.AssetKey) -> dg.AssetChec
     if outcome.examples:
         metadata["examples"] = dg.MetadataValue.md(findings_table(outcome))
         metadata["all_findings_sql"] = dg.MetadataValue.md(
-            f"Run on the target to see every finding:\n\n```sql\n{outcome.findings_sql};\n```")
+            f"Run on the {outcome.findings_on} to see every finding:\n\n"
+            f"```sql\n{outcome.findings_sql};\n```")
     return dg.AssetCheckResult(
         asset_key=key, check_name=outcome.name, passed=outcome.passed,
         severity=dg.AssetCheckSeverity.ERROR, description=outcome.summary, metadata=metadata)
@@ -102,7 +103,11 @@ def table_asset(plan: Plan, table: Table) -> dg.AssetsDefinition:
         started = time.monotonic()
         with xata_source.connect(table.name) as source, \
                 target_database.connect(table.name) as target:
-            result = load_table(source, target, plan, table, log=context.log)
+            try:
+                result = load_table(source, target, plan, table, log=context.log)
+            except MissingLinks as missing:  # shown where people look: the failed check
+                yield check_result(checks.missing_links_outcome(missing), key)
+                raise
             context.log.info(f"{table.name}: {result.source_rows} rows, {result.new_ids} new "
                              f"ids, {result.inserted} inserted, {result.updated} updated")
             yield dg.MaterializeResult(asset_key=key, metadata=_load_metadata(
@@ -129,7 +134,12 @@ def deferred_link_asset(plan: Plan, table: Table, column: Column) -> dg.AssetsDe
         started = time.monotonic()
         label = f"{table.name}.{column.name}"
         with xata_source.connect(label) as source, target_database.connect(label) as target:
-            result = load_deferred_link(source, target, plan, table, column, log=context.log)
+            try:
+                result = load_deferred_link(source, target, plan, table, column,
+                                            log=context.log)
+            except MissingLinks as missing:
+                yield check_result(checks.missing_links_outcome(missing), key)
+                raise
             metadata = {"links_updated": result.updated, "source_rows": result.source_rows,
                         "duration_seconds": round(time.monotonic() - started, 3)}
             if result.nulled_missing:

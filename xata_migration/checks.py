@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from xata_migration import ddl
-from xata_migration.load import (SHARED_OBJECTS_LOCK, copy_between, create_stage,
-                                  create_temp_table, link_values, source_select, stage_name)
+from xata_migration.load import (SHARED_OBJECTS_LOCK, MissingLinks, copy_between,
+                                  create_stage, create_temp_table, link_values, source_select,
+                                  stage_name)
 from xata_migration.plan import Column, Plan, Table
 
 EXAMPLES = 10
@@ -49,6 +50,7 @@ class CheckOutcome:
     # the first findings of a failed check, and the SQL that lists all of them
     examples: list[dict] = field(default_factory=list)
     findings_sql: str = ""
+    findings_on: str = "target"  # the database to run findings_sql on
 
 
 # ---------------------------------------------------------------- findings
@@ -466,6 +468,22 @@ def links_intact(source, target, plan: Plan, table: Table, links: list[Column],
                       f"{r['wrong']} / {r['pointing_nowhere']}")]
     return CheckOutcome("links_intact", not problems, summary, {"links": reports},
                         compared=compared)
+
+
+def missing_links_outcome(error: MissingLinks) -> CheckOutcome:
+    """A load stopped by links that point nowhere, as a failed `links_intact`: the report
+    names the rows, and the SQL lists them all in the source (nothing was written)."""
+    column = error.column.name
+    return CheckOutcome(
+        "links_intact", False, str(error),
+        {"links_pointing_nowhere": {column: error.count}},
+        compared=[(f"{column}: values pointing to no record of {error.column.link.table}",
+                   error.count, "nothing written")],
+        examples=[{"xata_id": xid, "new_id": None, "column_name": column,
+                   "source_value": value, "target_value": None,
+                   "problem": f"no such record in {error.column.link.table}"}
+                  for xid, value in error.examples],
+        findings_sql=error.source_sql, findings_on="source")
 
 
 def table_checks(source, target, plan: Plan, table: Table) -> list[CheckOutcome]:

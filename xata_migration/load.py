@@ -34,7 +34,7 @@ from xata_migration.plan import Column, Plan, Table
 
 STAGE = sql.Identifier("xata_migration_stage")
 FIRST_USER_OID = 16384  # types below this are built in and have the same binary format
-EXAMPLES = 5
+EXAMPLES = 10
 
 
 class LoadError(RuntimeError):
@@ -175,22 +175,48 @@ def link_values(column: Column, index: int) -> sql.Composed:
 
 
 def find_missing(target: psycopg.Connection, column: Column, index: int,
-                 stage: sql.Identifier = STAGE) -> tuple[int, list[str]]:
-    """Count link values whose record is not in the parent's mapping, with examples."""
-    return target.execute(sql.SQL(
-        "SELECT count(*), coalesce((array_agg(DISTINCT v ORDER BY v))[1:%s], '{{}}')"
-        " FROM (SELECT {values} AS v FROM {s} s) linked WHERE v IS NOT NULL AND NOT EXISTS"
-        "  (SELECT 1 FROM {map} m WHERE m.xata_id = v)").format(
+                 stage: sql.Identifier = STAGE) -> tuple[int, list[tuple[str, str]]]:
+    """Count link values whose record is not in the parent's mapping, with examples
+    (old id of the row, the value)."""
+    count, examples = target.execute(sql.SQL(
+        "SELECT count(*), coalesce((array_agg(ARRAY[xid, v] ORDER BY xid, v))[1:%s], '{{}}')"
+        " FROM (SELECT s.xid, {values} AS v FROM {s} s) linked WHERE v IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM {map} m WHERE m.xata_id = v)").format(
         values=link_values(column, index), s=stage,
         map=ddl.mapping_table(column.link.table)), (EXAMPLES,)).fetchone()
+    return count, [tuple(pair) for pair in examples]
 
 
-def missing_links_error(table: Table, column: Column, count: int, examples: list[str]) -> str:
-    return (f"Table {table.name!r}, column {column.name!r}: {count} row(s) link to records "
-            f"that do not exist in {column.link.table!r} (e.g. {examples}). Nothing was "
-            "written. Fix the source, or choose in the plan what to do with such values: "
-            "`on_missing: null` on this link sets them to NULL, `on_missing: skip` leaves "
-            "those rows out (either is counted in the metadata and the checks).")
+class MissingLinks(LoadError):
+    """Link values whose record does not exist, with `on_missing: fail`: nothing written."""
+
+    def __init__(self, plan: Plan, table: Table, column: Column, count: int,
+                 examples: list[tuple[str, str]]):
+        self.table, self.column, self.count, self.examples = table, column, count, examples
+        self.source_sql = missing_links_query(plan, table, column)
+        super().__init__(
+            f"Table {table.name!r}, column {column.name!r}: {count} link value(s) point to "
+            f"records that do not exist in {column.link.table!r} (e.g. "
+            f"{[value for _, value in examples[:5]]}). Nothing was written. Fix the source, "
+            "or choose in the plan what to do with such values: `on_missing: null` on this "
+            "link sets them to NULL, `on_missing: skip` leaves those rows out (either is "
+            "counted in the metadata and the checks).")
+
+
+def missing_links_query(plan: Plan, table: Table, column: Column) -> str:
+    """SQL for the source: every row whose link points to no record."""
+    value = sql.SQL("unnest(s.{})" if column.is_array_link else "s.{}").format(
+        sql.Identifier(column.name))
+    parent = plan.table(column.link.table)
+    return sql.SQL(
+        "SELECT xata_id, value FROM (SELECT s.{id}::text AS xata_id, {value} AS value"
+        " FROM {table} s) linked WHERE value IS NOT NULL AND NOT EXISTS"
+        " (SELECT 1 FROM {parent} p WHERE p.{pid}::text = linked.value)"
+        " ORDER BY xata_id").format(
+        id=sql.Identifier(table.id_column), value=value,
+        table=sql.Identifier(plan.source_schema, table.name),
+        parent=sql.Identifier(plan.source_schema, parent.name),
+        pid=sql.Identifier(parent.id_column)).as_string(None)
 
 
 def _missing_condition(table: Table, column: Column, index: int) -> sql.Composed:
@@ -228,8 +254,8 @@ def skip_rows_with_missing_links(target, table: Table, columns: list[Column],
             result.skipped_examples + [r[0] for r in removed])[:EXAMPLES]
 
 
-def handle_missing_links(target, table: Table, columns: list[Column], result: LoadResult,
-                         deferred_too: bool = False) -> None:
+def handle_missing_links(target, plan: Plan, table: Table, columns: list[Column],
+                         result: LoadResult, deferred_too: bool = False) -> None:
     for index, column in enumerate(columns):
         if not column.link or (column.link.deferred and not deferred_too):
             continue
@@ -238,7 +264,7 @@ def handle_missing_links(target, table: Table, columns: list[Column], result: Lo
             continue  # those rows were left out before ids were given
         count, examples = find_missing(target, column, index)
         if count and column.link.on_missing == "fail":
-            raise LoadError(missing_links_error(table, column, count, examples))
+            raise MissingLinks(plan, table, column, count, examples)
         result.nulled_missing[column.name] = count
 
 
@@ -422,7 +448,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
         skip_rows_with_missing_links(target, table, columns, result)
         result.new_ids = allocate_ids(target, plan, table, columns)
         phase("allocate_ids")
-        handle_missing_links(target, table, columns, result)
+        handle_missing_links(target, plan, table, columns, result)
         result.inserted, result.updated = write_rows(
             target, plan, table, columns, fresh=result.created_table)
         if not result.created_table:
@@ -446,7 +472,7 @@ def load_deferred_link(source, target, plan: Plan, table: Table, column: Column,
     check_source_matches_plan(source, plan, table)
     with target.transaction():
         result.source_rows = stage_source_rows(source, target, plan, table, columns, log)
-        handle_missing_links(target, table, columns, result, deferred_too=True)
+        handle_missing_links(target, plan, table, columns, result, deferred_too=True)
         result.updated = target.execute(sql.SQL(
             "UPDATE {t} t SET {c} = p.new_id FROM {s} s JOIN {map} m ON m.xata_id = s.xid"
             " LEFT JOIN {pmap} p ON p.xata_id = s.c0"

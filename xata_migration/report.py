@@ -119,7 +119,7 @@ def _table_section(report: TableReport) -> list[str]:
                   markdown_table(("compared", "source", "target"), outcome.compared), ""]
         if outcome.examples:
             lines += [f"First findings of {outcome.name}:", "", findings_table(outcome), "",
-                      "All of them (run on the target):", "", "```sql",
+                      f"All of them (run on the {outcome.findings_on}):", "", "```sql",
                       outcome.findings_sql + ";", "```", ""]
     return lines
 

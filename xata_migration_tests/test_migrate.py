@@ -127,7 +127,15 @@ def test_link_pointing_nowhere_fails_the_table_and_writes_nothing(hostile):
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert failure.step_key == "migrate_image"
     message = str(failure.event_specific_data.error)
-    assert "'ownerId'" in message and "rec_gone" in message and "1 row(s)" in message
+    assert "'ownerId'" in message and "rec_gone" in message and "1 link value(s)" in message
+    checked = {(e.check_name, e.passed) for e in result.get_asset_check_evaluations()
+               if e.asset_key.to_user_string() == "image"}
+    assert checked == {("links_intact", False)}  # the report, where people look
+    report = next(e for e in result.get_asset_check_evaluations() if not e.passed).metadata
+    assert "| rec_img_2 | NULL | ownerId | rec_gone | NULL |" in report["examples"].value
+    query = report["all_findings_sql"].value.split("```sql\n")[1].split(";\n```")[0]
+    with psycopg.connect(source_url) as conn:  # the SQL lists them all, in the source
+        assert conn.execute(query).fetchall() == [("rec_img_2", "rec_gone")]
     with psycopg.connect(target_url) as conn:
         assert conn.execute("SELECT to_regclass('public.image'),"
                             " to_regclass('xata_id_map.image')").fetchone() == (None, None)
