@@ -7,6 +7,7 @@ demo: $(VENV)/installed
 	$(VENV)/bin/xata-migration demo
 
 test: $(VENV)/installed
+	sh xata_migration_tests/install_browser.sh
 	$(VENV)/bin/pytest
 
 dev: $(VENV)/installed

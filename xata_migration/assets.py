@@ -16,7 +16,6 @@ from xata_migration import checks
 from xata_migration.load import LoadResult, MissingLinks, load_deferred_link, load_table
 from xata_migration.names import asset_key_part, dagster_name
 from xata_migration.plan import Column, Plan, Table
-from xata_migration.report import findings_table, markdown_table
 from xata_migration.resources import TargetDatabase, XataSource
 
 POOL = "xata_target"  # caps how many steps write to the target at once
@@ -43,15 +42,25 @@ def _metadata_value(value):
     return value
 
 
+def metadata_table(header: tuple, rows: list) -> dg.MetadataValue:
+    """A small table the UI shows inline (every cell as text; NULL spelled out)."""
+    names = [name.replace(" ", "_") for name in header]
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({n: "NULL" if v is None else str(v) for n, v in zip(names, row)})
+                 for row in rows],
+        schema=dg.TableSchema(columns=[dg.TableColumn(n, "string") for n in names]))
+
+
 def check_result(outcome: checks.CheckOutcome, key: dg.AssetKey) -> dg.AssetCheckResult:
-    metadata = {"comparison": dg.MetadataValue.md(
-        markdown_table(("compared", "source", "target"), outcome.compared))}
+    metadata = {"comparison": metadata_table(("compared", "source", "target"),
+                                             outcome.compared)}
     metadata.update({k: _metadata_value(v) for k, v in outcome.metadata.items()})
     if outcome.examples:
-        metadata["examples"] = dg.MetadataValue.md(findings_table(outcome))
-        metadata["all_findings_sql"] = dg.MetadataValue.md(
-            f"Run on the {outcome.findings_on} to see every finding:\n\n"
-            f"```sql\n{outcome.findings_sql};\n```")
+        metadata["examples"] = metadata_table(
+            ("old id", "new id", "column", "source value", "target value", "problem"),
+            [tuple(e[c] for c in checks.FINDING_COLUMNS) for e in outcome.examples])
+        metadata["all_findings_sql"] = dg.MetadataValue.text(
+            f"Run on the {outcome.findings_on} to see every finding: {outcome.findings_sql};")
     return dg.AssetCheckResult(
         asset_key=key, check_name=outcome.name, passed=outcome.passed,
         severity=dg.AssetCheckSeverity.ERROR, description=outcome.summary, metadata=metadata)

@@ -132,8 +132,10 @@ def test_link_pointing_nowhere_fails_the_table_and_writes_nothing(hostile):
                if e.asset_key.to_user_string() == "image"}
     assert checked == {("links_intact", False)}  # the report, where people look
     report = next(e for e in result.get_asset_check_evaluations() if not e.passed).metadata
-    assert "| rec_img_2 | NULL | ownerId | rec_gone | NULL |" in report["examples"].value
-    query = report["all_findings_sql"].value.split("```sql\n")[1].split(";\n```")[0]
+    assert [r.data for r in report["examples"].value.records] == [{
+        "old_id": "rec_img_2", "new_id": "NULL", "column": "ownerId", "source_value": "rec_gone",
+        "target_value": "NULL", "problem": "no such record in User"}]
+    query = report["all_findings_sql"].value.split("finding: ")[1].rstrip(";")
     with psycopg.connect(source_url) as conn:  # the SQL lists them all, in the source
         assert conn.execute(query).fetchall() == [("rec_img_2", "rec_gone")]
     with psycopg.connect(target_url) as conn:
