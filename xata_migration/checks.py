@@ -8,10 +8,10 @@
                      source, NULL stays NULL, and no target link points to a missing row
   values_unchanged   every other column of every row equals the source's value
 
-The source's ids are streamed into the target once, so counts and the mapping are compared
-exactly by anti-joins. Values are compared by order-independent hashes computed on each
-side (md5 of each row's text, summed), which costs one read of each side; when the sums
-differ, the source's rows are streamed into the target to name the rows and columns.
+The source is read once: each row's id, its link values and an md5 of its other values are
+streamed into the target, where counts and the mapping are compared exactly by anti-joins,
+links through both mappings, and each row's hash with the target row's. When hashes
+differ, the source's values are streamed across to name the rows and columns.
 
 A failed check writes what it found (old id, new id, column, source value, target value)
 to `xata_migration_checks.findings` in the target, and its metadata shows the first ten
@@ -119,14 +119,6 @@ SOURCE_IDS = sql.Identifier("xata_migration_source_ids")
 ABSENT = sql.Identifier("xata_migration_absent")
 
 
-def _hash_totals(conn, row: sql.Composable, source: sql.Composable) -> tuple:
-    """(rows, sum of first md5 halves, sum of second halves) over `SELECT row FROM source`."""
-    return tuple(conn.execute(sql.SQL(
-        "SELECT count(*), coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0)::text,"
-        " coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)::text"
-        " FROM (SELECT md5(({})::text) AS h FROM {}) q").format(row, source)).fetchone())
-
-
 def _source_from(plan: Plan, table: Table) -> sql.Composed:
     return sql.SQL("{} src").format(sql.Identifier(plan.source_schema, table.name))
 
@@ -147,16 +139,19 @@ class Absent:
     deleted: int = 0      # mapped ids no longer in the source
 
 
-def find_absent(source, target, plan: Plan, table: Table) -> Absent:
-    """Stream the source's ids (and skip-link values) into the target, then sort out which
-    ids are on one side only. Source rows without a mapping are `skipped` only if one of
-    their skip links holds an id its parent's mapping does not have."""
-    links = [c for c in table.links if c.link.on_missing == "skip"]
-    binary = create_stage(target, SOURCE_IDS, links)
-    copy_between(source, target, source_select(plan, table, links), SOURCE_IDS, binary)
+def stream_source(source, target, plan: Plan, table: Table) -> Absent:
+    """The one read of the source all of a table's checks need: each row's id, its link
+    values and the hash of its other values, streamed into the target (SOURCE_IDS). Then
+    sort out which ids are on one side only: source rows without a mapping are `skipped`
+    only if one of their skip links holds an id its parent's mapping does not have."""
+    hash_field = sql.SQL("md5(({})::text)").format(_value_rows(table)[0])
+    binary = create_stage(target, SOURCE_IDS, table.links, extra=[sql.SQL("h text")])
+    copy_between(source, target, source_select(plan, table, table.links, extra=[hash_field]),
+                 SOURCE_IDS, binary)
     target.execute(sql.SQL("CREATE INDEX ON {} (xid)").format(SOURCE_IDS))
+    links = [(i, c) for i, c in enumerate(table.links) if c.link.on_missing == "skip"]
     missing = [sql.SQL("false")]
-    for index, column in enumerate(links):
+    for index, column in links:
         missing.append(sql.SQL(
             "EXISTS (SELECT 1 FROM (SELECT {} AS v) x WHERE v IS NOT NULL AND NOT EXISTS"
             " (SELECT 1 FROM {} q WHERE q.xata_id = v))").format(
@@ -177,7 +172,7 @@ def find_absent(source, target, plan: Plan, table: Table) -> Absent:
     return absent
 
 
-def _differing_rows(source, target, plan: Plan, table: Table) -> int:
+def _differing_rows(source, target, plan: Plan, table: Table) -> None:
     """Stream the source's rows (each column as text) into the target, record every column
     that differs as a finding; returns how many rows differ. Rows left out by
     `on_missing: skip` and rows deleted at the source are not counted."""
@@ -206,10 +201,7 @@ def _differing_rows(source, target, plan: Plan, table: Table) -> int:
                 for i in range(len(columns))),
             stage=CHECK_STAGE, row=target_row, values=target_values,
             target=_target_from(plan, table), absent=ABSENT))
-        count = target.execute("SELECT count(*) FROM xata_migration_differing").fetchone()[0]
-        if count:
-            _record(target, table.name, "values_unchanged", _value_findings(columns))
-    return count
+        _record(target, table.name, "values_unchanged", _value_findings(columns))
 
 
 def _target_value(column: Column) -> sql.Composed:
@@ -339,26 +331,25 @@ def id_mapping(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome
 
 def values_unchanged(source, target, plan: Plan, table: Table,
                      absent: Absent) -> CheckOutcome:
-    source_row, target_row = _value_rows(table)
-    target_totals = _hash_totals(target, target_row, _target_from(plan, table))
+    """Each row's hash (streamed with the ids) against the target row's, joined by id."""
+    target_row = _value_rows(table)[1]
+    source_rows, target_rows, differing = target.execute(sql.SQL(
+        "SELECT count(s.xid), count(x.xata_id), count(*) FILTER (WHERE s.h IS DISTINCT FROM"
+        " x.h AND NOT EXISTS (SELECT 1 FROM {absent} a WHERE a.xid = s.xid"
+        " AND a.reason = 'skipped')) FROM {ids} s FULL JOIN (SELECT m.xata_id,"
+        " md5(({row})::text) AS h FROM {target}) x ON x.xata_id = s.xid").format(
+        absent=ABSENT, ids=SOURCE_IDS, row=target_row,
+        target=_target_from(plan, table))).fetchone()
     columns = len(table.value_columns)
-    metadata = {"columns_compared": columns, "target_rows": target_totals[0]}
-    compared = [("columns compared", columns, columns)]
-    if not absent.skipped:  # order-independent sums, one read of each side
-        source_totals = _hash_totals(source, source_row, _source_from(plan, table))
-        metadata.update(source_rows=source_totals[0],
-                        source_hash=f"{source_totals[1]}/{source_totals[2]}",
-                        target_hash=f"{target_totals[1]}/{target_totals[2]}")
-        compared += [("rows compared", source_totals[0], target_totals[0]),
-                     ("sum of row hashes", metadata["source_hash"], metadata["target_hash"])]
-        if source_totals == target_totals:
-            return CheckOutcome("values_unchanged", True, f"{source_totals[0]} rows identical",
-                                metadata, compared=compared)
-    count = _differing_rows(source, target, plan, table)
-    metadata["rows_differing"] = count
-    compared.append(("rows that differ", "", count))
-    return CheckOutcome("values_unchanged", not count, f"{count} rows differ", metadata,
-                        compared=compared)
+    metadata = {"columns_compared": columns, "source_rows": source_rows,
+                "target_rows": target_rows, "rows_differing": differing}
+    compared = [("columns compared", columns, columns),
+                ("rows compared", source_rows, target_rows), ("rows that differ", "", differing)]
+    if differing:  # name the rows and columns: stream the source's values across
+        _differing_rows(source, target, plan, table)
+    return CheckOutcome("values_unchanged", not differing,
+                        f"{differing} rows differ" if differing else
+                        f"{source_rows} rows identical", metadata, compared=compared)
 
 
 def _value_rows(table: Table) -> tuple[sql.Composed, sql.Composed]:
@@ -422,11 +413,11 @@ def _pointing_nowhere(target, plan: Plan, table: Table, column: Column, scope: s
 
 
 def _link_report(target, plan: Plan, table: Table, column: Column, index: int,
-                 scope: str) -> dict:
+                 scope: str, stage: sql.Identifier) -> dict:
     pmap = ddl.mapping_table(column.link.table)
     expressions = _link_expressions(column, index, pmap)
     rows = sql.SQL("FROM {s} s JOIN {map} m ON m.xata_id = s.xid JOIN {t} t ON t.id = m.new_id"
-                   " {join}").format(s=CHECK_STAGE, map=ddl.mapping_table(table.name),
+                   " {join}").format(s=stage, map=ddl.mapping_table(table.name),
                                      t=ddl.target_table(plan, table), join=expressions["join"])
     linked, null_links, missing, wrong = target.execute(sql.SQL(
         "SELECT count(s.{c}), count(*) - count(s.{c}), coalesce(sum({missing}), 0),"
@@ -448,14 +439,20 @@ def _link_report(target, plan: Plan, table: Table, column: Column, index: int,
 
 
 def links_intact(source, target, plan: Plan, table: Table, links: list[Column],
-                 scope: str | None = None) -> CheckOutcome:
-    """Compare each link, through both mappings, with the source's value."""
+                 scope: str | None = None, streamed: bool = False) -> CheckOutcome:
+    """Compare each link, through both mappings, with the source's value. `streamed`: the
+    table's links are already in SOURCE_IDS (stream_source); otherwise read them now."""
     scope = scope or table.name
     with target.transaction():
-        binary = create_stage(target, CHECK_STAGE, links)
-        copy_between(source, target, source_select(plan, table, links), CHECK_STAGE, binary)
-        reports = {c.name: _link_report(target, plan, table, c, i, scope)
-                   for i, c in enumerate(links)}
+        if streamed:
+            stage, positions = SOURCE_IDS, [table.links.index(c) for c in links]
+        else:
+            binary = create_stage(target, CHECK_STAGE, links)
+            copy_between(source, target, source_select(plan, table, links), CHECK_STAGE,
+                         binary)
+            stage, positions = CHECK_STAGE, list(range(len(links)))
+        reports = {c.name: _link_report(target, plan, table, c, i, scope, stage)
+                   for i, c in zip(positions, links)}
     problems = {name: r for name, r in reports.items()
                 if r["wrong"] or r["pointing_nowhere"]
                 or (r["missing_in_source"] and not r["missing_allowed"])}
@@ -492,12 +489,13 @@ def table_checks(source, target, plan: Plan, table: Table) -> list[CheckOutcome]
     ensure_findings_table(target)
     try:
         _clear_findings(target, table.name)
-        absent = find_absent(source, target, plan, table)
+        absent = stream_source(source, target, plan, table)
         outcomes = [row_counts(target, plan, table, absent),
                     id_mapping(target, plan, table, absent)]
         own_links = [c for c in table.links if not c.link.deferred]
         if own_links:
-            outcomes.append(links_intact(source, target, plan, table, own_links))
+            outcomes.append(links_intact(source, target, plan, table, own_links,
+                                         streamed=True))
         outcomes.append(values_unchanged(source, target, plan, table, absent))
         outcomes = [_with_findings(target, o, table.name) for o in outcomes]
         target.commit()

@@ -75,14 +75,16 @@ def stage_type(column: Column) -> str:
     return column.type
 
 
-def source_select(plan: Plan, table: Table, columns: list[Column]) -> sql.Composed:
-    """The source rows as the stage holds them: id as text, links as text, values cast."""
-    fields = [sql.SQL("{}::text").format(sql.Identifier(table.id_column))]
+def source_select(plan: Plan, table: Table, columns: list[Column],
+                  extra: list[sql.Composable] = ()) -> sql.Composed:
+    """The source rows (alias `src`) as the stage holds them: id as text, links as text,
+    values cast, then any `extra` fields."""
+    fields = [sql.SQL("src.{}::text").format(sql.Identifier(table.id_column))]
     for column in columns:
-        fields.append(sql.SQL("{}::{}").format(sql.Identifier(column.name),
-                                                sql.SQL(stage_type(column))))
-    return sql.SQL("SELECT {} FROM {}").format(
-        sql.SQL(", ").join(fields), sql.Identifier(plan.source_schema, table.name))
+        fields.append(sql.SQL("src.{}::{}").format(sql.Identifier(column.name),
+                                                    sql.SQL(stage_type(column))))
+    return sql.SQL("SELECT {} FROM {} src").format(
+        sql.SQL(", ").join(fields + list(extra)), sql.Identifier(plan.source_schema, table.name))
 
 
 def create_temp_table(target, name: sql.Identifier, definitions: list[sql.Composable]) -> None:
@@ -93,11 +95,12 @@ def create_temp_table(target, name: sql.Identifier, definitions: list[sql.Compos
 
 
 def create_stage(target: psycopg.Connection, stage: sql.Identifier,
-                 columns: list[Column]) -> bool:
-    """Create the staging table; True if every column type allows binary COPY."""
+                 columns: list[Column], extra: list[sql.Composable] = ()) -> bool:
+    """Create the staging table (xid, c0.., then `extra` column definitions); True if every
+    column type allows binary COPY."""
     definitions = [sql.SQL("xid text")] + [
         sql.SQL("{} {}").format(stage_name(i), sql.SQL(stage_type(c)))
-        for i, c in enumerate(columns)]
+        for i, c in enumerate(columns)] + list(extra)
     create_temp_table(target, stage, definitions)
     row = target.execute(
         "SELECT bool_and(atttypid < %s) FROM pg_attribute"
