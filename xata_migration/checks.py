@@ -333,13 +333,15 @@ def values_unchanged(source, target, plan: Plan, table: Table,
                      absent: Absent) -> CheckOutcome:
     """Each row's hash (streamed with the ids) against the target row's, joined by id."""
     target_row = _value_rows(table)[1]
+    # Rows on one side only are in ABSENT (skipped, or deleted at the source): not compared.
     source_rows, target_rows, differing = target.execute(sql.SQL(
         "SELECT count(s.xid), count(x.xata_id), count(*) FILTER (WHERE s.h IS DISTINCT FROM"
-        " x.h AND NOT EXISTS (SELECT 1 FROM {absent} a WHERE a.xid = s.xid"
-        " AND a.reason = 'skipped')) FROM {ids} s FULL JOIN (SELECT m.xata_id,"
-        " md5(({row})::text) AS h FROM {target}) x ON x.xata_id = s.xid").format(
-        absent=ABSENT, ids=SOURCE_IDS, row=target_row,
-        target=_target_from(plan, table))).fetchone()
+        " x.h) FROM {ids} s FULL JOIN (SELECT m.xata_id, md5(({row})::text) AS h FROM {t} t"
+        " JOIN {map} m ON m.new_id = t.id) x ON x.xata_id = s.xid"
+        " WHERE NOT EXISTS (SELECT 1 FROM {absent} a WHERE a.xid = coalesce(s.xid, x.xata_id)"
+        " AND a.reason IN ('skipped', 'deleted'))").format(
+        absent=ABSENT, ids=SOURCE_IDS, row=target_row, t=ddl.target_table(plan, table),
+        map=ddl.mapping_table(table.name))).fetchone()
     columns = len(table.value_columns)
     metadata = {"columns_compared": columns, "source_rows": source_rows,
                 "target_rows": target_rows, "rows_differing": differing}

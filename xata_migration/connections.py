@@ -20,6 +20,11 @@ _SESSION_SETTINGS = {
 }
 
 
+# Memory for the target's sorts and index builds, per session (a few run at once), so
+# giving a million ids and building keys after the data stay in memory, not on disk.
+_TARGET_SETTINGS = {"work_mem": "64MB", "maintenance_work_mem": "256MB"}
+
+
 class ConnectionFailed(RuntimeError):
     """A database could not be reached or refused us; the message holds no password."""
 
@@ -59,6 +64,9 @@ def connect(url: str, role: str, read_only: bool = False, label: str = "") -> ps
     with conn.cursor() as cur:
         for name, value in _SESSION_SETTINGS.items():
             cur.execute("SELECT set_config(%s, %s, false)", (name, value))
+    if role == "target":  # sorts of a million ids, index builds after the data
+        for name, value in _TARGET_SETTINGS.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
     conn.commit()
     if read_only:
         # One consistent snapshot per transaction, and no write can reach the source.

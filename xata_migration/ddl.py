@@ -24,11 +24,15 @@ def mapping_table(table_name: str) -> sql.Identifier:
 
 
 def create_mapping_sql(table: Table) -> sql.Composed:
-    """The permanent old-id -> new-id table. Append-only: an id once given never changes."""
-    return sql.SQL(
-        "CREATE TABLE IF NOT EXISTS {map} ("
-        "xata_id text CONSTRAINT {pkey} PRIMARY KEY,"
-        " new_id bigint NOT NULL CONSTRAINT {ukey} UNIQUE)").format(
+    """The permanent old-id -> new-id table. Append-only: an id once given never changes.
+    Its keys come with mapping_keys_sql, once the first ids are in (faster, as pg_restore)."""
+    return sql.SQL("CREATE TABLE {} (xata_id text NOT NULL, new_id bigint NOT NULL)").format(
+        mapping_table(table.name))
+
+
+def mapping_keys_sql(table: Table) -> sql.Composed:
+    return sql.SQL("ALTER TABLE {map} ADD CONSTRAINT {pkey} PRIMARY KEY (xata_id),"
+                   " ADD CONSTRAINT {ukey} UNIQUE (new_id)").format(
         map=mapping_table(table.name),
         pkey=sql.Identifier(derived_name(table.name, "", "pkey")),
         ukey=sql.Identifier(derived_name(table.name, "new_id", "key")))

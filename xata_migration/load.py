@@ -400,9 +400,17 @@ def require_pgvector(target, table: Table) -> None:
             "those columns as real[] in the plan. Nothing was written.") from None
 
 
+def ensure_mapping(target, table: Table) -> bool:
+    """Create the mapping table, without keys yet, if it is missing (True)."""
+    exists = target.execute("SELECT to_regclass(%s) IS NOT NULL", (
+        ddl.mapping_table(table.name).as_string(target),)).fetchone()[0]
+    if not exists:
+        target.execute(ddl.create_mapping_sql(table))
+    return not exists
+
+
 def ensure_target_table(target, plan: Plan, table: Table, columns: list[Column]) -> bool:
     """Create the target table if missing (True); if present, it must have the plan's shape."""
-    target.execute(ddl.create_mapping_sql(table))
     existing = target_shape(target, plan.target_schema, table.target)
     expected = expected_shape(target, table, columns)
     if existing is None:
@@ -447,9 +455,12 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
         result.source_rows = stage_source_rows(source, target, plan, table, columns, log)
         phase("transfer")
         check_ids(target, table)
+        new_mapping = ensure_mapping(target, table)
         result.created_table = ensure_target_table(target, plan, table, columns)
         skip_rows_with_missing_links(target, table, columns, result)
         result.new_ids = allocate_ids(target, plan, table, columns)
+        if new_mapping:
+            target.execute(ddl.mapping_keys_sql(table))
         phase("allocate_ids")
         handle_missing_links(target, plan, table, columns, result)
         result.inserted, result.updated = write_rows(
