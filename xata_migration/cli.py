@@ -139,14 +139,20 @@ def _print_run_summary(env: dict) -> bool:
     return run.status == dg.DagsterRunStatus.SUCCESS and len(passed) == len(outcomes) > 0
 
 
-def command_migrate(args) -> int:
+def _plan_and_urls(args):
+    """(plan path, plan, source URL, target URL) of `migrate` and `report`."""
     plan_path = args.plan or os.environ.get("XATA_MIGRATION_PLAN")
     if not plan_path:
         raise PlanError("Name the plan: --plan PATH or XATA_MIGRATION_PLAN (write one with "
                         "`xata-migration plan`).")
-    load_plan(plan_path)  # a plan that cannot run stops here, with its message
-    source_url = _url(args.source_url, "XATA_SOURCE_URL", "--source-url", "source")
-    target_url = _url(args.target_url, "TARGET_DATABASE_URL", "--target-url", "target")
+    plan = load_plan(plan_path)  # a plan that cannot run stops here, with its message
+    return (plan_path, plan,
+            _url(args.source_url, "XATA_SOURCE_URL", "--source-url", "source"),
+            _url(args.target_url, "TARGET_DATABASE_URL", "--target-url", "target"))
+
+
+def command_migrate(args) -> int:
+    plan_path, _, source_url, target_url = _plan_and_urls(args)
     for url, role in ((source_url, "source"), (target_url, "target")):
         connect(url, role).close()  # unreachable databases stop here, before Dagster starts
     env = _dagster_environment(source_url, target_url, plan_path)
@@ -160,12 +166,7 @@ def command_migrate(args) -> int:
 def command_report(args) -> int:
     from xata_migration.report import write_report
 
-    plan_path = args.plan or os.environ.get("XATA_MIGRATION_PLAN")
-    if not plan_path:
-        raise PlanError("Name the plan: --plan PATH or XATA_MIGRATION_PLAN.")
-    plan = load_plan(plan_path)
-    source_url = _url(args.source_url, "XATA_SOURCE_URL", "--source-url", "source")
-    target_url = _url(args.target_url, "TARGET_DATABASE_URL", "--target-url", "target")
+    plan_path, plan, source_url, target_url = _plan_and_urls(args)
     markdown_path, html_path, ok = write_report(source_url, target_url, plan, plan_path,
                                                 args.output)
     print(f"Wrote {markdown_path} and {html_path}: "
@@ -249,6 +250,12 @@ def command_dev(args) -> int:
                            env=env, cwd=embedded.PROJECT_ROOT)
 
 
+def _plan_and_databases(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--plan", help="the plan (default: $XATA_MIGRATION_PLAN)")
+    command.add_argument("--source-url", help="default: $XATA_SOURCE_URL")
+    command.add_argument("--target-url", help="default: $TARGET_DATABASE_URL")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="xata-migration", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
@@ -279,18 +286,14 @@ def parser() -> argparse.ArgumentParser:
     csv_parser.set_defaults(run=command_import_csv)
     migrate = commands.add_parser("migrate", help="run migrate_all (dagster job execute) "
                                   "and print every table's checks")
-    migrate.add_argument("--plan", help="the plan (default: $XATA_MIGRATION_PLAN)")
-    migrate.add_argument("--source-url", help="default: $XATA_SOURCE_URL")
-    migrate.add_argument("--target-url", help="default: $TARGET_DATABASE_URL")
+    _plan_and_databases(migrate)
     migrate.add_argument("--log", default="migrate-run.log", help="where the run's log goes")
     migrate.set_defaults(run=command_migrate)
     report = commands.add_parser("report", help="check the target against the source now and "
                                  "write a Markdown and HTML report")
     report.add_argument("--output", required=True, help="the Markdown file (the HTML file "
                         "goes beside it, with .html)")
-    report.add_argument("--plan", help="the plan (default: $XATA_MIGRATION_PLAN)")
-    report.add_argument("--source-url", help="default: $XATA_SOURCE_URL")
-    report.add_argument("--target-url", help="default: $TARGET_DATABASE_URL")
+    _plan_and_databases(report)
     report.set_defaults(run=command_report)
     lookup = commands.add_parser("lookup", help="the new id of an old Xata record id")
     lookup.add_argument("table", help="source table name, e.g. tag-to-image")

@@ -305,7 +305,7 @@ def _row_values(path, line, columns, fields, bad):
     for column, text in zip(columns, fields):
         if not isinstance(text, str):
             bad.append(BadValue(path.name, line, column["header"], "",
-                                f"is missing: the row has fewer fields than the header"))
+                                "is missing: the row has fewer fields than the header"))
             return None
         try:
             values.append(_value(column, text))

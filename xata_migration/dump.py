@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from xata_migration.connections import mask_url, scrub
+from xata_migration.connections import scrub
 from xata_migration.xata_shape import XATA_RUNTIME_SQL, require_empty
 
 

@@ -127,32 +127,24 @@ class Page:
         self.shot("failed-here")
         raise AssertionError(f"{expected!r} not on the page: {self.text()[-2000:]}")
 
-    def button(self, label: str, timeout=30):
+    def visible(self, xpath: str, what: str, timeout=30):
         from selenium.webdriver.common.by import By
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for found in self.driver.find_elements(
-                    By.XPATH, f"//button[normalize-space()='{label}']"):
+            for found in self.driver.find_elements(By.XPATH, xpath):
                 if found.is_displayed():
                     return found
             time.sleep(0.3)
-        raise AssertionError(f"no button {label!r} on the page: {self.text()[-2000:]}")
+        self.shot("failed-here")
+        raise AssertionError(f"no {what} on the page: {self.text()[-2000:]}")
 
     def click(self, label: str):
-        self.button(label).click()
+        """Click the button labelled `label`."""
+        self.visible(f"//button[normalize-space()='{label}']", f"button {label!r}").click()
 
-    def click_text(self, label: str, timeout=30):
+    def click_text(self, label: str):
         """Click what shows exactly `label` (a link, a list entry)."""
-        from selenium.webdriver.common.by import By
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for found in self.driver.find_elements(
-                    By.XPATH, f"//*[normalize-space(text())='{label}']"):
-                if found.is_displayed():
-                    found.click()
-                    return
-            time.sleep(0.3)
-        raise AssertionError(f"nothing shows {label!r} on the page: {self.text()[-2000:]}")
+        self.visible(f"//*[normalize-space(text())='{label}']", f"{label!r}").click()
 
     def dismiss_newsletter(self):
         """Dagster's first-visit dialog covers the page."""
@@ -227,8 +219,7 @@ def test_materialize_fail_fix_and_reexecute_in_the_ui(browser, dagster_ui):
                 f'UPDATE "{BROKEN_TABLE}" SET "{BROKEN_COLUMN}" = NULL'
                 f" WHERE \"{BROKEN_COLUMN}\" = 'rec_gone'")
     page.open(f"/runs/{failed_run}", "Re-execute all")
-    from selenium.webdriver.common.by import By
-    browser.find_element(By.XPATH, "//button[.//div[@aria-label='arrow_drop_down']]").click()
+    page.visible("//button[.//div[@aria-label='arrow_drop_down']]", "re-execute menu").click()
     page.click("From failure")
     rerun, status = _wait_for_new_run(storage, 2)
     assert status == "SUCCESS"
