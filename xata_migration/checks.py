@@ -98,10 +98,8 @@ def findings_query(scope: str, check: str) -> str:
 
 
 def _with_findings(target, outcome: CheckOutcome, scope: str) -> CheckOutcome:
-    """A failed check: its first findings and the SQL for all; a passed one: none kept."""
+    """A failed check gets its first findings and the SQL that lists them all."""
     if outcome.passed:
-        target.execute(sql.SQL("DELETE FROM {} WHERE scope = %s AND check_name = %s").format(
-            FINDINGS), (scope, outcome.name))
         return outcome
     outcome.findings_sql = findings_query(scope, outcome.name)
     rows = target.execute(_findings_select(scope, outcome.name) + sql.SQL(" LIMIT {}").format(
@@ -110,25 +108,13 @@ def _with_findings(target, outcome: CheckOutcome, scope: str) -> CheckOutcome:
     return outcome
 
 
-def _clear_findings(target, scope: str, check: str | None = None) -> None:
-    target.execute(sql.SQL("DELETE FROM {} WHERE scope = %s AND (%s::text IS NULL"
-                           " OR check_name = %s)").format(FINDINGS), (scope, check, check))
+def _clear_findings(target, scope: str) -> None:
+    """Before a scope's checks run again: what they find now replaces what they found."""
+    target.execute(sql.SQL("DELETE FROM {} WHERE scope = %s").format(FINDINGS), (scope,))
 
 
 SOURCE_IDS = sql.Identifier("xata_migration_source_ids")
 ABSENT = sql.Identifier("xata_migration_absent")
-
-
-def _source_from(plan: Plan, table: Table) -> sql.Composed:
-    return sql.SQL("{} src").format(sql.Identifier(plan.source_schema, table.name))
-
-
-def _target_from(plan: Plan, table: Table) -> sql.Composed:
-    """Target rows whose source row still exists (rows deleted at the source are kept
-    by default; they are counted, not compared)."""
-    return sql.SQL("{} t JOIN {} m ON m.new_id = t.id"
-                   " WHERE EXISTS (SELECT 1 FROM {} i WHERE i.xid = m.xata_id)").format(
-        ddl.target_table(plan, table), ddl.mapping_table(table.name), SOURCE_IDS)
 
 
 @dataclass
@@ -172,35 +158,43 @@ def stream_source(source, target, plan: Plan, table: Table) -> Absent:
     return absent
 
 
+def _row_hashes(plan: Plan, table: Table) -> sql.Composed:
+    """Every compared row's source and target hash, side by side, joined by old id: xid,
+    xata_id, new_id, source_h, target_h. Rows on one side only because a skip link left
+    them out, or because they were deleted at the source, are in ABSENT: not compared."""
+    return sql.SQL(
+        "SELECT s.xid, x.xata_id, x.new_id, s.h AS source_h, x.h AS target_h FROM {ids} s"
+        " FULL JOIN (SELECT m.xata_id, m.new_id, md5(({row})::text) AS h FROM {t} t"
+        " JOIN {map} m ON m.new_id = t.id) x ON x.xata_id = s.xid"
+        " WHERE NOT EXISTS (SELECT 1 FROM {absent} a WHERE a.xid = coalesce(s.xid, x.xata_id)"
+        " AND a.reason IN ('skipped', 'deleted'))").format(
+        ids=SOURCE_IDS, row=_value_rows(table)[1], t=ddl.target_table(plan, table),
+        map=ddl.mapping_table(table.name), absent=ABSENT)
+
+
 def _differing_rows(source, target, plan: Plan, table: Table) -> None:
-    """Stream the source's rows (each column as text) into the target, record every column
-    that differs as a finding; returns how many rows differ. Rows left out by
-    `on_missing: skip` and rows deleted at the source are not counted."""
+    """Stream the source's values (each column as text) into the target and record, for
+    every row whose hash differs, each column that differs as a finding."""
     columns = table.value_columns
-    source_row, target_row = _value_rows(table)
     with target.transaction():
-        create_temp_table(target, CHECK_STAGE, [sql.SQL("xid text"), sql.SQL("h text")] + [
+        create_temp_table(target, CHECK_STAGE, [sql.SQL("xid text")] + [
             sql.SQL("{} text").format(stage_name(i)) for i in range(len(columns))])
-        select = sql.SQL("SELECT src.{}::text, md5(({})::text){} FROM {}").format(
-            sql.Identifier(table.id_column), source_row, sql.SQL("").join(
+        select = sql.SQL("SELECT src.{}::text{} FROM {} src").format(
+            sql.Identifier(table.id_column), sql.SQL("").join(
                 sql.SQL(", src.{}::text").format(sql.Identifier(c.name)) for c in columns),
-            _source_from(plan, table))
+            sql.Identifier(plan.source_schema, table.name))
         copy_between(source, target, select, CHECK_STAGE, binary=False)
-        target_values = sql.SQL("").join(
-            sql.SQL(", ({})::text AS {}").format(_target_value(c), stage_name(i))
+        values = sql.SQL("").join(
+            sql.SQL(", v.{}, ({})::text AS {}").format(stage_name(i), _target_value(c),
+                                                       sql.Identifier(f"t{i}"))
             for i, c in enumerate(columns))
         target.execute(sql.SQL(
             "CREATE TEMP TABLE xata_migration_differing ON COMMIT DROP AS"
-            " SELECT s.*, x.xata_id, x.new_id, x.h AS target_h{target_columns}"
-            " FROM {stage} s FULL JOIN (SELECT m.xata_id, m.new_id, md5(({row})::text) AS h"
-            "{values} FROM {target}) x ON x.xata_id = s.xid WHERE s.h IS DISTINCT FROM x.h"
-            " AND NOT EXISTS (SELECT 1 FROM {absent} a WHERE a.xid = s.xid"
-            "                 AND a.reason = 'skipped')").format(
-            target_columns=sql.SQL("").join(
-                sql.SQL(", x.{} AS {}").format(stage_name(i), sql.Identifier(f"t{i}"))
-                for i in range(len(columns))),
-            stage=CHECK_STAGE, row=target_row, values=target_values,
-            target=_target_from(plan, table), absent=ABSENT))
+            " SELECT r.xid, r.xata_id, r.new_id{values} FROM ({hashes}) r"
+            " LEFT JOIN {stage} v ON v.xid = r.xid LEFT JOIN {t} t ON t.id = r.new_id"
+            " WHERE r.source_h IS DISTINCT FROM r.target_h").format(
+            values=values, hashes=_row_hashes(plan, table), stage=CHECK_STAGE,
+            t=ddl.target_table(plan, table)))
         _record(target, table.name, "values_unchanged", _value_findings(columns))
 
 
@@ -332,16 +326,9 @@ def id_mapping(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome
 def values_unchanged(source, target, plan: Plan, table: Table,
                      absent: Absent) -> CheckOutcome:
     """Each row's hash (streamed with the ids) against the target row's, joined by id."""
-    target_row = _value_rows(table)[1]
-    # Rows on one side only are in ABSENT (skipped, or deleted at the source): not compared.
     source_rows, target_rows, differing = target.execute(sql.SQL(
-        "SELECT count(s.xid), count(x.xata_id), count(*) FILTER (WHERE s.h IS DISTINCT FROM"
-        " x.h) FROM {ids} s FULL JOIN (SELECT m.xata_id, md5(({row})::text) AS h FROM {t} t"
-        " JOIN {map} m ON m.new_id = t.id) x ON x.xata_id = s.xid"
-        " WHERE NOT EXISTS (SELECT 1 FROM {absent} a WHERE a.xid = coalesce(s.xid, x.xata_id)"
-        " AND a.reason IN ('skipped', 'deleted'))").format(
-        absent=ABSENT, ids=SOURCE_IDS, row=target_row, t=ddl.target_table(plan, table),
-        map=ddl.mapping_table(table.name))).fetchone()
+        "SELECT count(xid), count(xata_id), count(*) FILTER (WHERE source_h IS DISTINCT FROM"
+        " target_h) FROM ({}) r").format(_row_hashes(plan, table))).fetchone()
     columns = len(table.value_columns)
     metadata = {"columns_compared": columns, "source_rows": source_rows,
                 "target_rows": target_rows, "rows_differing": differing}

@@ -20,8 +20,8 @@ import psycopg
 
 from xata_migration import embedded
 from xata_migration.connections import ConnectionFailed, connect, mask_url
-from xata_migration.csv_import import CsvImportError
-from xata_migration.dump import DumpError
+from xata_migration.csv_import import CsvImportError, import_csv
+from xata_migration.dump import DumpError, import_dump
 from xata_migration.introspect import introspect, use_pgvector
 from xata_migration.plan import PlanError, load_plan, save_plan
 
@@ -175,8 +175,6 @@ def command_report(args) -> int:
 
 
 def command_import_csv(args) -> int:
-    from xata_migration.csv_import import import_csv
-
     url = resolve_url(args.into)
     result = import_csv(args.folder, args.schema, url, objects=args.objects)
     for warning in result.warnings:
@@ -187,8 +185,6 @@ def command_import_csv(args) -> int:
 
 
 def command_import_dump(args) -> int:
-    from xata_migration.dump import import_dump
-
     kind = import_dump(args.dump, resolve_url(args.into))
     print(f"Restored {args.dump} ({kind} format) into {mask_url(args.into)}. Next: "
           f"xata-migration plan --source-url URL --output plan.yaml")

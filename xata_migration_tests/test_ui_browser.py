@@ -146,14 +146,15 @@ class Page:
         """Click what shows exactly `label` (a link, a list entry)."""
         self.visible(f"//*[normalize-space(text())='{label}']", f"{label!r}").click()
 
-    def rest_once_launched(self, storage_url, known: int, timeout=60):
-        """Once the run is recorded, a blank page while it works: the live asset graph
-        would take much of the machine's CPU from the run."""
+    def launched_run(self, storage_url, known: int, timeout=60) -> tuple[str, str]:
+        """The run the last click launched, once finished: (run id, status). While it works
+        the page is blank: the live asset graph would take much of the machine's CPU."""
         deadline = time.monotonic() + timeout
         while len(_runs(storage_url)) <= known:
             assert time.monotonic() < deadline, "the UI launched no run"
             time.sleep(0.3)
         self.driver.get("about:blank")
+        return _wait_for_new_run(storage_url, known)
 
     def dismiss_newsletter(self):
         """Dagster's first-visit dialog covers the page."""
@@ -198,8 +199,7 @@ def test_materialize_fail_fix_and_reexecute_in_the_ui(browser, dagster_ui):
     page.wait_for_text(BROKEN_TABLE)
     page.shot("01-asset-graph")
     page.click("Materialize all")
-    page.rest_once_launched(storage, 0)
-    run_id, status = _wait_for_new_run(storage, 0)
+    run_id, status = page.launched_run(storage, 0)
     assert status == "SUCCESS"
     page.open(f"/runs/{run_id}", "Success")
     page.shot("02-run-succeeded")
@@ -217,8 +217,7 @@ def test_materialize_fail_fix_and_reexecute_in_the_ui(browser, dagster_ui):
                 f" WHERE xata_id = (SELECT min(xata_id) FROM \"{BROKEN_TABLE}\")")
     page.open(f"/assets/{BROKEN_TABLE}", "Materialize")
     page.click("Materialize")
-    page.rest_once_launched(storage, 1)
-    failed_run, status = _wait_for_new_run(storage, 1)
+    failed_run, status = page.launched_run(storage, 1)
     assert status == "FAILURE"
     page.open(f"/assets/{BROKEN_TABLE}?view=checks", "links_intact")
     page.click_text("links_intact")
@@ -232,8 +231,7 @@ def test_materialize_fail_fix_and_reexecute_in_the_ui(browser, dagster_ui):
     page.open(f"/runs/{failed_run}", "Re-execute all")
     page.visible("//button[.//div[@aria-label='arrow_drop_down']]", "re-execute menu").click()
     page.click("From failure")
-    page.rest_once_launched(storage, 2)
-    rerun, status = _wait_for_new_run(storage, 2)
+    rerun, status = page.launched_run(storage, 2)
     assert status == "SUCCESS"
     assert _started_steps(storage, rerun) == {"migrate_user_saved_documents"}
     page.open(f"/runs/{rerun}", "Success")
