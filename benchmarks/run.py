@@ -58,7 +58,7 @@ def build_source(url: str, parents: int, children: int) -> int:
             amount, at, meta) SELECT 'rec_' || substr(md5('c' || g), 1, 20), timestamptz
             '2023-06-01' + g * interval '1 s', 'rec_' || substr(md5('p' || (g %% %s + 1)), 1, 20),
             CASE WHEN g %% 3 = 0 THEN 'rec_' || substr(md5('p' || (g * 7 %% %s + 1)), 1, 20) END,
-            'title ' || g, repeat('body ', 8) || g, g * 1000, timestamptz '2024-01-01' + g *
+            'title ' || g, repeat('body ', 8) || g, g::bigint * 1000, timestamptz '2024-01-01' + g *
             interval '1 min', jsonb_build_object('n', g) FROM generate_series(1, %s) g""",
                      (parents, parents, children))
         conn.execute("""INSERT INTO category (xata_id, label) SELECT 'cat' || g, 'c' || g
@@ -66,6 +66,16 @@ def build_source(url: str, parents: int, children: int) -> int:
         conn.execute("""INSERT INTO note (xata_id, category, text) SELECT 'note' || g,
             'cat' || (g % 50 + 1), 'n' || g FROM generate_series(1, 5000) g""")
     return parents + children + 50 + 5000
+
+
+def settle(server, url: str) -> None:
+    """Start each method on a quiet server: the database just written vacuumed and
+    analyzed (as a user's settled source is, and so no autovacuum of it runs during the
+    next method), and a checkpoint, so no method pays for the WAL of the one before."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
 
 
 def timed(step):
@@ -99,8 +109,28 @@ def migrate_all(source_url: str, target_url: str) -> float:
     defs = build_definitions(plan, resources={"xata_source": XataSource(url=source_url),
                                               "target_database": TargetDatabase(url=target_url)})
     job = defs.resolve_job_def("migrate_all")
-    seconds = timed(lambda: job.execute_in_process())
+    result = None
+
+    def run():
+        nonlocal result
+        result = job.execute_in_process()
+    seconds = timed(run)
+    print_phases(result)
     return seconds
+
+
+def print_phases(result) -> None:
+    """Where (b)'s time went, for the tables of more than 10,000 rows."""
+    checks = {e.asset_key.to_user_string(): e.metadata["checks_seconds"].value
+              for e in result.get_asset_check_evaluations()}
+    for materialization in result.get_asset_materialization_events():
+        event = materialization.materialization
+        if event.metadata["source_rows"].value > 10_000:
+            name = event.asset_key.to_user_string()
+            phases = ", ".join(f"{k} {v:.1f}" for k, v in
+                               event.metadata["phase_seconds"].value.items())
+            print(f"    {name}: load {event.metadata['duration_seconds'].value:.1f} s"
+                  f" ({phases}), checks {checks[name]:.1f} s")
 
 
 def row_by_row(server, source_url: str, sample: int) -> float:
@@ -138,8 +168,12 @@ def main() -> None:
     source = embedded.recreate_database(server, "bench_source")
     target = embedded.recreate_database(server, "bench_target")
     rows = build_source(source, args.parents, args.children)
+    settle(server, source)
     a = dump_and_restore(server, source)
+    embedded.recreate_database(server, "bench_restored")  # or its autovacuum runs during (b)
+    settle(server, target)
     b = migrate_all(source, target)
+    settle(server, target)
     c = row_by_row(server, source, args.sample) * rows
     print(f"source: {rows} rows ({args.parents} parents, {args.children} children)")
     print(f"(a) pg_dump | pg_restore   {a:8.1f} s  {rows / a:10.0f} rows/s")

@@ -8,10 +8,12 @@
                      source, NULL stays NULL, and no target link points to a missing row
   values_unchanged   every other column of every row equals the source's value
 
-The source is read once: each row's id, its link values and an md5 of its other values are
-streamed into the target, where counts and the mapping are compared exactly by anti-joins,
-links through both mappings, and each row's hash with the target row's. When hashes
-differ, the source's values are streamed across to name the rows and columns.
+First each side's fingerprint (fingerprint.py): when they match, every check passes on
+that, with no row crossing the network. Otherwise the rows are compared one by one: each
+source row's id, its link values and an md5 of its other values are streamed into the
+target, where counts and the mapping are compared exactly by anti-joins, links through
+both mappings, and each row's hash with the target row's. When hashes differ, the
+source's values are streamed across to name the rows and columns.
 
 A failed check writes what it found (old id, new id, column, source value, target value)
 to `xata_migration_checks.findings` in the target, and its metadata shows the first ten
@@ -20,11 +22,12 @@ and the SQL that lists all of them. A check that passes clears its earlier findi
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from psycopg import sql
 
-from xata_migration import ddl
+from xata_migration import ddl, fingerprint
 from xata_migration.load import (SHARED_OBJECTS_LOCK, MissingLinks, copy_between,
                                   create_stage, create_temp_table, link_values, source_select,
                                   stage_name)
@@ -473,24 +476,92 @@ def missing_links_outcome(error: MissingLinks) -> CheckOutcome:
 
 
 def table_checks(source, target, plan: Plan, table: Table) -> list[CheckOutcome]:
-    """Every check of a table's own asset, against one consistent source snapshot. Only
-    the findings are kept (committed); everything else the checks made is temporary."""
+    """Every check of a table's own asset. Each side's fingerprint first: when they match,
+    every check passes on that; otherwise the rows are compared one by one, against one
+    consistent source snapshot, to name what differs. Only the findings are kept
+    (committed); everything else the checks made is temporary."""
+    started = time.monotonic()
     ensure_findings_table(target)
     try:
         _clear_findings(target, table.name)
-        absent = stream_source(source, target, plan, table)
-        outcomes = [row_counts(target, plan, table, absent),
-                    id_mapping(target, plan, table, absent)]
-        own_links = [c for c in table.links if not c.link.deferred]
-        if own_links:
-            outcomes.append(links_intact(source, target, plan, table, own_links,
-                                         streamed=True))
-        outcomes.append(values_unchanged(source, target, plan, table, absent))
-        outcomes = [_with_findings(target, o, table.name) for o in outcomes]
+        comparison = fingerprint.compare(source, target, plan, table)
+        if comparison.identical:
+            outcomes = identical_outcomes(table, comparison)
+        else:
+            outcomes = [_with_findings(target, o, table.name)
+                        for o in row_by_row_outcomes(source, target, plan, table)]
         target.commit()
+        for outcome in outcomes:
+            outcome.metadata["checks_seconds"] = round(time.monotonic() - started, 3)
     finally:
         source.commit()
         target.rollback()
+    return outcomes
+
+
+def row_by_row_outcomes(source, target, plan: Plan, table: Table) -> list[CheckOutcome]:
+    absent = stream_source(source, target, plan, table)
+    outcomes = [row_counts(target, plan, table, absent),
+                id_mapping(target, plan, table, absent)]
+    own_links = fingerprint.own_links(table)
+    if own_links:
+        outcomes.append(links_intact(source, target, plan, table, own_links, streamed=True))
+    outcomes.append(values_unchanged(source, target, plan, table, absent))
+    for outcome in outcomes:
+        outcome.metadata["compared_by"] = "row by row"
+    return outcomes
+
+
+def identical_outcomes(table: Table, comparison: fingerprint.Comparison) -> list[CheckOutcome]:
+    """Every check passed, as the matching fingerprints prove: same number of rows, each
+    target row with exactly one mapping row and the mapping's keys in place, every link
+    mapped back to an old id and pointing to an existing row, and the same rows (old id,
+    links as old ids, values) on both sides."""
+    s, t = comparison.source, comparison.target
+    digest = ("fingerprint of all rows (old id, links as old ids, values)", s.digest, t.digest)
+    counts = CheckOutcome("row_counts", True,
+                          f"source {s.rows}, target {t.rows}, mapping {t.mapping_rows}",
+                          {"source_rows": s.rows, "target_rows": t.rows,
+                           "mapping_rows": t.mapping_rows},
+                          compared=[("rows", s.rows, t.rows),
+                                    ("mapping rows (old id -> new id)", "", t.mapping_rows)])
+    if t.deleted_ids:
+        counts.summary += (f", {t.deleted_ids} deleted in the source"
+                           f" ({table.deleted_rows} in target)")
+        counts.metadata.update(deleted_in_source=t.deleted_ids,
+                               deleted_rows_policy=table.deleted_rows)
+        counts.compared += [("deleted in the source since", "", t.deleted_ids),
+                            ("their rows kept in the target", "", t.deleted_rows_kept)]
+    outcomes = [
+        counts,
+        CheckOutcome("id_mapping", True, "1:1", {
+            "source_ids_without_mapping": 0, "mapped_without_target_row": 0,
+            "target_rows_without_mapping": 0, "deleted_in_source_still_in_target": 0,
+            "new_ids_used_twice": 0, "old_ids_used_twice": 0},
+            compared=[("old ids, each with one new id (unique keys)", s.rows, t.mapping_rows),
+                      ("target rows, each with one old id", "", t.joined_rows), digest])]
+    if s.linked:
+        reports = {name: {"linked": s.linked[name], "target_linked": t.linked[name],
+                          "null": s.rows - s.linked[name], "missing_in_source": 0,
+                          "wrong": 0, "pointing_nowhere": 0}
+                   for name in s.linked}
+        compared = []
+        for name, r in reports.items():
+            compared += [(f"{name}: links set", r["linked"], r["target_linked"]),
+                         (f"{name}: wrong / pointing nowhere", 0, "0 / 0")]
+        outcomes.append(CheckOutcome("links_intact", True,
+                                     "every link rewritten to the right new id",
+                                     {"links": reports}, compared=compared + [digest]))
+    columns = len(table.value_columns)
+    outcomes.append(CheckOutcome(
+        "values_unchanged", True, f"{s.rows} rows identical",
+        {"columns_compared": columns, "source_rows": s.rows,
+         "target_rows": t.rows - t.deleted_rows_kept, "rows_differing": 0},
+        compared=[("columns compared", columns, columns),
+                  ("rows compared", s.rows, t.rows - t.deleted_rows_kept),
+                  ("rows that differ", "", 0), digest]))
+    for outcome in outcomes:
+        outcome.metadata.update(compared_by="fingerprint", fingerprint=s.digest)
     return outcomes
 
 

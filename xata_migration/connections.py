@@ -20,9 +20,10 @@ _SESSION_SETTINGS = {
 }
 
 
-# Memory for the target's sorts and index builds, per session (a few run at once), so
-# giving a million ids and building keys after the data stay in memory, not on disk.
-_TARGET_SETTINGS = {"work_mem": "64MB", "maintenance_work_mem": "256MB"}
+# Memory for the target's sorts, index builds and staging (temporary) tables, per session
+# (a few run at once), so a million rows stay in memory, not on disk. Taken only when used.
+_TARGET_SETTINGS = {"work_mem": "64MB", "maintenance_work_mem": "256MB",
+                    "temp_buffers": "256MB"}
 
 
 class ConnectionFailed(RuntimeError):

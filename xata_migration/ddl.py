@@ -25,9 +25,11 @@ def mapping_table(table_name: str) -> sql.Identifier:
 
 def create_mapping_sql(table: Table) -> sql.Composed:
     """The permanent old-id -> new-id table. Append-only: an id once given never changes.
-    Its keys come with mapping_keys_sql, once the first ids are in (faster, as pg_restore)."""
-    return sql.SQL("CREATE TABLE {} (xata_id text NOT NULL, new_id bigint NOT NULL)").format(
-        mapping_table(table.name))
+    Its keys come with mapping_keys_sql, once the first ids are in (faster, as pg_restore).
+    Old ids are compared byte by byte ("C"): equality is the same in any deterministic
+    collation, and the key on a million of them builds about three times faster."""
+    return sql.SQL('CREATE TABLE {} (xata_id text COLLATE "C" NOT NULL,'
+                   ' new_id bigint NOT NULL)').format(mapping_table(table.name))
 
 
 def mapping_keys_sql(table: Table) -> sql.Composed:
@@ -36,6 +38,20 @@ def mapping_keys_sql(table: Table) -> sql.Composed:
         map=mapping_table(table.name),
         pkey=sql.Identifier(derived_name(table.name, "", "pkey")),
         ukey=sql.Identifier(derived_name(table.name, "new_id", "key")))
+
+
+BOOKKEEPING_SCHEMA = "xata_migration_checks"
+DELETED_IN_SOURCE = sql.Identifier(BOOKKEEPING_SCHEMA, "deleted_in_source")
+
+
+def create_deleted_list_sql() -> sql.Composed:
+    """Per table, the mapped old ids the source no longer had at the last load: the checks'
+    fingerprints leave those target rows out."""
+    return sql.SQL(
+        "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {deleted}"
+        ' (table_name text NOT NULL, xata_id text COLLATE "C" NOT NULL,'
+        " PRIMARY KEY (table_name, xata_id))").format(
+        schema=sql.Identifier(BOOKKEEPING_SCHEMA), deleted=DELETED_IN_SOURCE)
 
 
 LOOKUP_FUNCTIONS_SQL = sql.SQL("""

@@ -7,14 +7,16 @@ set-based SQL there.
 
   stage_source_rows             lock the table; source rows -> pg_temp.xata_migration_stage
                                 (COPY, streamed)
-  check_ids                     no NULL and no duplicate source id
+  check_ids                     no NULL and no duplicate source id (on a new mapping, its
+                                keys find them)
   ensure_target_table           create it, or check an existing one has the plan's shape
   skip_rows_with_missing_links  `on_missing: skip` rows leave the stage before getting ids
   allocate_ids                  extend xata_id_map.<table> for ids not yet mapped
                                 (append-only)
   handle_missing_links          link values whose record does not exist: fail or count
   write_rows                    INSERT (new table) or upsert (existing), links rewritten
-  handle_deleted_rows           count (and if planned delete) rows gone from the source
+  handle_deleted_rows           record the mapped ids gone from the source (for the checks),
+                                count their rows and, if planned, delete them
   then, on a new table, the primary key, UNIQUE, FOREIGN KEYs and indexes, and the identity
   moved past the highest id.
 """
@@ -160,6 +162,20 @@ def allocate_ids(target: psycopg.Connection, plan: Plan, table: Table,
         target=ddl.target_table(plan, table))).rowcount
 
 
+def allocate_first_ids(target, plan: Plan, table: Table, columns: list[Column]) -> int:
+    """A new mapping: every staged row gets an id, then the mapping gets its keys. A NULL
+    or repeated source id breaks those (cheaper than looking for them first): then
+    check_ids says which."""
+    try:
+        with target.transaction():  # a savepoint: the stage survives for check_ids
+            given = allocate_ids(target, plan, table, columns)
+            target.execute(ddl.mapping_keys_sql(table))
+    except (psycopg.errors.NotNullViolation, psycopg.errors.UniqueViolation):
+        check_ids(target, table)
+        raise
+    return given
+
+
 def require_parent_mapping(target: psycopg.Connection, table: Table, column: Column) -> None:
     exists = target.execute("SELECT to_regclass(%s) IS NOT NULL", (
         ddl.mapping_table(column.link.table).as_string(target),)).fetchone()[0]
@@ -301,13 +317,27 @@ def rewritten_array(column: Column, index: int) -> sql.Composed:
     ).format(c=stage_name(index), map=ddl.mapping_table(column.link.table))
 
 
+def record_deleted_ids(target, table: Table, fresh: bool) -> None:
+    """Replace the table's list of mapped ids that are not in the source (none if fresh)."""
+    target.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(
+        ddl.DELETED_IN_SOURCE), (table.name,))
+    if not fresh:
+        target.execute(sql.SQL(
+            "INSERT INTO {deleted} (table_name, xata_id) SELECT %s, m.xata_id FROM {map} m"
+            " WHERE NOT EXISTS (SELECT 1 FROM {s} s WHERE s.xid = m.xata_id)").format(
+            deleted=ddl.DELETED_IN_SOURCE, map=ddl.mapping_table(table.name), s=STAGE),
+            (table.name,))
+
+
 def handle_deleted_rows(target, plan: Plan, table: Table, result: LoadResult) -> None:
     """Count target rows whose source row is gone; delete them if the plan says so.
     Their mapping rows always stay, so old references still resolve."""
+    record_deleted_ids(target, table, fresh=False)
     gone = sql.SQL(
-        "EXISTS (SELECT 1 FROM {map} m WHERE m.new_id = t.id AND NOT EXISTS"
-        " (SELECT 1 FROM {s} s WHERE s.xid = m.xata_id))").format(
-        map=ddl.mapping_table(table.name), s=STAGE)
+        "EXISTS (SELECT 1 FROM {deleted} d JOIN {map} m ON m.xata_id = d.xata_id"
+        " WHERE d.table_name = {name} AND m.new_id = t.id)").format(
+        deleted=ddl.DELETED_IN_SOURCE, map=ddl.mapping_table(table.name),
+        name=sql.Literal(table.name))
     result.deleted_in_source = target.execute(sql.SQL(
         "SELECT count(*) FROM {} t WHERE {}").format(
         ddl.target_table(plan, table), gone)).fetchone()[0]
@@ -371,7 +401,7 @@ SHARED_OBJECTS_LOCK = lock_key("xata_id_map shared objects")
 
 def prepare_target(target, plan: Plan, table: Table) -> None:
     """The objects every table shares: the xata_id_map and target schemas, the pgvector
-    extension if the table needs it, and the lookup functions. A short transaction of its
+    extension if the table needs it, the list of deleted ids and the lookup functions. A short transaction of its
     own, one at a time: two assets starting together would otherwise both try to create the
     same schema, and the second would fail on PostgreSQL's unique catalog index."""
     with target.transaction():
@@ -381,6 +411,7 @@ def prepare_target(target, plan: Plan, table: Table) -> None:
                 sql.Identifier(schema)))
         if any(c.is_pgvector for c in table.columns):
             require_pgvector(target, table)
+        target.execute(ddl.create_deleted_list_sql())
         if not target.execute("SELECT to_regprocedure('xata_id_map.new_id(text, text)') IS NOT"
                               " NULL AND to_regprocedure('xata_id_map.xata_id(text, bigint)')"
                               " IS NOT NULL").fetchone()[0]:
@@ -454,18 +485,22 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
     with target.transaction():
         result.source_rows = stage_source_rows(source, target, plan, table, columns, log)
         phase("transfer")
-        check_ids(target, table)
         new_mapping = ensure_mapping(target, table)
+        if not new_mapping:
+            check_ids(target, table)
         result.created_table = ensure_target_table(target, plan, table, columns)
         skip_rows_with_missing_links(target, table, columns, result)
-        result.new_ids = allocate_ids(target, plan, table, columns)
         if new_mapping:
-            target.execute(ddl.mapping_keys_sql(table))
+            result.new_ids = allocate_first_ids(target, plan, table, columns)
+        else:
+            result.new_ids = allocate_ids(target, plan, table, columns)
         phase("allocate_ids")
         handle_missing_links(target, plan, table, columns, result)
         result.inserted, result.updated = write_rows(
             target, plan, table, columns, fresh=result.created_table)
-        if not result.created_table:
+        if result.created_table:
+            record_deleted_ids(target, table, fresh=True)
+        else:
             handle_deleted_rows(target, plan, table, result)
         phase("write_rows")
         if result.created_table:

@@ -19,6 +19,63 @@ def test_all_checks_pass_on_a_correct_migration(migrated):
     outcomes = run_checks(*migrated, "order")
     assert set(outcomes) == {"row_counts", "id_mapping", "links_intact", "values_unchanged"}
     assert all(o.passed for o in outcomes.values())
+    # both sides' fingerprints matched: no row had to be compared one by one
+    assert {o.metadata["compared_by"] for o in outcomes.values()} == {"fingerprint"}
+
+
+def _where(table, xata_id):
+    return f"id = (SELECT new_id FROM xata_id_map.\"{table}\" WHERE xata_id = '{xata_id}')"
+
+
+# Small changes a target could suffer, and the check that must then fail. Each one gets
+# past the fingerprints only if they miss it: the row-by-row comparison then never runs.
+TAMPERING = {
+    "minus zero became zero": ('UPDATE "User" SET "Waist" = 0 WHERE '
+                               + _where("User", "rec_cn0d5r1u4s8g00000000"), "User",
+                               "values_unchanged"),
+    "minus zero in a real[]": ("UPDATE \"User\" SET embedding = '{0.1,0,3.4e38}' WHERE "
+                               + _where("User", "user_2aBcDeF"), "User", "values_unchanged"),
+    "NULL array element became 'NULL'": (
+        "UPDATE \"User\" SET tags = ARRAY['a', 'NULL', 'c,d', 'quote\"s'] WHERE "
+        + _where("User", "user_2aBcDeF"), "User", "values_unchanged"),
+    "empty string became NULL": ('UPDATE "order" SET "select" = NULL WHERE '
+                                 + _where("order", "rec_order_4"), "order",
+                                 "values_unchanged"),
+    "a trailing space": ("UPDATE tag SET name = name || ' ' WHERE " + _where("tag", "rec_tag_a"),
+                         "tag", "values_unchanged"),
+    "a microsecond later": ("UPDATE \"order\" SET placed = placed + interval '1 microsecond'"
+                            " WHERE " + _where("order", "rec_order_1"), "order",
+                            "values_unchanged"),
+    "two links swapped": ('UPDATE "order" SET buyer = seller, seller = buyer WHERE '
+                          + _where("order", "rec_order_1"), "order", "links_intact"),
+    "a NULL link set, past the FOREIGN KEY": (
+        "SET session_replication_role = replica; UPDATE \"order\" SET buyer = 999999 WHERE "
+        + _where("order", "rec_order_3"), "order", "links_intact"),
+    "two rows' new ids swapped in the mapping": (
+        "UPDATE xata_id_map.tag SET new_id = -new_id;"
+        " UPDATE xata_id_map.tag m SET new_id = -o.new_id FROM xata_id_map.tag o"
+        " WHERE o.xata_id <> m.xata_id", "tag", "values_unchanged"),
+}
+
+
+@pytest.mark.parametrize("change", TAMPERING, ids=list(TAMPERING))
+def test_the_fingerprints_miss_no_small_change(migrated, change):
+    plan, source_url, target_url = migrated
+    statement, table, failing = TAMPERING[change]
+    execute_sql(target_url, statement)
+    outcomes = run_checks(plan, source_url, target_url, table)
+    assert not outcomes[failing].passed
+    assert outcomes[failing].metadata["compared_by"] == "row by row"
+
+
+def test_the_list_of_deleted_ids_hides_no_row(migrated):
+    plan, source_url, target_url = migrated
+    # a live row listed as deleted in the source, and changed in the target
+    execute_sql(target_url, "INSERT INTO xata_migration_checks.deleted_in_source"
+                " VALUES ('tag', 'rec_tag_a')",
+                "UPDATE tag SET name = 'changed' WHERE " + _where("tag", "rec_tag_a"))
+    outcome = run_checks(plan, source_url, target_url, "tag")["values_unchanged"]
+    assert not outcome.passed and outcome.metadata["compared_by"] == "row by row"
 
 
 def test_values_unchanged_names_the_changed_row(migrated):
@@ -109,8 +166,10 @@ def test_row_counts_and_mapping_catch_a_lost_row(migrated):
     execute_sql(target_url, "DELETE FROM tag WHERE id = 1")
     outcomes = run_checks(plan, source_url, target_url, "tag")
     assert not outcomes["row_counts"].passed
-    assert outcomes["row_counts"].metadata == {"source_rows": 2, "target_rows": 1,
-                                               "mapping_rows": 2}
+    metadata = dict(outcomes["row_counts"].metadata)
+    assert metadata.pop("checks_seconds") >= 0
+    assert metadata == {"source_rows": 2, "target_rows": 1, "mapping_rows": 2,
+                        "compared_by": "row by row"}
     assert outcomes["row_counts"].compared[0] == ("rows", 2, 1)
     assert not outcomes["id_mapping"].passed
     assert outcomes["id_mapping"].metadata["mapped_without_target_row"] == 1

@@ -41,7 +41,7 @@ PHASES = {
     "transfer": "COPY ",
     "write_rows": 'INSERT INTO "public"."child"',
     "constraints": 'ALTER TABLE "public"."child" ADD CONSTRAINT',
-    "checks": "xata_migration_source_ids",
+    "checks": "hashtextextended",  # the target's fingerprint
 }
 
 
