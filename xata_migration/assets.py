@@ -78,6 +78,9 @@ def _load_metadata(plan: Plan, table: Table, result: LoadResult, seconds: float)
     metadata = {
         "dagster/row_count": result.target_rows,
         "source_rows": result.source_rows,
+        "rows_read": result.rows_read,
+        "load": (f"delta: rows written since {result.delta_since.isoformat()}"
+                 if result.delta_since else "full"),
         "dagster/table_name": f"{plan.target_schema}.{table.target}",
         "dagster/column_schema": _column_schema(table),
         "new_ids": result.new_ids, "inserted": result.inserted, "updated": result.updated,

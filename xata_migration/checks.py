@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
-from xata_migration import ddl, fingerprint
+from xata_migration import ddl, fingerprint, sync
 from xata_migration.load import (SHARED_OBJECTS_LOCK, MissingLinks, copy_between,
                                   create_stage, create_temp_table, link_values, source_select,
                                   stage_name)
@@ -36,7 +36,7 @@ from xata_migration.plan import Column, Plan, Table
 EXAMPLES = 10
 MAX_FINDINGS = 100_000  # per check and table: enough to act on, bounded if everything differs
 CHECK_STAGE = sql.Identifier("xata_migration_check")
-FINDINGS_SCHEMA = "xata_migration_checks"
+FINDINGS_SCHEMA = ddl.BOOKKEEPING_SCHEMA
 FINDINGS = sql.Identifier(FINDINGS_SCHEMA, "findings")
 FINDING_COLUMNS = ("xata_id", "new_id", "column_name", "source_value", "target_value",
                    "problem")
@@ -72,6 +72,7 @@ def ensure_findings_table(target) -> None:
             " CREATE INDEX IF NOT EXISTS findings_scope_check ON {findings}"
             " (scope, check_name)").format(schema=sql.Identifier(FINDINGS_SCHEMA),
                                             findings=FINDINGS))
+        target.execute(sync.create_state_sql())
 
 
 def _record(target, scope: str, check: str, select: sql.Composable) -> None:
@@ -490,6 +491,8 @@ def table_checks(source, target, plan: Plan, table: Table) -> list[CheckOutcome]
         else:
             outcomes = [_with_findings(target, o, table.name)
                         for o in row_by_row_outcomes(source, target, plan, table)]
+        if all(o.passed for o in outcomes):  # the next load may read only what changed
+            sync.mark_verified(target, table)
         target.commit()
         for outcome in outcomes:
             outcome.metadata["checks_seconds"] = round(time.monotonic() - started, 3)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from xata_migration import ddl
+from xata_migration import ddl, sync
 from xata_migration.introspect import check_source_matches_plan
 from xata_migration.names import lock_key
 from xata_migration.plan import Column, Plan, Table
@@ -56,6 +56,8 @@ class LoadResult:
     deleted_in_source: int = 0
     deleted_in_target: int = 0
     target_rows: int = 0
+    rows_read: int = 0              # source rows read: all, or on a delta those written since
+    delta_since: object = None      # the watermark a delta read from (None: a full load)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -317,22 +319,28 @@ def rewritten_array(column: Column, index: int) -> sql.Composed:
     ).format(c=stage_name(index), map=ddl.mapping_table(column.link.table))
 
 
-def record_deleted_ids(target, table: Table, fresh: bool) -> None:
-    """Replace the table's list of mapped ids that are not in the source (none if fresh)."""
-    target.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(
-        ddl.DELETED_IN_SOURCE), (table.name,))
-    if not fresh:
-        target.execute(sql.SQL(
-            "INSERT INTO {deleted} (table_name, xata_id) SELECT %s, m.xata_id FROM {map} m"
-            " WHERE NOT EXISTS (SELECT 1 FROM {s} s WHERE s.xid = m.xata_id)").format(
-            deleted=ddl.DELETED_IN_SOURCE, map=ddl.mapping_table(table.name), s=STAGE),
-            (table.name,))
+def record_deleted_ids(target, table: Table, ids: sql.Identifier | None) -> None:
+    """Keep the table's list of mapped ids that are not in the source: from `ids`, a
+    table of every source id; without it (a delta with no row deleted since), the ids
+    written again leave the list."""
+    deleted, name = ddl.DELETED_IN_SOURCE, (table.name,)
+    if ids is None:
+        target.execute(sql.SQL("DELETE FROM {} d WHERE table_name = %s AND EXISTS"
+                               " (SELECT 1 FROM {} s WHERE s.xid = d.xata_id)").format(
+            deleted, STAGE), name)
+        return
+    target.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(deleted), name)
+    target.execute(sql.SQL(
+        "INSERT INTO {deleted} (table_name, xata_id) SELECT %s, m.xata_id FROM {map} m"
+        " WHERE NOT EXISTS (SELECT 1 FROM {ids} s WHERE s.xid = m.xata_id)").format(
+        deleted=deleted, map=ddl.mapping_table(table.name), ids=ids), name)
 
 
-def handle_deleted_rows(target, plan: Plan, table: Table, result: LoadResult) -> None:
+def handle_deleted_rows(target, plan: Plan, table: Table, result: LoadResult,
+                        ids: sql.Identifier | None) -> None:
     """Count target rows whose source row is gone; delete them if the plan says so.
     Their mapping rows always stay, so old references still resolve."""
-    record_deleted_ids(target, table, fresh=False)
+    record_deleted_ids(target, table, ids)
     gone = sql.SQL(
         "EXISTS (SELECT 1 FROM {deleted} d JOIN {map} m ON m.xata_id = d.xata_id"
         " WHERE d.table_name = {name} AND m.new_id = t.id)").format(
@@ -412,6 +420,7 @@ def prepare_target(target, plan: Plan, table: Table) -> None:
         if any(c.is_pgvector for c in table.columns):
             require_pgvector(target, table)
         target.execute(ddl.create_deleted_list_sql())
+        target.execute(sync.create_state_sql())
         if not target.execute("SELECT to_regprocedure('xata_id_map.new_id(text, text)') IS NOT"
                               " NULL AND to_regprocedure('xata_id_map.xata_id(text, bigint)')"
                               " IS NOT NULL").fetchone()[0]:
@@ -456,15 +465,65 @@ def ensure_target_table(target, plan: Plan, table: Table, columns: list[Column])
     return False
 
 
+@dataclass
+class Staged:
+    read: int                          # source rows in the stage
+    source_rows: int                   # rows in the source snapshot
+    ids: sql.Identifier | None = None  # a table of every source id: STAGE on a full load;
+                                       # on a delta, only when rows were deleted since
+
+
+def _count(conn, table: sql.Composable) -> int:
+    return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0]
+
+
 def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Column],
-                      log=None) -> int:
+                      log=None, since=None) -> Staged:
     """Inside the target transaction: take the table's lock, stream the source rows into
-    the stage; returns how many rows were staged."""
+    the stage (on a delta, those written since `since`), all in one source snapshot."""
     target.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(table.target),))
     binary = create_stage(target, STAGE, columns)
-    copy_between(source, target, source_select(plan, table, columns), STAGE, binary, log)
-    source.commit()
-    return target.execute(sql.SQL("SELECT count(*) FROM {}").format(STAGE)).fetchone()[0]
+    select = source_select(plan, table, columns)
+    if since is not None:
+        select += sql.SQL(" WHERE src.{} >= {}").format(sql.Identifier(sync.UPDATED_AT),
+                                                       sql.Literal(since))
+    try:
+        copy_between(source, target, select, STAGE, binary, log)
+        read = _count(target, STAGE)
+        if since is None:
+            return Staged(read, read, STAGE)
+        staged = Staged(read, _count(source, sql.Identifier(plan.source_schema, table.name)))
+        if staged.source_rows != _expected_source_rows(target, table):
+            staged.ids = _stage_source_ids(source, target, plan, table)
+        return staged
+    finally:
+        source.commit()
+
+
+def _expected_source_rows(target, table: Table) -> int:
+    """On a delta: how many rows the source has if none was deleted since the last load.
+    Every unchanged source row is mapped and not listed as deleted (no skip links here),
+    every changed or new one is in the stage."""
+    return target.execute(sql.SQL(
+        "SELECT (SELECT count(*) FROM {map})"
+        " + (SELECT count(*) FROM {s} s WHERE NOT EXISTS"
+        "    (SELECT 1 FROM {map} m WHERE m.xata_id = s.xid))"
+        " - (SELECT count(*) FROM {deleted} d WHERE d.table_name = %s AND NOT EXISTS"
+        "    (SELECT 1 FROM {s} s WHERE s.xid = d.xata_id))").format(
+        map=ddl.mapping_table(table.name), s=STAGE, deleted=ddl.DELETED_IN_SOURCE),
+        (table.name,)).fetchone()[0]
+
+
+SOURCE_ID_LIST = sql.Identifier("xata_migration_source_id_list")
+
+
+def _stage_source_ids(source, target, plan: Plan, table: Table) -> sql.Identifier:
+    """Every source id (only the id), to find the rows deleted since the last load."""
+    create_temp_table(target, SOURCE_ID_LIST, [sql.SQL("xid text")])
+    copy_between(source, target, sql.SQL("SELECT {}::text FROM {}").format(
+        sql.Identifier(table.id_column), sql.Identifier(plan.source_schema, table.name)),
+        SOURCE_ID_LIST, binary=True)
+    return SOURCE_ID_LIST
 
 
 def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Plan,
@@ -482,8 +541,13 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
 
     check_source_matches_plan(source, plan, table)
     prepare_target(target, plan, table)
+    since = sync.delta_since(source, target, plan, table) if _loaded_before(
+        target, plan, table) else None
+    mark = sync.watermark(source)
     with target.transaction():
-        result.source_rows = stage_source_rows(source, target, plan, table, columns, log)
+        staged = stage_source_rows(source, target, plan, table, columns, log, since)
+        result.source_rows, result.rows_read, result.delta_since = (
+            staged.source_rows, staged.read, since)
         phase("transfer")
         new_mapping = ensure_mapping(target, table)
         if not new_mapping:
@@ -499,18 +563,27 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
         result.inserted, result.updated = write_rows(
             target, plan, table, columns, fresh=result.created_table)
         if result.created_table:
-            record_deleted_ids(target, table, fresh=True)
+            target.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(
+                ddl.DELETED_IN_SOURCE), (table.name,))
         else:
-            handle_deleted_rows(target, plan, table, result)
+            handle_deleted_rows(target, plan, table, result, staged.ids)
         phase("write_rows")
         if result.created_table:
             for statement in ddl.table_constraints_sql(plan, table):
                 target.execute(statement)
         target.execute(ddl.position_identity_sql(plan, table))
-        result.target_rows = target.execute(sql.SQL("SELECT count(*) FROM {}").format(
-            ddl.target_table(plan, table))).fetchone()[0]
+        result.target_rows = _count(target, ddl.target_table(plan, table))
+        sync.record_load(target, plan, table, mark)
         phase("constraints")
     return result
+
+
+def _loaded_before(target, plan: Plan, table: Table) -> bool:
+    exists = target.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+                            (ddl.target_table(plan, table).as_string(target),
+                             ddl.mapping_table(table.name).as_string(target))).fetchone()[0]
+    target.commit()
+    return exists
 
 
 def load_deferred_link(source, target, plan: Plan, table: Table, column: Column,
@@ -520,7 +593,8 @@ def load_deferred_link(source, target, plan: Plan, table: Table, column: Column,
     columns = [column]
     check_source_matches_plan(source, plan, table)
     with target.transaction():
-        result.source_rows = stage_source_rows(source, target, plan, table, columns, log)
+        result.source_rows = stage_source_rows(source, target, plan, table, columns,
+                                               log).source_rows
         handle_missing_links(target, plan, table, columns, result, deferred_too=True)
         result.updated = target.execute(sql.SQL(
             "UPDATE {t} t SET {c} = p.new_id FROM {s} s JOIN {map} m ON m.xata_id = s.xid"
