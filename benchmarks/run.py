@@ -108,13 +108,9 @@ def migrate_all(source_url: str, target_url: str) -> float:
         plan, _ = introspect(conn)
     defs = build_definitions(plan, resources={"xata_source": XataSource(url=source_url),
                                               "target_database": TargetDatabase(url=target_url)})
-    job = defs.resolve_job_def("migrate_all")
-    result = None
-
-    def run():
-        nonlocal result
-        result = job.execute_in_process()
-    seconds = timed(run)
+    started = time.monotonic()
+    result = defs.resolve_job_def("migrate_all").execute_in_process()
+    seconds = time.monotonic() - started
     print_phases(result)
     return seconds
 

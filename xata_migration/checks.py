@@ -36,8 +36,7 @@ from xata_migration.plan import Column, Plan, Table
 EXAMPLES = 10
 MAX_FINDINGS = 100_000  # per check and table: enough to act on, bounded if everything differs
 CHECK_STAGE = sql.Identifier("xata_migration_check")
-FINDINGS_SCHEMA = ddl.BOOKKEEPING_SCHEMA
-FINDINGS = sql.Identifier(FINDINGS_SCHEMA, "findings")
+FINDINGS = ddl.FINDINGS
 FINDING_COLUMNS = ("xata_id", "new_id", "column_name", "source_value", "target_value",
                    "problem")
 
@@ -59,20 +58,12 @@ class CheckOutcome:
 # ---------------------------------------------------------------- findings
 
 
-def ensure_findings_table(target) -> None:
-    """Its own short transaction, under the lock that guards the shared objects."""
+def ensure_bookkeeping(target) -> None:
+    """The tables the checks write (the checks may run on a target loaded long ago): its
+    own short transaction, under the lock that guards the shared objects."""
     with target.transaction():
         target.execute("SELECT pg_advisory_xact_lock(%s)", (SHARED_OBJECTS_LOCK,))
-        target.execute(sql.SQL(
-            "CREATE SCHEMA IF NOT EXISTS {schema};"
-            " CREATE TABLE IF NOT EXISTS {findings} (scope text NOT NULL,"
-            " check_name text NOT NULL, xata_id text, new_id bigint, column_name text,"
-            " source_value text, target_value text, problem text NOT NULL,"
-            " found_at timestamptz NOT NULL DEFAULT now());"
-            " CREATE INDEX IF NOT EXISTS findings_scope_check ON {findings}"
-            " (scope, check_name)").format(schema=sql.Identifier(FINDINGS_SCHEMA),
-                                            findings=FINDINGS))
-        target.execute(sync.create_state_sql())
+        target.execute(ddl.create_bookkeeping_sql())
 
 
 def _record(target, scope: str, check: str, select: sql.Composable) -> None:
@@ -482,7 +473,7 @@ def table_checks(source, target, plan: Plan, table: Table) -> list[CheckOutcome]
     consistent source snapshot, to name what differs. Only the findings are kept
     (committed); everything else the checks made is temporary."""
     started = time.monotonic()
-    ensure_findings_table(target)
+    ensure_bookkeeping(target)
     try:
         _clear_findings(target, table.name)
         comparison = fingerprint.compare(source, target, plan, table)
@@ -506,9 +497,9 @@ def row_by_row_outcomes(source, target, plan: Plan, table: Table) -> list[CheckO
     absent = stream_source(source, target, plan, table)
     outcomes = [row_counts(target, plan, table, absent),
                 id_mapping(target, plan, table, absent)]
-    own_links = fingerprint.own_links(table)
-    if own_links:
-        outcomes.append(links_intact(source, target, plan, table, own_links, streamed=True))
+    if table.own_links:
+        outcomes.append(links_intact(source, target, plan, table, table.own_links,
+                                     streamed=True))
     outcomes.append(values_unchanged(source, target, plan, table, absent))
     for outcome in outcomes:
         outcome.metadata["compared_by"] = "row by row"
@@ -571,7 +562,7 @@ def identical_outcomes(table: Table, comparison: fingerprint.Comparison) -> list
 def link_check(source, target, plan: Plan, table: Table, column: Column) -> CheckOutcome:
     """The check of a deferred link's asset; its findings are scoped `table.column`."""
     scope = f"{table.name}.{column.name}"
-    ensure_findings_table(target)
+    ensure_bookkeeping(target)
     try:
         _clear_findings(target, scope)
         outcome = _with_findings(target, links_intact(source, target, plan, table, [column],
@@ -585,6 +576,6 @@ def link_check(source, target, plan: Plan, table: Table, column: Column) -> Chec
 
 def check_names(table: Table) -> list[str]:
     names = ["row_counts", "id_mapping"]
-    if any(not c.link.deferred for c in table.links):
+    if table.own_links:
         names.append("links_intact")
     return names + ["values_unchanged"]

@@ -41,17 +41,31 @@ def mapping_keys_sql(table: Table) -> sql.Composed:
 
 
 BOOKKEEPING_SCHEMA = "xata_migration_checks"
+FINDINGS = sql.Identifier(BOOKKEEPING_SCHEMA, "findings")
 DELETED_IN_SOURCE = sql.Identifier(BOOKKEEPING_SCHEMA, "deleted_in_source")
+SYNC_STATE = sql.Identifier(BOOKKEEPING_SCHEMA, "sync_state")
 
 
-def create_deleted_list_sql() -> sql.Composed:
-    """Per table, the mapped old ids the source no longer had at the last load: the checks'
-    fingerprints leave those target rows out."""
+def create_bookkeeping_sql() -> sql.Composed:
+    """The tool's own tables in the target:
+      findings           what failed checks found (checks.py)
+      deleted_in_source  per table, the mapped old ids the source no longer had at the
+                         last load: the checks' fingerprints leave those target rows out
+      sync_state         per table, the last load's watermark (sync.py)"""
     return sql.SQL(
-        "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {deleted}"
-        ' (table_name text NOT NULL, xata_id text COLLATE "C" NOT NULL,'
-        " PRIMARY KEY (table_name, xata_id))").format(
-        schema=sql.Identifier(BOOKKEEPING_SCHEMA), deleted=DELETED_IN_SOURCE)
+        "CREATE SCHEMA IF NOT EXISTS {schema};"
+        " CREATE TABLE IF NOT EXISTS {findings} (scope text NOT NULL,"
+        " check_name text NOT NULL, xata_id text, new_id bigint, column_name text,"
+        " source_value text, target_value text, problem text NOT NULL,"
+        " found_at timestamptz NOT NULL DEFAULT now());"
+        " CREATE INDEX IF NOT EXISTS findings_scope_check ON {findings} (scope, check_name);"
+        " CREATE TABLE IF NOT EXISTS {deleted} (table_name text NOT NULL,"
+        ' xata_id text COLLATE "C" NOT NULL, PRIMARY KEY (table_name, xata_id));'
+        " CREATE TABLE IF NOT EXISTS {state} (table_name text PRIMARY KEY,"
+        " plan_signature text NOT NULL, watermark timestamptz,"
+        " verified boolean NOT NULL DEFAULT false)").format(
+        schema=sql.Identifier(BOOKKEEPING_SCHEMA), findings=FINDINGS,
+        deleted=DELETED_IN_SOURCE, state=SYNC_STATE)
 
 
 LOOKUP_FUNCTIONS_SQL = sql.SQL("""

@@ -82,12 +82,8 @@ class Comparison:
                 and not any(t.unmapped_links.values()) and not any(t.links_to_no_row.values()))
 
 
-def own_links(table: Table) -> list[Column]:
-    return [c for c in table.links if not c.link.deferred]
-
-
 def _source_sql(plan: Plan, table: Table) -> sql.Composed:
-    links = own_links(table)
+    links = table.own_links
     row = [sql.SQL("src.{}::text").format(sql.Identifier(table.id_column))]
     row += [sql.SQL("src.{}::{}").format(sql.Identifier(c.name),
                                          sql.SQL("text[]" if c.is_array_link else "text"))
@@ -132,7 +128,7 @@ def _link_back(plan: Plan, column: Column, index: int) -> dict[str, sql.Composab
 def _target_sql(plan: Plan, table: Table) -> sql.Composed:
     """One scan of the target table, each row with its mapping row and link parents.
     Rows of ids deleted in the source (the list the load keeps) are counted, not hashed."""
-    links = [_link_back(plan, c, i) for i, c in enumerate(own_links(table))]
+    links = [_link_back(plan, c, i) for i, c in enumerate(table.own_links)]
     row = [sql.SQL("m.xata_id")] + [link["old_ids"] for link in links]
     for column in table.value_columns:
         # pgvector's vector holds float4 exactly as real[] does: compared in real[]'s text
@@ -143,7 +139,7 @@ def _target_sql(plan: Plan, table: Table) -> sql.Composed:
         "EXISTS (SELECT 1 FROM {} d WHERE d.table_name = {} AND d.xata_id = m.xata_id) AS gone"
     ).format(ddl.DELETED_IN_SOURCE, name)]
     counts = []
-    for i, (column, link) in enumerate(zip(own_links(table), links)):
+    for i, (column, link) in enumerate(zip(table.own_links, links)):
         fields += [sql.SQL("t.{} AS {}").format(sql.Identifier(column.target),
                                                 sql.Identifier(f"l{i}")),
                    sql.SQL("{} AS {}").format(link["unmapped"], sql.Identifier(f"u{i}")),
@@ -175,12 +171,12 @@ def _source_side(source, plan: Plan, table: Table) -> Side:
     finally:
         source.commit()
     return Side(rows=row[0], sums=(int(row[1]), int(row[2])),
-                linked={c.name: n for c, n in zip(own_links(table), row[3:])})
+                linked={c.name: n for c, n in zip(table.own_links, row[3:])})
 
 
 def _target_side(target, plan: Plan, table: Table) -> TargetSide:
     row = target.execute(_target_sql(plan, table)).fetchone()
-    links = own_links(table)
+    links = table.own_links
     per_link = [row[9 + 3 * i: 12 + 3 * i] for i in range(len(links))]
     return TargetSide(
         rows=row[0], mapping_rows=row[1], joined_rows=row[2], rows_without_mapping=row[3],

@@ -409,7 +409,8 @@ SHARED_OBJECTS_LOCK = lock_key("xata_id_map shared objects")
 
 def prepare_target(target, plan: Plan, table: Table) -> None:
     """The objects every table shares: the xata_id_map and target schemas, the pgvector
-    extension if the table needs it, the list of deleted ids and the lookup functions. A short transaction of its
+    extension if the table needs it, the tool's bookkeeping tables and the lookup
+    functions. A short transaction of its
     own, one at a time: two assets starting together would otherwise both try to create the
     same schema, and the second would fail on PostgreSQL's unique catalog index."""
     with target.transaction():
@@ -419,8 +420,7 @@ def prepare_target(target, plan: Plan, table: Table) -> None:
                 sql.Identifier(schema)))
         if any(c.is_pgvector for c in table.columns):
             require_pgvector(target, table)
-        target.execute(ddl.create_deleted_list_sql())
-        target.execute(sync.create_state_sql())
+        target.execute(ddl.create_bookkeeping_sql())
         if not target.execute("SELECT to_regprocedure('xata_id_map.new_id(text, text)') IS NOT"
                               " NULL AND to_regprocedure('xata_id_map.xata_id(text, bigint)')"
                               " IS NOT NULL").fetchone()[0]:

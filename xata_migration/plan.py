@@ -91,6 +91,11 @@ class Table:
         return [c for c in self.columns if c.link]
 
     @property
+    def own_links(self) -> list[Column]:
+        """The links the table's own asset writes: all but deferred ones."""
+        return [c for c in self.links if not c.link.deferred]
+
+    @property
     def value_columns(self) -> list[Column]:
         return [c for c in self.columns if not c.link]
 

@@ -28,19 +28,11 @@ from datetime import datetime
 
 from psycopg import sql
 
-from xata_migration.ddl import BOOKKEEPING_SCHEMA
+from xata_migration.ddl import SYNC_STATE
 from xata_migration.plan import Plan, Table, plan_to_dict
 
-STATE = sql.Identifier(BOOKKEEPING_SCHEMA, "sync_state")
 UPDATED_AT = "xata_updatedat"
 XATA_TRIGGER_FUNCTION = "maintain_metadata_trigger_pgroll"
-
-
-def create_state_sql() -> sql.Composed:
-    return sql.SQL(
-        "CREATE TABLE IF NOT EXISTS {} (table_name text PRIMARY KEY,"
-        " plan_signature text NOT NULL, watermark timestamptz,"
-        " verified boolean NOT NULL DEFAULT false)").format(STATE)
 
 
 def plan_signature(plan: Plan, table: Table) -> str:
@@ -86,7 +78,7 @@ def delta_since(source, target, plan: Plan, table: Table) -> datetime | None:
     """The watermark of the last verified load, if this load can be a delta."""
     row = target.execute(sql.SQL(
         "SELECT plan_signature, watermark, verified FROM {} WHERE table_name = %s").format(
-        STATE), (table.name,)).fetchone()
+        SYNC_STATE), (table.name,)).fetchone()
     target.commit()
     if not row or not row[2] or row[1] is None or row[0] != plan_signature(plan, table):
         return None
@@ -99,10 +91,10 @@ def record_load(target, plan: Plan, table: Table, mark: datetime | None) -> None
         "INSERT INTO {} (table_name, plan_signature, watermark, verified)"
         " VALUES (%s, %s, %s, false) ON CONFLICT (table_name) DO UPDATE SET"
         " plan_signature = EXCLUDED.plan_signature, watermark = EXCLUDED.watermark,"
-        " verified = false").format(STATE), (table.name, plan_signature(plan, table), mark))
+        " verified = false").format(SYNC_STATE), (table.name, plan_signature(plan, table), mark))
 
 
 def mark_verified(target, table: Table) -> None:
     """In the checks' transaction, when every check of the table passed."""
     target.execute(sql.SQL("UPDATE {} SET verified = true WHERE table_name = %s").format(
-        STATE), (table.name,))
+        SYNC_STATE), (table.name,))
