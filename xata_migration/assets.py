@@ -13,6 +13,7 @@ import time
 import dagster as dg
 
 from xata_migration import checks
+from xata_migration.fingerprint import LoadSnapshotFingerprint
 from xata_migration.load import LoadResult, MissingLinks, load_deferred_link, load_table
 from xata_migration.names import asset_key_part, dagster_name
 from xata_migration.plan import Column, Plan, Table
@@ -114,9 +115,12 @@ def table_asset(plan: Plan, table: Table) -> dg.AssetsDefinition:
                       target_database: TargetDatabase):
         started = time.monotonic()
         with xata_source.connect(table.name) as source, \
-                target_database.connect(table.name) as target:
+                xata_source.connect(f"{table.name} (fingerprint)") as second_source, \
+                target_database.connect(table.name) as target, \
+                LoadSnapshotFingerprint(second_source, plan, table) as source_fingerprint:
             try:
-                result = load_table(source, target, plan, table, log=context.log)
+                result = load_table(source, target, plan, table, log=context.log,
+                                    fingerprint=source_fingerprint)
             except MissingLinks as missing:  # shown where people look: the failed check
                 yield check_result(checks.missing_links_outcome(missing), key)
                 raise
@@ -124,7 +128,8 @@ def table_asset(plan: Plan, table: Table) -> dg.AssetsDefinition:
                              f"ids, {result.inserted} inserted, {result.updated} updated")
             yield dg.MaterializeResult(asset_key=key, metadata=_load_metadata(
                 plan, table, result, time.monotonic() - started))
-            for outcome in checks.table_checks(source, target, plan, table):
+            for outcome in checks.table_checks(source, target, plan, table,
+                                               source_fingerprint.side()):
                 yield check_result(outcome, key)
 
     return migrate_table

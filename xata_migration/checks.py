@@ -467,16 +467,18 @@ def missing_links_outcome(error: MissingLinks) -> CheckOutcome:
         findings_sql=error.source_sql, findings_on="source")
 
 
-def table_checks(source, target, plan: Plan, table: Table) -> list[CheckOutcome]:
-    """Every check of a table's own asset. Each side's fingerprint first: when they match,
-    every check passes on that; otherwise the rows are compared one by one, against one
-    consistent source snapshot, to name what differs. Only the findings are kept
-    (committed); everything else the checks made is temporary."""
+def table_checks(source, target, plan: Plan, table: Table,
+                 source_side: fingerprint.Side | None = None) -> list[CheckOutcome]:
+    """Every check of a table's own asset. Each side's fingerprint first (the source's
+    given by the load, of the rows it read, or computed now): when they match, every check
+    passes on that; otherwise the rows are compared one by one, against one consistent
+    source snapshot, to name what differs. Only the findings are kept (committed);
+    everything else the checks made is temporary."""
     started = time.monotonic()
     ensure_bookkeeping(target)
     try:
         _clear_findings(target, table.name)
-        comparison = fingerprint.compare(source, target, plan, table)
+        comparison = fingerprint.compare(source, target, plan, table, source_side)
         if comparison.identical:
             outcomes = identical_outcomes(table, comparison)
         else:

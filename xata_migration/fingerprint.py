@@ -1,12 +1,20 @@
 """Order-independent fingerprints of a table, computed where the rows are.
 
-Each row is written as one text, ROW(old id, every own link as the old id(s) it points
-to, every other value)::text, the same on both sides: the source has the old ids in place,
-the target maps its new ids back through the mappings. Two 64-bit hashes of that text
-(PostgreSQL's hashtextextended, seeds 0 and 1) are each summed over the table, exactly.
-Equal row counts and equal sums mean the same rows: a difference stays unnoticed with a
-probability of about 2^-128. Each side computes its own in one scan, both at once, and
-only one result row crosses the network.
+Each row is one record, the same on both sides: (old id, every own link as the old id(s)
+it points to, every other value). The source has the old ids in place; the target maps
+its new ids back through the mappings. The row's hash is PostgreSQL's
+hash_record_extended of that record, hashed once more as a whole (the record hash adds
+its fields' hashes, so without that a value moved from one row to another would leave
+the sum unchanged). The row hashes are summed over the table, exactly. Equal row counts
+and equal sums mean the same rows: a difference stays unnoticed with a probability of
+about 2^-64. Each side computes its own in one scan, both at once, and only one result
+row crosses the network.
+
+A field is hashed as itself only where a hash sees every difference two values can
+have: text by its bytes, integers, dates, uuids, bytea, and the 8-byte types (bigint,
+timestamps) by their binary form (their own hash folds 64 bits into 32). Every other
+type is hashed as its text, which keeps what equality ignores: -0 and 0 in a float,
+1.0 and 1.00 in a numeric, an array's dimensions.
 
 Sums that differ only say "look closer": the row-by-row comparison in checks.py then
 decides, and names the rows. So a fingerprint that differs for a reason that is not a
@@ -19,35 +27,61 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import psycopg
 from psycopg import sql
 
 from xata_migration import ddl
 from xata_migration.plan import Column, Plan, Table
 
-def _sums(where: sql.Composable = sql.SQL("true")) -> sql.Composed:
-    """Two 64-bit hashes of each row's text (different seeds), each summed over the rows.
-    The queries end their row subquery with OFFSET 0, which keeps PostgreSQL from
-    computing the row's text once per hash."""
-    return sql.SQL("coalesce(sum(hashtextextended(row_text, 0)) FILTER (WHERE {w}), 0),"
-                   " coalesce(sum(hashtextextended(row_text, 1)) FILTER (WHERE {w}), 0)").format(
-        w=where)
+HASHED_AS_TEXT_BYTES = {"text", "character varying"}
+HASHED_AS_IS = {"smallint", "integer", "boolean", "date", "uuid", "bytea"}
+HASHED_AS_BINARY = {"bigint": "int8send", "timestamp with time zone": "timestamptz_send",
+                    "timestamp without time zone": "timestamp_send",
+                    "time without time zone": "time_send"}
 
 
-def _row_text(fields: list[sql.Composable]) -> sql.Composed:
-    """In "C" collation, the hash is of the text's bytes whatever the database's default."""
-    return sql.SQL('(ROW({})::text COLLATE "C") AS row_text').format(sql.SQL(", ").join(fields))
+def hashed(expression: sql.Composable, type_name: str) -> sql.Composed:
+    """A field of the row's record, in the form its hash sees every difference in."""
+    if type_name in HASHED_AS_TEXT_BYTES or type_name.startswith("character varying("):
+        return sql.SQL('{} COLLATE "C"').format(expression)
+    if type_name in HASHED_AS_IS:
+        return sql.SQL("{}").format(expression)
+    if type_name in HASHED_AS_BINARY:
+        return sql.SQL("{}({})").format(sql.SQL(HASHED_AS_BINARY[type_name]), expression)
+    return sql.SQL('({})::text COLLATE "C"').format(expression)
+
+
+AS_TEXT = "any type, as its text"
+
+
+def value_type(column: Column) -> str:
+    """The type both sides hash a value column as: its own if the target kept the
+    source's type, else its text (a vector's as the real[] it was)."""
+    if column.type == column.source_type and not column.is_pgvector:
+        return column.type
+    return AS_TEXT
+
+
+def _sum(where: sql.Composable = sql.SQL("true")) -> sql.Composed:
+    """The sum of the row hashes (a sum PostgreSQL can split among parallel workers)."""
+    return sql.SQL("coalesce(sum(row_hash) FILTER (WHERE {}), 0)").format(where)
+
+
+def _row_hash(fields: list[sql.Composable]) -> sql.Composed:
+    return sql.SQL("hashtextextended(hash_record_extended(ROW({}), 0)::text, 0) AS row_hash"
+                   ).format(sql.SQL(", ").join(fields))
 
 
 @dataclass
 class Side:
     rows: int
-    sums: tuple[int, int]
+    sum: int
     linked: dict[str, int]  # per own link: rows whose link is set
 
     @property
     def digest(self) -> str:
-        """A short form of the two sums, for people to compare at a glance."""
-        return "".join(f"{s % 2 ** 64:016x}" for s in self.sums)
+        """A short form of the sum, for people to compare at a glance."""
+        return f"{self.sum % 2 ** 64:016x}"
 
 
 @dataclass
@@ -59,6 +93,7 @@ class TargetSide(Side):
     joined_rows: int = 0            # target rows x their mapping rows (= rows if 1:1)
     rows_without_mapping: int = 0
     # per own link: values with no mapping back to an old id, or with no parent row
+    # (0 without looking where a validated FOREIGN KEY proves it)
     unmapped_links: dict[str, int] = field(default_factory=dict)
     links_to_no_row: dict[str, int] = field(default_factory=dict)
 
@@ -78,31 +113,38 @@ class Comparison:
         return (s.rows == hashed and t.rows == t.joined_rows and t.mapping_keys == 2
                 and t.mapping_rows == s.rows + t.deleted_ids
                 and (self.deleted_rows_policy == "keep" or not t.deleted_rows_kept)
-                and not t.rows_without_mapping and s.sums == t.sums
+                and not t.rows_without_mapping and s.sum == t.sum
                 and not any(t.unmapped_links.values()) and not any(t.links_to_no_row.values()))
 
 
 def _source_sql(plan: Plan, table: Table) -> sql.Composed:
     links = table.own_links
-    row = [sql.SQL("src.{}::text").format(sql.Identifier(table.id_column))]
-    row += [sql.SQL("src.{}::{}").format(sql.Identifier(c.name),
-                                         sql.SQL("text[]" if c.is_array_link else "text"))
-            for c in links]
-    row += [sql.SQL("src.{}").format(sql.Identifier(c.name)) for c in table.value_columns]
+    row = [hashed(sql.SQL("src.{}::text").format(sql.Identifier(table.id_column)), "text")]
+    row += [hashed(sql.SQL("src.{}::{}").format(sql.Identifier(c.name), sql.SQL(link_type(c))),
+                   link_type(c)) for c in links]
+    row += [hashed(sql.SQL("src.{}").format(sql.Identifier(c.name)), value_type(c))
+            for c in table.value_columns]
     links_set = [sql.SQL(", src.{} AS {}").format(sql.Identifier(c.name),
                                                   sql.Identifier(f"l{i}"))
                  for i, c in enumerate(links)]
     counts = [sql.SQL(", count({})").format(sql.Identifier(f"l{i}")) for i in range(len(links))]
-    return sql.SQL("SELECT count(*), {sums}{counts} FROM (SELECT {row}"
-                   "{links_set} FROM {table} src OFFSET 0) x").format(
-        sums=_sums(), counts=sql.SQL("").join(counts), row=_row_text(row),
+    return sql.SQL("SELECT count(*), {sum}{counts} FROM (SELECT {row}"
+                   "{links_set} FROM {table} src) x").format(
+        sum=_sum(), counts=sql.SQL("").join(counts), row=_row_hash(row),
         links_set=sql.SQL("").join(links_set),
         table=sql.Identifier(plan.source_schema, table.name))
 
 
-def _link_back(plan: Plan, column: Column, index: int) -> dict[str, sql.Composable]:
+def link_type(column: Column) -> str:
+    """A link as both sides hash it: the old id(s) it points to."""
+    return "text[]" if column.is_array_link else "text"
+
+
+def _link_back(plan: Plan, column: Column, index: int,
+               proven: bool) -> dict[str, sql.Composable]:
     """For one link of target row t: the old id(s) it points to (`old_ids`), how many of
-    its values have no mapping (`unmapped`) or no parent row (`no_row`), and the joins."""
+    its values have no mapping (`unmapped`) or no parent row (`no_row`), and the joins.
+    `proven`: a validated FOREIGN KEY already says every value has a parent row."""
     col, pmap = sql.Identifier(column.target), ddl.mapping_table(column.link.table)
     parent = ddl.target_table(plan, plan.table(column.link.table))
     if column.is_array_link:
@@ -117,27 +159,34 @@ def _link_back(plan: Plan, column: Column, index: int) -> dict[str, sql.Composab
                 "no_row": elements_without.format(col, parent, sql.Identifier(ddl.ID)),
                 "joins": sql.SQL("")}
     p, r = sql.Identifier(f"p{index}"), sql.Identifier(f"r{index}")
-    return {"old_ids": sql.SQL("{}.xata_id").format(p),
+    link = {"old_ids": sql.SQL("{}.xata_id").format(p),
             "unmapped": sql.SQL("(t.{} IS NOT NULL AND {}.xata_id IS NULL)::int").format(col, p),
-            "no_row": sql.SQL("(t.{} IS NOT NULL AND {}.id IS NULL)::int").format(col, r),
-            "joins": sql.SQL(" LEFT JOIN {pmap} {p} ON {p}.new_id = t.{col}"
-                             " LEFT JOIN {parent} {r} ON {r}.id = t.{col}").format(
-                pmap=pmap, p=p, col=col, parent=parent, r=r)}
+            "joins": sql.SQL(" LEFT JOIN {pmap} {p} ON {p}.new_id = t.{col}").format(
+                pmap=pmap, p=p, col=col)}
+    if proven:
+        return link | {"no_row": sql.SQL("0")}
+    return link | {
+        "no_row": sql.SQL("(t.{} IS NOT NULL AND {}.id IS NULL)::int").format(col, r),
+        "joins": link["joins"] + sql.SQL(" LEFT JOIN {parent} {r} ON {r}.id = t.{col}").format(
+            parent=parent, r=r, col=col)}
 
 
-def _target_sql(plan: Plan, table: Table) -> sql.Composed:
+def _target_sql(plan: Plan, table: Table, proven: set[str], any_deleted: bool) -> sql.Composed:
     """One scan of the target table, each row with its mapping row and link parents.
     Rows of ids deleted in the source (the list the load keeps) are counted, not hashed."""
-    links = [_link_back(plan, c, i) for i, c in enumerate(table.own_links)]
-    row = [sql.SQL("m.xata_id")] + [link["old_ids"] for link in links]
+    links = [_link_back(plan, c, i, c.name in proven) for i, c in enumerate(table.own_links)]
+    row = [hashed(sql.SQL("m.xata_id"), "text")]
+    row += [hashed(link["old_ids"], link_type(c)) for c, link in zip(table.own_links, links)]
     for column in table.value_columns:
-        # pgvector's vector holds float4 exactly as real[] does: compared in real[]'s text
+        # pgvector's vector holds float4 exactly as real[] does: compared as real[]
         cast = sql.SQL("::real[]") if column.is_pgvector else sql.SQL("")
-        row.append(sql.SQL("t.{}{}").format(sql.Identifier(column.target), cast))
+        row.append(hashed(sql.SQL("t.{}{}").format(sql.Identifier(column.target), cast),
+                          value_type(column)))
     name = sql.Literal(table.name)
-    fields = [sql.SQL("m.xata_id"), _row_text(row), sql.SQL(
-        "EXISTS (SELECT 1 FROM {} d WHERE d.table_name = {} AND d.xata_id = m.xata_id) AS gone"
-    ).format(ddl.DELETED_IN_SOURCE, name)]
+    gone = sql.SQL(
+        "EXISTS (SELECT 1 FROM {} d WHERE d.table_name = {} AND d.xata_id = m.xata_id)"
+    ).format(ddl.DELETED_IN_SOURCE, name) if any_deleted else sql.SQL("false")
+    fields = [sql.SQL("m.xata_id"), _row_hash(row), sql.SQL("{} AS gone").format(gone)]
     counts = []
     for i, (column, link) in enumerate(zip(table.own_links, links)):
         fields += [sql.SQL("t.{} AS {}").format(sql.Identifier(column.target),
@@ -150,19 +199,42 @@ def _target_sql(plan: Plan, table: Table) -> sql.Composed:
                  n=sql.Identifier(f"n{i}")))
     return sql.SQL(
         "SELECT (SELECT count(*) FROM {t}), (SELECT count(*) FROM {map}), count(*),"
-        " count(*) - count(xata_id), {sums}, (SELECT count(DISTINCT i.indkey[0]) FROM pg_index i"
+        " count(*) - count(xata_id), {sum}, (SELECT count(DISTINCT i.indkey[0]) FROM pg_index i"
         "   WHERE i.indrelid = {map_name}::regclass AND i.indisunique AND i.indisvalid"
         "   AND i.indnatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL),"
-        " count(*) FILTER (WHERE gone),"
-        " (SELECT count(*) FROM {deleted} d WHERE d.table_name = {name}){counts}"
+        " count(*) FILTER (WHERE gone){counts}"
         " FROM (SELECT {fields} FROM {t} t LEFT JOIN {map} m ON m.new_id = t.id{joins}"
-        " OFFSET 0) x").format(
+        ") x").format(
         t=ddl.target_table(plan, table), map=ddl.mapping_table(table.name),
-        sums=_sums(sql.SQL("NOT gone")),
+        sum=_sum(sql.SQL("NOT gone")),
         map_name=sql.Literal(ddl.mapping_table(table.name).as_string(None)),
-        deleted=ddl.DELETED_IN_SOURCE, name=name,
         counts=sql.SQL("").join(counts), fields=sql.SQL(", ").join(fields),
         joins=sql.SQL("").join(link["joins"] for link in links))
+
+
+def proven_by_foreign_key(target, plan: Plan, table: Table) -> set[str]:
+    """The own links whose every value has a parent row, as PostgreSQL guarantees: a
+    validated FOREIGN KEY from the column to the parent's id, none of its triggers off."""
+    proven = set()
+    for column in table.own_links:
+        if column.is_array_link:
+            continue
+        parent = plan.table(column.link.table)
+        if target.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.contype = 'f'"
+                " AND c.convalidated AND c.conrelid = to_regclass(%(child)s)"
+                " AND c.confrelid = to_regclass(%(parent)s)"
+                " AND c.conkey = ARRAY[(SELECT attnum FROM pg_attribute"
+                "   WHERE attrelid = c.conrelid AND attname = %(column)s)]"
+                " AND c.confkey = ARRAY[(SELECT attnum FROM pg_attribute"
+                "   WHERE attrelid = c.confrelid AND attname = %(id)s)]"
+                " AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgconstraint = c.oid"
+                "   AND g.tgenabled = 'D'))",
+                {"child": ddl.target_table(plan, table).as_string(target),
+                 "parent": ddl.target_table(plan, parent).as_string(target),
+                 "column": column.target, "id": ddl.ID}).fetchone()[0]:
+            proven.add(column.name)
+    return proven
 
 
 def _source_side(source, plan: Plan, table: Table) -> Side:
@@ -170,26 +242,77 @@ def _source_side(source, plan: Plan, table: Table) -> Side:
         row = source.execute(_source_sql(plan, table)).fetchone()
     finally:
         source.commit()
-    return Side(rows=row[0], sums=(int(row[1]), int(row[2])),
-                linked={c.name: n for c, n in zip(table.own_links, row[3:])})
+    return Side(rows=row[0], sum=int(row[1]),
+                linked={c.name: n for c, n in zip(table.own_links, row[2:])})
 
 
 def _target_side(target, plan: Plan, table: Table) -> TargetSide:
-    row = target.execute(_target_sql(plan, table)).fetchone()
+    deleted_ids = target.execute(sql.SQL("SELECT count(*) FROM {} WHERE table_name = %s").format(
+        ddl.DELETED_IN_SOURCE), (table.name,)).fetchone()[0]
+    proven = proven_by_foreign_key(target, plan, table)
+    row = target.execute(_target_sql(plan, table, proven, deleted_ids > 0)).fetchone()
     links = table.own_links
-    per_link = [row[9 + 3 * i: 12 + 3 * i] for i in range(len(links))]
+    per_link = [row[7 + 3 * i: 10 + 3 * i] for i in range(len(links))]
     return TargetSide(
         rows=row[0], mapping_rows=row[1], joined_rows=row[2], rows_without_mapping=row[3],
-        sums=(int(row[4]), int(row[5])), mapping_keys=row[6], deleted_rows_kept=row[7],
-        deleted_ids=row[8],
+        sum=int(row[4]), mapping_keys=row[5], deleted_rows_kept=row[6],
+        deleted_ids=deleted_ids,
         linked={c.name: counts[0] for c, counts in zip(links, per_link)},
         unmapped_links={c.name: int(counts[1]) for c, counts in zip(links, per_link)},
         links_to_no_row={c.name: int(counts[2]) for c, counts in zip(links, per_link)})
 
 
-def compare(source, target, plan: Plan, table: Table) -> Comparison:
-    """Both sides' fingerprints, computed at the same time on their own servers."""
+def compare(source, target, plan: Plan, table: Table,
+            source_side: Side | None = None) -> Comparison:
+    """Both sides' fingerprints, computed at the same time on their own servers (the
+    source's may come from the load: see LoadSnapshotFingerprint)."""
+    if source_side is not None:
+        return Comparison(source_side, _target_side(target, plan, table), table.deleted_rows)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        source_side = pool.submit(_source_side, source, plan, table)
+        future = pool.submit(_source_side, source, plan, table)
         target_side = _target_side(target, plan, table)
-        return Comparison(source_side.result(), target_side, table.deleted_rows)
+        return Comparison(future.result(), target_side, table.deleted_rows)
+
+
+class LoadSnapshotFingerprint:
+    """The source's fingerprint of exactly the rows a load read, computed on a second
+    source connection while the target is still busy writing them.
+
+    Inside the load's source transaction, `share` exports its snapshot and this
+    connection imports it; `start` then computes in the background; `side` waits for it.
+    Where a snapshot cannot be shared (a standby, say), `side` is None and the checks
+    read the source themselves, as they do when run on their own. Use it as a context
+    manager: on leaving, a computation nobody waited for (the load failed) is stopped."""
+
+    def __init__(self, connection, plan: Plan, table: Table):
+        self.connection, self.plan, self.table = connection, plan, table
+        self.shared = False
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._future = None
+
+    def share(self, source) -> None:
+        try:
+            snapshot = source.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            self.connection.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(
+                sql.Literal(snapshot)))
+            self.shared = True
+        except psycopg.Error:  # nothing else ran in either transaction yet
+            self.connection.rollback()
+            source.rollback()
+
+    def start(self) -> None:
+        if self.shared:
+            self._future = self._pool.submit(_source_side, self.connection, self.plan,
+                                             self.table)
+
+    def side(self) -> Side | None:
+        return self._future.result() if self._future else None
+
+    def __enter__(self) -> LoadSnapshotFingerprint:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._future and not self._future.done():
+            self.connection.cancel_safe()
+        self._pool.shutdown(wait=True)
+

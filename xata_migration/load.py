@@ -6,15 +6,17 @@ streams it from the source into a temporary staging table of the target, and the
 set-based SQL there.
 
   stage_source_rows             lock the table; source rows -> pg_temp.xata_migration_stage
-                                (COPY, streamed)
+                                (COPY, streamed; on a first load numbered by the source in
+                                the id order)
   check_ids                     no NULL and no duplicate source id (on a new mapping, its
                                 keys find them)
   ensure_target_table           create it, or check an existing one has the plan's shape
   skip_rows_with_missing_links  `on_missing: skip` rows leave the stage before getting ids
   allocate_ids                  extend xata_id_map.<table> for ids not yet mapped
                                 (append-only)
-  handle_missing_links          link values whose record does not exist: fail or count
-  write_rows                    INSERT (new table) or upsert (existing), links rewritten
+  handle_missing_links          link values whose record does not exist: count (null)
+  write_rows                    INSERT (new table) or upsert (existing), links rewritten;
+                                a link to no record stops it (fail), then is counted
   handle_deleted_rows           record the mapped ids gone from the source (for the checks),
                                 count their rows and, if planned, delete them
   then, on a new table, the primary key, UNIQUE, FOREIGN KEYs and indexes, and the identity
@@ -30,6 +32,7 @@ import psycopg
 from psycopg import sql
 
 from xata_migration import ddl, sync
+from xata_migration.fingerprint import LoadSnapshotFingerprint
 from xata_migration.introspect import check_source_matches_plan
 from xata_migration.names import lock_key
 from xata_migration.plan import Column, Plan, Table
@@ -37,6 +40,8 @@ from xata_migration.plan import Column, Plan, Table
 STAGE = sql.Identifier("xata_migration_stage")
 FIRST_USER_OID = 16384  # types below this are built in and have the same binary format
 EXAMPLES = 10
+RELAY_BYTES = 1 << 20
+PROGRESS_SECONDS = 10
 
 
 class LoadError(RuntimeError):
@@ -115,19 +120,28 @@ def create_stage(target: psycopg.Connection, stage: sql.Identifier,
 
 def copy_between(source: psycopg.Connection, target: psycopg.Connection,
                  select: sql.Composable, stage: sql.Identifier, binary: bool,
-                 log=None) -> None:
-    """Stream COPY (select) TO STDOUT into COPY stage FROM STDIN, chunk by chunk."""
+                 log=None) -> int:
+    """Stream COPY (select) TO STDOUT into COPY stage FROM STDIN; returns the rows copied.
+    The source sends one message per row; they are passed on a megabyte at a time."""
     fmt = sql.SQL("(FORMAT BINARY)" if binary else "(FORMAT TEXT)")
-    copied, last_report, started = 0, time.monotonic(), time.monotonic()
-    with source.cursor().copy(sql.SQL("COPY ({}) TO STDOUT {}").format(select, fmt)) as out:
-        with target.cursor().copy(sql.SQL("COPY {} FROM STDIN {}").format(stage, fmt)) as into:
-            for chunk in out:
-                into.write(chunk)
-                copied += len(chunk)
-                if log and time.monotonic() - last_report > 10:
-                    last_report = time.monotonic()
-                    rate = copied / (last_report - started) / 1e6
-                    log.info(f"copied {copied / 1e6:.0f} MB so far ({rate:.1f} MB/s)")
+    messages, started = 0, time.monotonic()
+    last_report = started
+    with target.cursor() as cursor:
+        with source.cursor().copy(sql.SQL("COPY ({}) TO STDOUT {}").format(select, fmt)) as out:
+            with cursor.copy(sql.SQL("COPY {} FROM STDIN {}").format(stage, fmt)) as into:
+                buffer = bytearray()
+                for message in out:
+                    buffer += message
+                    messages += 1
+                    if len(buffer) >= RELAY_BYTES:
+                        into.write(buffer)
+                        buffer = bytearray()
+                        if log and time.monotonic() - last_report > PROGRESS_SECONDS:
+                            last_report = time.monotonic()
+                            log.info(f"copied about {messages:,} rows so far "
+                                     f"({messages / (last_report - started):,.0f} rows/s)")
+                into.write(buffer)
+        return cursor.rowcount
 
 
 def check_ids(target: psycopg.Connection, table: Table) -> None:
@@ -164,13 +178,34 @@ def allocate_ids(target: psycopg.Connection, plan: Plan, table: Table,
         target=ddl.target_table(plan, table))).rowcount
 
 
-def allocate_first_ids(target, plan: Plan, table: Table, columns: list[Column]) -> int:
+def numbered_in_source(table: Table) -> bool:
+    """Can a first load take its ids from the source's numbering (see stage_source_rows)?
+    Not when rows may still leave the stage (`on_missing: skip`) before ids are given."""
+    return not any(c.link and c.link.on_missing == "skip" for c in table.columns)
+
+
+def id_offset(target, plan: Plan, table: Table) -> int:
+    """New ids start after the highest id given or used in the target table."""
+    return target.execute(sql.SQL(
+        "SELECT greatest((SELECT coalesce(max(new_id), 0) FROM {}),"
+        " (SELECT coalesce(max(id), 0) FROM {}))").format(
+        ddl.mapping_table(table.name), ddl.target_table(plan, table))).fetchone()[0]
+
+
+def allocate_first_ids(target, plan: Plan, table: Table, columns: list[Column],
+                       offset: int | None) -> int:
     """A new mapping: every staged row gets an id, then the mapping gets its keys. A NULL
     or repeated source id breaks those (cheaper than looking for them first): then
-    check_ids says which."""
+    check_ids says which. With an `offset`, the stage is numbered in the id order (the
+    source did it): the mapping is that number plus the offset, with no sort here."""
     try:
         with target.transaction():  # a savepoint: the stage survives for check_ids
-            given = allocate_ids(target, plan, table, columns)
+            if offset is None:
+                given = allocate_ids(target, plan, table, columns)
+            else:
+                given = target.execute(sql.SQL(
+                    "INSERT INTO {} (xata_id, new_id) SELECT xid, n + {} FROM {}").format(
+                    ddl.mapping_table(table.name), sql.Literal(offset), STAGE)).rowcount
             target.execute(ddl.mapping_keys_sql(table))
     except (psycopg.errors.NotNullViolation, psycopg.errors.UniqueViolation):
         check_ids(target, table)
@@ -275,24 +310,51 @@ def skip_rows_with_missing_links(target, table: Table, columns: list[Column],
             result.skipped_examples + [r[0] for r in removed])[:EXAMPLES]
 
 
+def caught_by_write(column: Column) -> bool:
+    """A link whose missing records the write itself stops at (see _rewritten_link)."""
+    return (column.link.on_missing == "fail" and not column.is_array_link
+            and not column.link.deferred)
+
+
 def handle_missing_links(target, plan: Plan, table: Table, columns: list[Column],
                          result: LoadResult, deferred_too: bool = False) -> None:
     for index, column in enumerate(columns):
         if not column.link or (column.link.deferred and not deferred_too):
             continue
         require_parent_mapping(target, table, column)
-        if column.link.on_missing == "skip":
-            continue  # those rows were left out before ids were given
-        count, examples = find_missing(target, column, index)
-        if count and column.link.on_missing == "fail":
-            raise MissingLinks(plan, table, column, count, examples)
-        result.nulled_missing[column.name] = count
+        if column.link.on_missing == "skip" or caught_by_write(column):
+            continue  # rows left out before ids were given / the write stops at one
+        count_missing_links(target, plan, table, column, index, result)
 
 
-def _row_select(plan: Plan, table: Table, columns: list[Column]) -> sql.Composed:
-    """SELECT new id, values and rewritten links from the stage, for written columns."""
-    fields = [sql.SQL("m.new_id")]
-    joins = [sql.SQL("JOIN {} m ON m.xata_id = s.xid").format(ddl.mapping_table(table.name))]
+def count_missing_links(target, plan: Plan, table: Table, column: Column, index: int,
+                        result: LoadResult) -> None:
+    """Count the link's values that point to no record: MissingLinks if it must not have
+    any, else the count goes into the result."""
+    count, examples = find_missing(target, column, index)
+    if count and column.link.on_missing == "fail":
+        raise MissingLinks(plan, table, column, count, examples)
+    result.nulled_missing[column.name] = count
+
+
+# Raised by the write when a link's record does not exist (a user-defined SQLSTATE).
+MISSING_LINK_STATE = "XM001"
+MISSING_LINK_FUNCTION = sql.SQL(
+    "CREATE OR REPLACE FUNCTION pg_temp.xata_migration_missing_link(text) RETURNS bigint"
+    " LANGUAGE plpgsql STRICT AS $$ BEGIN RAISE EXCEPTION 'no record with id %', $1"
+    " USING ERRCODE = {}; END $$").format(sql.Literal(MISSING_LINK_STATE))
+
+
+def _row_select(plan: Plan, table: Table, columns: list[Column],
+                offset: int | None) -> sql.Composed:
+    """SELECT new id, values and rewritten links from the stage, for written columns.
+    The new id is the mapping's, or with an `offset` the stage's number plus it."""
+    if offset is None:
+        fields = [sql.SQL("m.new_id")]
+        joins = [sql.SQL("JOIN {} m ON m.xata_id = s.xid").format(
+            ddl.mapping_table(table.name))]
+    else:
+        fields, joins = [sql.SQL("s.n + {}").format(sql.Literal(offset))], []
     for index, column in enumerate(columns):
         if column.link and column.link.deferred:
             continue
@@ -302,12 +364,21 @@ def _row_select(plan: Plan, table: Table, columns: list[Column]) -> sql.Composed
             alias = sql.Identifier(f"p{index}")
             joins.append(sql.SQL("LEFT JOIN {} {} ON {}.xata_id = s.{}").format(
                 ddl.mapping_table(column.link.table), alias, alias, stage_name(index)))
-            fields.append(sql.SQL("{}.new_id").format(alias))
+            fields.append(_rewritten_link(column, index, alias))
         else:
             cast = sql.SQL("::{}").format(sql.SQL(column.type)) if column.is_pgvector else sql.SQL("")
             fields.append(sql.SQL("s.{}{}").format(stage_name(index), cast))
     return sql.SQL("SELECT {} FROM {} s {}").format(
         sql.SQL(", ").join(fields), STAGE, sql.SQL(" ").join(joins))
+
+
+def _rewritten_link(column: Column, index: int, alias: sql.Identifier) -> sql.Composed:
+    """The parent's new id; for a link that must not point nowhere, a value with no
+    record stops the write (no second pass over the stage to look for them first)."""
+    if not caught_by_write(column):
+        return sql.SQL("{}.new_id").format(alias)
+    return sql.SQL("coalesce({}.new_id, pg_temp.xata_migration_missing_link(s.{}))").format(
+        alias, stage_name(index))
 
 
 def rewritten_array(column: Column, index: int) -> sql.Composed:
@@ -360,12 +431,29 @@ def written_columns(table: Table) -> list[Column]:
 
 
 def write_rows(target, plan: Plan, table: Table, columns: list[Column],
-               fresh: bool) -> tuple[int, int]:
-    """Insert new rows and update changed ones; unchanged rows are not touched."""
+               fresh: bool, offset: int | None = None) -> tuple[int, int]:
+    """Insert new rows and update changed ones; unchanged rows are not touched. Stopped by
+    a link to no record: then MissingLinks says which and how many."""
+    target.execute(MISSING_LINK_FUNCTION)
+    try:
+        with target.transaction():  # a savepoint: the stage survives to be looked at
+            return _write_rows(target, plan, table, columns, fresh, offset)
+    except psycopg.Error as error:
+        if error.sqlstate != MISSING_LINK_STATE:
+            raise
+    for index, column in enumerate(columns):
+        if column.link and caught_by_write(column):
+            count_missing_links(target, plan, table, column, index, LoadResult())
+    raise LoadError(f"Table {table.name!r}: a link pointed to no record during the write, "
+                    "but none does now. Nothing was written; run again.")
+
+
+def _write_rows(target, plan: Plan, table: Table, columns: list[Column],
+                fresh: bool, offset: int | None) -> tuple[int, int]:
     names = [sql.Identifier(c.target) for c in written_columns(table)]
     insert = sql.SQL("INSERT INTO {} AS t ({}) {}").format(
         ddl.target_table(plan, table), sql.SQL(", ").join([sql.Identifier(ddl.ID)] + names),
-        _row_select(plan, table, columns))
+        _row_select(plan, table, columns, offset))
     if fresh:
         return target.execute(insert).rowcount, 0
     if names:
@@ -477,19 +565,31 @@ def _count(conn, table: sql.Composable) -> int:
     return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0]
 
 
+def id_order_number(table: Table) -> sql.Composed:
+    """The row's place in the order new ids follow (plan's id_order, then the id's bytes)."""
+    order = [sql.SQL("src.{}").format(sql.Identifier(name)) for name in table.id_order]
+    order.append(sql.SQL('src.{}::text COLLATE "C"').format(sql.Identifier(table.id_column)))
+    return sql.SQL("row_number() OVER (ORDER BY {})").format(sql.SQL(", ").join(order))
+
+
 def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Column],
-                      log=None, since=None) -> Staged:
+                      log=None, since=None, numbered: bool = False,
+                      fingerprint: LoadSnapshotFingerprint | None = None) -> Staged:
     """Inside the target transaction: take the table's lock, stream the source rows into
-    the stage (on a delta, those written since `since`), all in one source snapshot."""
+    the stage (on a delta, those written since `since`), all in one source snapshot,
+    which `fingerprint` shares. `numbered`: the source also numbers the rows in the id
+    order (stage column n), so that a first load's ids need no sort and no join here."""
     target.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(table.target),))
-    binary = create_stage(target, STAGE, columns)
-    select = source_select(plan, table, columns)
+    if fingerprint:
+        fingerprint.share(source)
+    extra = [sql.SQL("n bigint")] if numbered else []
+    binary = create_stage(target, STAGE, columns, extra)
+    select = source_select(plan, table, columns, [id_order_number(table)] if numbered else [])
     if since is not None:
         select += sql.SQL(" WHERE src.{} >= {}").format(sql.Identifier(sync.UPDATED_AT),
                                                        sql.Literal(since))
     try:
-        copy_between(source, target, select, STAGE, binary, log)
-        read = _count(target, STAGE)
+        read = copy_between(source, target, select, STAGE, binary, log)
         if since is None:
             return Staged(read, read, STAGE)
         staged = Staged(read, _count(source, sql.Identifier(plan.source_schema, table.name)))
@@ -527,8 +627,11 @@ def _stage_source_ids(source, target, plan: Plan, table: Table) -> sql.Identifie
 
 
 def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Plan,
-               table: Table, log=None) -> LoadResult:
-    """Migrate one table in one target transaction. Re-running it changes nothing."""
+               table: Table, log=None,
+               fingerprint: LoadSnapshotFingerprint | None = None) -> LoadResult:
+    """Migrate one table in one target transaction. Re-running it changes nothing.
+    With a `fingerprint`, the source's side of the checks is computed from the rows read,
+    while the target writes them."""
     result = LoadResult()
     columns = list(table.columns)
     clock = time.monotonic()
@@ -544,24 +647,31 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
     since = sync.delta_since(source, target, plan, table) if _loaded_before(
         target, plan, table) else None
     mark = sync.watermark(source)
+    numbered = not _mapping_exists(target, table) and numbered_in_source(table)
     with target.transaction():
-        staged = stage_source_rows(source, target, plan, table, columns, log, since)
+        staged = stage_source_rows(source, target, plan, table, columns, log, since, numbered,
+                                   fingerprint)
         result.source_rows, result.rows_read, result.delta_since = (
             staged.source_rows, staged.read, since)
+        if fingerprint:
+            fingerprint.start()
         phase("transfer")
         new_mapping = ensure_mapping(target, table)
         if not new_mapping:
             check_ids(target, table)
         result.created_table = ensure_target_table(target, plan, table, columns)
         skip_rows_with_missing_links(target, table, columns, result)
+        # Ids straight from the source's numbering: only if the mapping was still new
+        # once the table's lock was held (another run may have created it meanwhile).
+        offset = id_offset(target, plan, table) if numbered and new_mapping else None
         if new_mapping:
-            result.new_ids = allocate_first_ids(target, plan, table, columns)
+            result.new_ids = allocate_first_ids(target, plan, table, columns, offset)
         else:
             result.new_ids = allocate_ids(target, plan, table, columns)
         phase("allocate_ids")
         handle_missing_links(target, plan, table, columns, result)
         result.inserted, result.updated = write_rows(
-            target, plan, table, columns, fresh=result.created_table)
+            target, plan, table, columns, fresh=result.created_table, offset=offset)
         if result.created_table:
             target.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(
                 ddl.DELETED_IN_SOURCE), (table.name,))
@@ -572,10 +682,18 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
             for statement in ddl.table_constraints_sql(plan, table):
                 target.execute(statement)
         target.execute(ddl.position_identity_sql(plan, table))
-        result.target_rows = _count(target, ddl.target_table(plan, table))
+        result.target_rows = (result.inserted if result.created_table
+                              else _count(target, ddl.target_table(plan, table)))
         sync.record_load(target, plan, table, mark)
         phase("constraints")
     return result
+
+
+def _mapping_exists(target, table: Table) -> bool:
+    exists = target.execute("SELECT to_regclass(%s) IS NOT NULL", (
+        ddl.mapping_table(table.name).as_string(target),)).fetchone()[0]
+    target.commit()
+    return exists
 
 
 def _loaded_before(target, plan: Plan, table: Table) -> bool:

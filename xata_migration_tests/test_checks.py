@@ -3,6 +3,9 @@
 import psycopg
 import pytest
 
+from xata_migration import checks, fingerprint
+from xata_migration.connections import connect
+from xata_migration.load import load_table
 from xata_migration_tests.support import (create_hostile_source, execute_sql, migrate, plan_for,
                                           run_checks)
 
@@ -51,6 +54,21 @@ TAMPERING = {
     "a NULL link set, past the FOREIGN KEY": (
         "SET session_replication_role = replica; UPDATE \"order\" SET buyer = 999999 WHERE "
         + _where("order", "rec_order_3"), "order", "links_intact"),
+    # bigint's own hash folds 64 bits into 32: 2^63 - 1 and 2^31 hash the same
+    "a bigint that its own hash cannot tell apart": (
+        "UPDATE \"User\" SET big = 2147483648 WHERE " + _where("User", "user_2aBcDeF"),
+        "User", "values_unchanged"),
+    "a numeric's scale (equal, not the same)": (
+        "ALTER TABLE \"order\" ALTER COLUMN amount TYPE numeric;"
+        " UPDATE \"order\" SET amount = amount::numeric(14, 4) WHERE "
+        + _where("order", "rec_order_1"), "order", "values_unchanged"),
+    "an array's bounds (its hash ignores them)": (
+        "UPDATE \"User\" SET tags = ('[0:3]=' || tags::text)::text[] WHERE "
+        + _where("User", "user_2aBcDeF"), "User", "values_unchanged"),
+    # the record hash adds its fields' hashes: only the hash of the whole row sees this
+    "two rows' values swapped": (
+        "UPDATE tag t SET name = o.name FROM tag o WHERE o.id <> t.id", "tag",
+        "values_unchanged"),
     "two rows' new ids swapped in the mapping": (
         "UPDATE xata_id_map.tag SET new_id = -new_id;"
         " UPDATE xata_id_map.tag m SET new_id = -o.new_id FROM xata_id_map.tag o"
@@ -213,3 +231,57 @@ def test_a_failed_check_fails_the_step_and_stops_downstream(source_url, target_u
     assert failed_steps == {"migrate_image"}
     assert "migrate_tag_to_image" in skipped or "migrate_tag_to_image" not in {
         e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+
+
+def test_the_source_fingerprint_of_a_load_is_of_the_rows_it_read(source_url, target_url):
+    create_hostile_source(source_url)
+    plan = plan_for(source_url)
+    table = plan.table("tag")
+    with connect(source_url, "source", read_only=True) as conn:
+        before = fingerprint._source_side(conn, plan, table)
+    with connect(source_url, "source", read_only=True) as load_source, \
+            connect(source_url, "source", read_only=True) as second:
+        with fingerprint.LoadSnapshotFingerprint(second, plan, table) as shared:
+            shared.share(load_source)  # in the load's source transaction, before its COPY
+            load_source.execute("SELECT count(*) FROM tag")
+            execute_sql(source_url, "UPDATE tag SET name = 'written after the load read'")
+            load_source.commit()
+            shared.start()
+            assert shared.side() == before
+    with connect(source_url, "source", read_only=True) as conn:
+        assert fingerprint._source_side(conn, plan, table).sum != before.sum
+
+
+def _load_tag_sharing_its_snapshot(source_url, target_url, before_load=None):
+    """Load `tag` as the asset does, the source's fingerprint from the load's snapshot;
+    then its checks. Returns (the load's result, the shared side, the outcomes)."""
+    create_hostile_source(source_url)
+    plan = plan_for(source_url)
+    table = plan.table("tag")
+    with connect(source_url, "source", read_only=True) as source, \
+            connect(source_url, "source", read_only=True) as second, \
+            connect(target_url, "target") as target, \
+            fingerprint.LoadSnapshotFingerprint(second, plan, table) as shared:
+        if before_load:
+            before_load(second)
+        result = load_table(source, target, plan, table, fingerprint=shared)
+        outcomes = checks.table_checks(source, target, plan, table, shared.side())
+    return plan, result, shared.side(), outcomes
+
+
+def test_checks_after_a_load_compare_with_what_it_read(source_url, target_url):
+    plan, _, side, outcomes = _load_tag_sharing_its_snapshot(source_url, target_url)
+    assert side is not None
+    assert all(o.passed for o in outcomes)
+    assert {o.metadata["compared_by"] for o in outcomes} == {"fingerprint"}
+    # a change since: the checks run on their own read the source again, and see it
+    execute_sql(source_url, "UPDATE tag SET name = 'changed'")
+    assert not run_checks(plan, source_url, target_url, "tag")["values_unchanged"].passed
+
+
+def test_a_load_whose_snapshot_cannot_be_shared_still_loads(source_url, target_url):
+    # a snapshot can only be imported before any query of the transaction
+    _, result, side, outcomes = _load_tag_sharing_its_snapshot(
+        source_url, target_url, before_load=lambda second: second.execute("SELECT 1"))
+    assert side is None  # the checks read the source themselves
+    assert result.inserted == 2 and all(o.passed for o in outcomes)

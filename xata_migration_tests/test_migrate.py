@@ -1,8 +1,14 @@
 """End to end: migrate_all on real PostgreSQL, verified independently row by row."""
 
+import re
+from types import SimpleNamespace
+
 import psycopg
 import pytest
 from psycopg import sql
+
+from xata_migration import load
+from xata_migration.connections import connect
 
 from xata_migration_tests.support import (
     HOSTILE_TABLES, LONG_COLUMN, LONG_TABLE, Expectation, check_outcomes, create_hostile_source,
@@ -282,3 +288,19 @@ def test_legacy_ids_resolve_after_cut_over(hostile, capsys):
                  "--target-url", target_url]) == 0
     assert capsys.readouterr().out.strip() == "rec_t2i_3"
     assert main(["lookup", "User", "rec_nope", "--target-url", target_url]) == 1
+
+
+def test_a_long_copy_logs_rows_done_and_rows_per_second(hostile, monkeypatch):
+    plan, source_url, target_url = hostile
+    monkeypatch.setattr(load, "RELAY_BYTES", 1)  # pass every row on at once
+    monkeypatch.setattr(load, "PROGRESS_SECONDS", -1)  # and report every time
+    messages = []
+    with connect(source_url, "source", read_only=True) as source, \
+            connect(target_url, "target") as target:
+        load.load_table(source, target, plan, plan.table("tag"),
+                        log=SimpleNamespace(info=messages.append))
+    assert messages
+    pattern = r"copied about ([\d,]+) rows so far \([\d,]+ rows/s\)"
+    assert all(re.fullmatch(pattern, m) for m in messages)
+    done = [int(re.fullmatch(pattern, m)[1].replace(",", "")) for m in messages]
+    assert done == sorted(done) and done[-1] in (2, 3)  # tag's 2 rows (+ the end marker)
