@@ -158,6 +158,14 @@ def check_ids(target: psycopg.Connection, table: Table) -> None:
             "run again. Nothing was written.")
 
 
+def id_offset(target, plan: Plan, table: Table) -> int:
+    """New ids start after the highest id given or used in the target table."""
+    return target.execute(sql.SQL(
+        "SELECT greatest((SELECT coalesce(max(new_id), 0) FROM {}),"
+        " (SELECT coalesce(max(id), 0) FROM {}))").format(
+        ddl.mapping_table(table.name), ddl.target_table(plan, table))).fetchone()[0]
+
+
 def allocate_ids(target: psycopg.Connection, plan: Plan, table: Table,
                  columns: list[Column]) -> int:
     """Give new ids, after the highest id already given, to source ids not yet mapped.
@@ -169,27 +177,16 @@ def allocate_ids(target: psycopg.Connection, plan: Plan, table: Table,
     order.append(sql.SQL('xid COLLATE "C"'))
     return target.execute(sql.SQL(
         "INSERT INTO {map} (xata_id, new_id)"
-        " SELECT s.xid, base.n + row_number() OVER (ORDER BY {order})"
-        " FROM {s} s CROSS JOIN (SELECT greatest("
-        "   (SELECT coalesce(max(new_id), 0) FROM {map}),"
-        "   (SELECT coalesce(max(id), 0) FROM {target})) AS n) base"
+        " SELECT s.xid, {offset} + row_number() OVER (ORDER BY {order}) FROM {s} s"
         " WHERE NOT EXISTS (SELECT 1 FROM {map} m WHERE m.xata_id = s.xid)").format(
-        map=ddl.mapping_table(table.name), order=sql.SQL(", ").join(order), s=STAGE,
-        target=ddl.target_table(plan, table))).rowcount
+        map=ddl.mapping_table(table.name), offset=sql.Literal(id_offset(target, plan, table)),
+        order=sql.SQL(", ").join(order), s=STAGE)).rowcount
 
 
 def numbered_in_source(table: Table) -> bool:
     """Can a first load take its ids from the source's numbering (see stage_source_rows)?
     Not when rows may still leave the stage (`on_missing: skip`) before ids are given."""
     return not any(c.link and c.link.on_missing == "skip" for c in table.columns)
-
-
-def id_offset(target, plan: Plan, table: Table) -> int:
-    """New ids start after the highest id given or used in the target table."""
-    return target.execute(sql.SQL(
-        "SELECT greatest((SELECT coalesce(max(new_id), 0) FROM {}),"
-        " (SELECT coalesce(max(id), 0) FROM {}))").format(
-        ddl.mapping_table(table.name), ddl.target_table(plan, table))).fetchone()[0]
 
 
 def allocate_first_ids(target, plan: Plan, table: Table, columns: list[Column],
@@ -213,10 +210,14 @@ def allocate_first_ids(target, plan: Plan, table: Table, columns: list[Column],
     return given
 
 
+def tables_exist(conn, *names: sql.Identifier) -> bool:
+    """Whether every named table exists."""
+    return conn.execute("SELECT bool_and(to_regclass(name) IS NOT NULL) FROM unnest(%s::text[])"
+                        " name", ([n.as_string(conn) for n in names],)).fetchone()[0]
+
+
 def require_parent_mapping(target: psycopg.Connection, table: Table, column: Column) -> None:
-    exists = target.execute("SELECT to_regclass(%s) IS NOT NULL", (
-        ddl.mapping_table(column.link.table).as_string(target),)).fetchone()[0]
-    if not exists:
+    if not tables_exist(target, ddl.mapping_table(column.link.table)):
         raise LoadError(
             f"Table {table.name!r}, column {column.name!r} links to table "
             f"{column.link.table!r}, which has not been migrated yet (no mapping "
@@ -530,11 +531,10 @@ def require_pgvector(target, table: Table) -> None:
 
 def ensure_mapping(target, table: Table) -> bool:
     """Create the mapping table, without keys yet, if it is missing (True)."""
-    exists = target.execute("SELECT to_regclass(%s) IS NOT NULL", (
-        ddl.mapping_table(table.name).as_string(target),)).fetchone()[0]
-    if not exists:
-        target.execute(ddl.create_mapping_sql(table))
-    return not exists
+    if tables_exist(target, ddl.mapping_table(table.name)):
+        return False
+    target.execute(ddl.create_mapping_sql(table))
+    return True
 
 
 def ensure_target_table(target, plan: Plan, table: Table, columns: list[Column]) -> bool:
@@ -644,10 +644,13 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
 
     check_source_matches_plan(source, plan, table)
     prepare_target(target, plan, table)
-    since = sync.delta_since(source, target, plan, table) if _loaded_before(
-        target, plan, table) else None
+    mapping, target_table = ddl.mapping_table(table.name), ddl.target_table(plan, table)
+    loaded_before, mapped_before = (tables_exist(target, mapping, target_table),
+                                    tables_exist(target, mapping))
+    target.commit()
+    since = sync.delta_since(source, target, plan, table) if loaded_before else None
     mark = sync.watermark(source)
-    numbered = not _mapping_exists(target, table) and numbered_in_source(table)
+    numbered = not mapped_before and numbered_in_source(table)
     with target.transaction():
         staged = stage_source_rows(source, target, plan, table, columns, log, since, numbered,
                                    fingerprint)
@@ -687,21 +690,6 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
         sync.record_load(target, plan, table, mark)
         phase("constraints")
     return result
-
-
-def _mapping_exists(target, table: Table) -> bool:
-    exists = target.execute("SELECT to_regclass(%s) IS NOT NULL", (
-        ddl.mapping_table(table.name).as_string(target),)).fetchone()[0]
-    target.commit()
-    return exists
-
-
-def _loaded_before(target, plan: Plan, table: Table) -> bool:
-    exists = target.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
-                            (ddl.target_table(plan, table).as_string(target),
-                             ddl.mapping_table(table.name).as_string(target))).fetchone()[0]
-    target.commit()
-    return exists
 
 
 def load_deferred_link(source, target, plan: Plan, table: Table, column: Column,
