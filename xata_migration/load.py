@@ -401,11 +401,16 @@ def record_deleted_ids(target, table: Table, ids: sql.Identifier | None) -> None
                                " (SELECT 1 FROM {} s WHERE s.xid = d.xata_id)").format(
             deleted, STAGE), name)
         return
-    target.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(deleted), name)
+    forget_deleted_ids(target, table)
     target.execute(sql.SQL(
         "INSERT INTO {deleted} (table_name, xata_id) SELECT %s, m.xata_id FROM {map} m"
         " WHERE NOT EXISTS (SELECT 1 FROM {ids} s WHERE s.xid = m.xata_id)").format(
         deleted=deleted, map=ddl.mapping_table(table.name), ids=ids), name)
+
+
+def forget_deleted_ids(target, table: Table) -> None:
+    target.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(
+        ddl.DELETED_IN_SOURCE), (table.name,))
 
 
 def handle_deleted_rows(target, plan: Plan, table: Table, result: LoadResult,
@@ -676,8 +681,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
         result.inserted, result.updated = write_rows(
             target, plan, table, columns, fresh=result.created_table, offset=offset)
         if result.created_table:
-            target.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(
-                ddl.DELETED_IN_SOURCE), (table.name,))
+            forget_deleted_ids(target, table)
         else:
             handle_deleted_rows(target, plan, table, result, staged.ids)
         phase("write_rows")
@@ -686,7 +690,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
                 target.execute(statement)
         target.execute(ddl.position_identity_sql(plan, table))
         result.target_rows = (result.inserted if result.created_table
-                              else _count(target, ddl.target_table(plan, table)))
+                              else _count(target, target_table))
         sync.record_load(target, plan, table, mark)
         phase("constraints")
     return result
