@@ -10,12 +10,13 @@ set-based SQL there.
                                 the id order)
   check_ids                     no NULL and no duplicate source id (on a new mapping, its
                                 keys find them)
-  ensure_target_table           create it, or check an existing one has the plan's shape
+  target_table_missing          a new table? (the write makes it) else check the existing
+                                one has the plan's shape
   skip_rows_with_missing_links  `on_missing: skip` rows leave the stage before getting ids
   allocate_ids                  extend xata_id_map.<table> for ids not yet mapped
-                                (append-only)
+                                (append-only; a new one made from the source's numbering)
   handle_missing_links          link values whose record does not exist: count (null)
-  write_rows                    INSERT (new table) or upsert (existing), links rewritten;
+  write_rows                    CREATE TABLE AS (new) or upsert (existing), links rewritten;
                                 a link to no record stops it (fail), then is counted
   handle_deleted_rows           record the mapped ids gone from the source (for the checks),
                                 count their rows and, if planned, delete them
@@ -159,11 +160,14 @@ def check_ids(target: psycopg.Connection, table: Table) -> None:
 
 
 def id_offset(target, plan: Plan, table: Table) -> int:
-    """New ids start after the highest id given or used in the target table."""
-    return target.execute(sql.SQL(
-        "SELECT greatest((SELECT coalesce(max(new_id), 0) FROM {}),"
-        " (SELECT coalesce(max(id), 0) FROM {}))").format(
-        ddl.mapping_table(table.name), ddl.target_table(plan, table))).fetchone()[0]
+    """New ids start after the highest id given or used in the target table (if any)."""
+    mapping, target_table = ddl.mapping_table(table.name), ddl.target_table(plan, table)
+    highest = [sql.SQL("0")] + [
+        sql.SQL("(SELECT coalesce(max({}), 0) FROM {})").format(sql.Identifier(column), name)
+        for column, name in ((ddl.ID, target_table), ("new_id", mapping))
+        if tables_exist(target, name)]
+    return target.execute(sql.SQL("SELECT greatest({})").format(
+        sql.SQL(", ").join(highest))).fetchone()[0]
 
 
 def allocate_ids(target: psycopg.Connection, plan: Plan, table: Table,
@@ -194,15 +198,15 @@ def allocate_first_ids(target, plan: Plan, table: Table, columns: list[Column],
     """A new mapping: every staged row gets an id, then the mapping gets its keys. A NULL
     or repeated source id breaks those (cheaper than looking for them first): then
     check_ids says which. With an `offset`, the stage is numbered in the id order (the
-    source did it): the mapping is that number plus the offset, with no sort here."""
+    source did it): the mapping is made as that number plus the offset, with no sort
+    here; without, ensure_mapping made it and allocate_ids fills it."""
     try:
         with target.transaction():  # a savepoint: the stage survives for check_ids
             if offset is None:
                 given = allocate_ids(target, plan, table, columns)
             else:
-                given = target.execute(sql.SQL(
-                    "INSERT INTO {} (xata_id, new_id) SELECT xid, n + {} FROM {}").format(
-                    ddl.mapping_table(table.name), sql.Literal(offset), STAGE)).rowcount
+                given = target.execute(ddl.create_mapping_as_sql(table, sql.SQL(
+                    "SELECT xid, n + {} FROM {}").format(sql.Literal(offset), STAGE))).rowcount
             target.execute(ddl.mapping_keys_sql(table))
     except (psycopg.errors.NotNullViolation, psycopg.errors.UniqueViolation):
         check_ids(target, table)
@@ -346,10 +350,12 @@ MISSING_LINK_FUNCTION = sql.SQL(
     " USING ERRCODE = {}; END $$").format(sql.Literal(MISSING_LINK_STATE))
 
 
-def _row_select(plan: Plan, table: Table, columns: list[Column],
-                offset: int | None) -> sql.Composed:
-    """SELECT new id, values and rewritten links from the stage, for written columns.
-    The new id is the mapping's, or with an `offset` the stage's number plus it."""
+def _row_select(plan: Plan, table: Table, columns: list[Column], offset: int | None,
+                every_column: bool = False) -> sql.Composed:
+    """SELECT new id, values and rewritten links from the stage, for written columns
+    (`every_column`: for all, a deferred link as NULL, each of its type, to make the
+    table from). The new id is the mapping's, or with an `offset` the stage's number
+    plus it."""
     if offset is None:
         fields = [sql.SQL("m.new_id")]
         joins = [sql.SQL("JOIN {} m ON m.xata_id = s.xid").format(
@@ -358,17 +364,21 @@ def _row_select(plan: Plan, table: Table, columns: list[Column],
         fields, joins = [sql.SQL("s.n + {}").format(sql.Literal(offset))], []
     for index, column in enumerate(columns):
         if column.link and column.link.deferred:
+            if every_column:
+                fields.append(sql.SQL("NULL::{}").format(sql.SQL(column.type)))
             continue
         if column.is_array_link:
-            fields.append(rewritten_array(column, index))
+            field = rewritten_array(column, index)
         elif column.link:
             alias = sql.Identifier(f"p{index}")
             joins.append(sql.SQL("LEFT JOIN {} {} ON {}.xata_id = s.{}").format(
                 ddl.mapping_table(column.link.table), alias, alias, stage_name(index)))
-            fields.append(_rewritten_link(column, index, alias))
+            field = _rewritten_link(column, index, alias)
         else:
-            cast = sql.SQL("::{}").format(sql.SQL(column.type)) if column.is_pgvector else sql.SQL("")
-            fields.append(sql.SQL("s.{}{}").format(stage_name(index), cast))
+            field = sql.SQL("s.{}").format(stage_name(index))
+        if every_column or column.is_pgvector:
+            field = sql.SQL("CAST({} AS {})").format(field, sql.SQL(column.type))
+        fields.append(field)
     return sql.SQL("SELECT {} FROM {} s {}").format(
         sql.SQL(", ").join(fields), STAGE, sql.SQL(" ").join(joins))
 
@@ -456,12 +466,17 @@ def write_rows(target, plan: Plan, table: Table, columns: list[Column],
 
 def _write_rows(target, plan: Plan, table: Table, columns: list[Column],
                 fresh: bool, offset: int | None) -> tuple[int, int]:
+    if fresh:
+        make, *attributes = ddl.create_table_as_sql(
+            plan, table, _row_select(plan, table, columns, offset, every_column=True))
+        inserted = target.execute(make).rowcount
+        for statement in attributes:
+            target.execute(statement)
+        return inserted, 0
     names = [sql.Identifier(c.target) for c in written_columns(table)]
     insert = sql.SQL("INSERT INTO {} AS t ({}) {}").format(
         ddl.target_table(plan, table), sql.SQL(", ").join([sql.Identifier(ddl.ID)] + names),
         _row_select(plan, table, columns, offset))
-    if fresh:
-        return target.execute(insert).rowcount, 0
     if names:
         conflict = sql.SQL(" ON CONFLICT (id) DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})"
                            ).format(
@@ -534,20 +549,23 @@ def require_pgvector(target, table: Table) -> None:
             "those columns as real[] in the plan. Nothing was written.") from None
 
 
-def ensure_mapping(target, table: Table) -> bool:
-    """Create the mapping table, without keys yet, if it is missing (True)."""
+def ensure_mapping(target, table: Table, numbered: bool) -> bool:
+    """Whether the mapping table is missing (True). If so and the ids are not `numbered`
+    by the source, create it, without keys yet, for allocate_ids to fill (numbered ids
+    make it in one write: allocate_first_ids)."""
     if tables_exist(target, ddl.mapping_table(table.name)):
         return False
-    target.execute(ddl.create_mapping_sql(table))
+    if not numbered:
+        target.execute(ddl.create_mapping_sql(table))
     return True
 
 
-def ensure_target_table(target, plan: Plan, table: Table, columns: list[Column]) -> bool:
-    """Create the target table if missing (True); if present, it must have the plan's shape."""
+def target_table_missing(target, plan: Plan, table: Table, columns: list[Column]) -> bool:
+    """Whether the target table is missing (True: the write makes it); if present, it must
+    have the plan's shape."""
     existing = target_shape(target, plan.target_schema, table.target)
     expected = expected_shape(target, table, columns)
     if existing is None:
-        target.execute(ddl.create_table_sql(plan, table))
         return True
     if existing != expected:
         raise LoadError(
@@ -664,10 +682,10 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
         if fingerprint:
             fingerprint.start()
         phase("transfer")
-        new_mapping = ensure_mapping(target, table)
+        new_mapping = ensure_mapping(target, table, numbered)
         if not new_mapping:
             check_ids(target, table)
-        result.created_table = ensure_target_table(target, plan, table, columns)
+        result.created_table = target_table_missing(target, plan, table, columns)
         skip_rows_with_missing_links(target, table, columns, result)
         # Ids straight from the source's numbering: only if the mapping was still new
         # once the table's lock was held (another run may have created it meanwhile).

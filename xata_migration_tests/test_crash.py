@@ -39,7 +39,7 @@ EXPECT = {"parent": Expectation(), "child": Expectation(links={"parent": "parent
 # the table a session works on, query the statement)
 PHASES = {
     "transfer": "COPY ",
-    "write_rows": 'INSERT INTO "public"."child"',
+    "write_rows": 'CREATE TABLE "public"."child" ("id"',  # CREATE TABLE AS: a first load
     "constraints": 'ALTER TABLE "public"."child" ADD CONSTRAINT',
     "checks": "hashtextextended",  # the target's fingerprint
 }
