@@ -564,9 +564,9 @@ def target_table_missing(target, plan: Plan, table: Table, columns: list[Column]
     """Whether the target table is missing (True: the write makes it); if present, it must
     have the plan's shape."""
     existing = target_shape(target, plan.target_schema, table.target)
-    expected = expected_shape(target, table, columns)
     if existing is None:
         return True
+    expected = expected_shape(target, table, columns)
     if existing != expected:
         raise LoadError(
             f"Target table {plan.target_schema}.{table.target} already exists with another "
