@@ -20,8 +20,9 @@ _SESSION_SETTINGS = {
 }
 
 
-# Memory for the target's sorts, index builds and staging (temporary) tables, per session
-# (a few run at once), so a million rows stay in memory, not on disk. Taken only when used.
+# Memory for the target's sorts, index builds and temporary tables (the checks' stages),
+# per session (a few run at once), so a million rows stay in memory, not on disk. Taken
+# only when used.
 _TARGET_SETTINGS = {"work_mem": "64MB", "maintenance_work_mem": "256MB",
                     "temp_buffers": "256MB"}
 

@@ -250,6 +250,15 @@ def expected_new_id_order(source_url: str, table: str, expect: Expectation) -> l
         r[c] for c in expect.order_by) + (r[expect.id_column].encode("utf-8"),))]
 
 
+def stage_tables(target_url: str) -> list[str]:
+    """Load stages in the target that someone could see: there must never be one (a load
+    makes its stage inside its transaction and drops it before committing)."""
+    with psycopg.connect(target_url) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT schemaname || '.' || tablename FROM pg_tables"
+            " WHERE tablename LIKE 'load\\_stage\\_%'").fetchall()]
+
+
 def snapshot(target_url: str, tables: list[str]) -> dict:
     """Every target row and mapping row with its xmin: any rewrite changes it."""
     with psycopg.connect(target_url) as conn:

@@ -17,7 +17,8 @@ import pytest
 
 from xata_migration.plan import save_plan
 from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
-                                          execute_sql, migrate, plan_for, verify_migration)
+                                          execute_sql, migrate, plan_for, stage_tables,
+                                          verify_migration)
 from xata_migration.xata_shape import XATA_RUNTIME_SQL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,6 +113,7 @@ def test_sigkill_at_each_phase_then_rerun(crash_source, target_url, tmp_path, ph
     assert _state(target_url, "parent") == "complete"
     child = _state(target_url, "child")
     assert child == ("complete" if phase == "checks" else "as before")
+    assert stage_tables(target_url) == []  # the killed load's stage went with its transaction
     with psycopg.connect(target_url) as conn:
         parent_ids = conn.execute("SELECT * FROM xata_id_map.parent ORDER BY 2").fetchall()
     result = migrate(plan_for(crash_source), crash_source, target_url)

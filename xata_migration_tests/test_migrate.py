@@ -13,7 +13,7 @@ from xata_migration.connections import connect
 from xata_migration_tests.support import (
     HOSTILE_TABLES, LONG_COLUMN, LONG_TABLE, Expectation, check_outcomes, create_hostile_source,
     execute_sql, expected_new_id_order, hostile_expectations, migrate, plan_for, run_checks, snapshot,
-    verify_migration)
+    stage_tables, verify_migration)
 
 
 @pytest.fixture
@@ -31,6 +31,7 @@ def test_hostile_schema_migrates_exactly(hostile):
     assert outcomes and all(outcomes.values()), outcomes
     assert ("order", "links_intact") in outcomes
     assert verify_migration(source_url, target_url, hostile_expectations()) == 26
+    assert stage_tables(target_url) == []
 
 
 def test_new_ids_follow_creation_time_then_id(hostile):
@@ -190,6 +191,78 @@ def test_link_pointing_nowhere_fails_the_table_and_writes_nothing(hostile):
         # downstream of the failed table nothing ran; independent tables did
         assert conn.execute("SELECT to_regclass('public.\"tag-to-image\"')").fetchone()[0] is None
         assert conn.execute("SELECT count(*) FROM tag").fetchone()[0] == 2
+    assert stage_tables(target_url) == []
+
+
+def run_every_query_it_can_in_a_parallel_worker(url: str) -> None:
+    """PostgreSQL's debug setting (named force_parallel_mode before version 16): every
+    parallel-safe query of later sessions runs in a worker."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        name = conn.execute("SELECT name FROM pg_settings WHERE name IN"
+                            " ('debug_parallel_query', 'force_parallel_mode')").fetchone()[0]
+        conn.execute(sql.SQL("ALTER DATABASE {} SET {} = on").format(
+            sql.Identifier(conn.info.dbname), sql.Identifier(name)))
+
+
+def test_writes_by_parallel_workers_are_exact_and_stop_at_a_link_to_nowhere(hostile, pg_server):
+    """A new table's rows are written from what parallel workers read and join (see
+    test_a_new_table_and_its_mapping_are_written_from_parallel_workers): done in the
+    workers, the write is exact, and a link to no record, met in a worker, still stops it
+    with the report."""
+    plan, source_url, target_url = hostile
+    run_every_query_it_can_in_a_parallel_worker(target_url)
+    result = migrate(plan, source_url, target_url)
+    assert result.success and all(check_outcomes(result).values())
+    assert verify_migration(source_url, target_url, hostile_expectations()) == 26
+    execute_sql(source_url, "UPDATE image SET \"ownerId\" = 'rec_gone' WHERE xata_id = 'rec_img_2'")
+    second_target = pg_server.create_database("tgt")
+    run_every_query_it_can_in_a_parallel_worker(second_target)
+    failed = migrate(plan, source_url, second_target)
+    failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data.error)
+    assert failure.step_key == "migrate_image"
+    assert "'ownerId'" in message and "rec_gone" in message and "1 link value(s)" in message
+    assert stage_tables(second_target) == []
+
+
+class ExplainingConnection(psycopg.Connection):
+    """A connection that also records the plan of each CREATE TABLE ... AS SELECT it runs
+    (EXPLAIN without ANALYZE makes no table), and the planner's cost of a row passed on
+    by a parallel worker when each ALTER TABLE (keys, NOT NULLs, constraints) runs."""
+
+    def execute(self, query, params=None, **kwargs):
+        text = query.as_string(self) if isinstance(query, sql.Composable) else query
+        if re.match(r"CREATE TABLE .*\) AS SELECT ", text, re.S):
+            self.plans.append("\n".join(r[0] for r in super().execute(
+                sql.SQL("EXPLAIN (VERBOSE) {}").format(sql.SQL(text)), params)))
+        if text.startswith("ALTER TABLE"):
+            self.costs.add(super().execute(
+                "SELECT current_setting('parallel_tuple_cost')").fetchone()[0])
+        return super().execute(query, params, **kwargs)
+
+
+def test_a_new_table_and_its_mapping_are_written_from_parallel_workers(hostile):
+    """Workers read the stage and join the parents' mappings while the session writes the
+    new table and its mapping. That needs a stage workers can read (not a temporary table),
+    only parallel-safe functions in the query, and the planner told that workers are
+    worth it: it would not choose them on its own."""
+    plan, source_url, target_url = hostile
+    with connect(source_url, "source", read_only=True) as source, \
+            ExplainingConnection.connect(target_url) as target:
+        target.execute("SET min_parallel_table_scan_size = 0")  # workers for a few rows too
+        target.plans, target.costs = [], set()
+        load.load_table(source, target, plan, plan.table("User"))
+        target.plans = []
+        load.load_table(source, target, plan, plan.table("image"))
+        default = target.execute("SELECT reset_val FROM pg_settings"
+                                 " WHERE name = 'parallel_tuple_cost'").fetchone()[0]
+    mapping, table = target.plans
+    assert "Gather" in mapping, mapping
+    assert "Gather" in table, table
+    # ownerId's link to no record stops the write: its function runs in the workers
+    assert any(c.name == "ownerId" and load.caught_by_write(c) for c in plan.table("image").links)
+    assert "xata_migration_missing_link" in table.split("Gather")[1], table
+    assert target.costs == {default}  # the planner's costs are back as they were after
 
 
 def test_on_missing_null_sets_dangling_links_to_null_and_counts_them(hostile):
