@@ -9,9 +9,7 @@ and their ratio; machines here are shared, so only the ratio means much.
 """
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -55,18 +53,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000, help="rows per table")
     parser.add_argument("--changed", type=float, default=0.01, help="fraction changed")
     args = parser.parse_args()
-    server = embedded.start(Path(tempfile.mkdtemp(prefix="xm-bench-")) / "pgdata")
-    source = embedded.recreate_database(server, "bench_source")
-    target = embedded.recreate_database(server, "bench_target")
-    rows = sum(build_demo_source(source, args.rows).values())
-    with connect(source, "source", read_only=True) as conn:
-        plan, _ = introspect(conn)
-    full = run(plan, source, target)
-    changed = change_rows(source, args.changed)
-    delta = run(plan, source, target)
+    with embedded.scratch_server("xm-bench-") as server:
+        source = embedded.recreate_database(server, "bench_source")
+        target = embedded.recreate_database(server, "bench_target")
+        rows = sum(build_demo_source(source, args.rows).values())
+        with connect(source, "source", read_only=True) as conn:
+            plan, _ = introspect(conn)
+        full = run(plan, source, target)
+        changed = change_rows(source, args.changed)
+        delta = run(plan, source, target)
     print(f"source rows: {rows}; changed before the delta: {changed}")
     print(f"full run {full:.1f} s, delta run {delta:.1f} s, delta/full = {delta / full:.2f}")
-    server.cleanup()
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ import argparse
 import resource
 import statistics
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import dagster as dg
 import psycopg
@@ -171,23 +169,23 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=2000, help="rows for method (c)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of (a) and (b) each")
     args = parser.parse_args()
-    server = embedded.start(Path(tempfile.mkdtemp(prefix="xm-bench-")) / "pgdata")
-    source = embedded.recreate_database(server, "bench_source")
-    rows = build_source(source, args.parents, args.children)
-    settle(server, source)
-    setup = time.monotonic()
-    instance = dg.DagsterInstance.ephemeral()
-    setup = time.monotonic() - setup
-    a_runs, b_runs = [], []
-    for _ in range(args.repeat):
-        a_runs.append(dump_and_restore(server, source))
-        embedded.recreate_database(server, "bench_restored")  # or its autovacuum runs in (b)
-        target = embedded.recreate_database(server, "bench_target")
-        settle(server, target)
-        b_runs.append(migrate_all(instance, source, target))
-        settle(server, target)
+    with embedded.scratch_server("xm-bench-") as server:  # deleted when done
+        source = embedded.recreate_database(server, "bench_source")
+        rows = build_source(source, args.parents, args.children)
+        settle(server, source)
+        setup = time.monotonic()
+        instance = dg.DagsterInstance.ephemeral()
+        setup = time.monotonic() - setup
+        a_runs, b_runs = [], []
+        for _ in range(args.repeat):
+            a_runs.append(dump_and_restore(server, source))
+            embedded.recreate_database(server, "bench_restored")  # or its autovacuum runs in (b)
+            target = embedded.recreate_database(server, "bench_target")
+            settle(server, target)
+            b_runs.append(migrate_all(instance, source, target))
+            settle(server, target)
+        c = row_by_row(server, source, args.sample) * rows
     a, b = statistics.median(a_runs), statistics.median(b_runs)
-    c = row_by_row(server, source, args.sample) * rows
     print(f"source: {rows} rows ({args.parents} parents, {args.children} children)")
     print(f"(a) pg_dump | pg_restore   {a:8.1f} s  {rows / a:10.0f} rows/s{spread(a_runs)}")
     print(f"(b) migrate_all + checks   {b:8.1f} s  {rows / b:10.0f} rows/s{spread(b_runs)}"
@@ -196,7 +194,6 @@ def main() -> None:
           f"{rows / c:10.0f} rows/s")
     print(f"b/a = {b / a:.2f}   c/b = {c / b:.0f}   peak RSS of this process: "
           f"{peak_rss_mb():.0f} MB")
-    server.cleanup()
 
 
 if __name__ == "__main__":

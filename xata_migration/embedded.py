@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -24,6 +27,21 @@ def start(pgdata: Path | None = None):
     pgdata = pgdata or home() / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     return pgserver.get_server(pgdata, cleanup_mode="stop")
+
+
+@contextmanager
+def scratch_server(prefix: str):
+    """A server in a new temporary directory, stopped and deleted on leaving, however it is
+    left (a benchmark's databases take gigabytes)."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        server = start(workdir / "pgdata")
+        try:
+            yield server
+        finally:
+            server.cleanup()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def database_url(server, database: str) -> str:

@@ -1,19 +1,26 @@
 """The benchmark's one command works and prints every figure (small sizes: no timing here)."""
 
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_benchmark_prints_each_method_and_the_ratios():
+    scratch = Path(tempfile.mkdtemp(prefix="xmb"))  # short: the server's socket is in there
     finished = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--parents", "30", "--children", "120",
          "--sample", "5", "--repeat", "2"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, TMPDIR=str(scratch)))
     assert finished.returncode == 0, finished.stderr[-3000:]
+    assert list(scratch.glob("xm-bench-*")) == []  # its server and databases deleted
+    shutil.rmtree(scratch)
     out = finished.stdout
     assert "source: 5200 rows (30 parents, 120 children)" in out
     # each of (a) and (b) is the median of its two runs, which are listed
