@@ -93,7 +93,7 @@ def load_transaction(target: psycopg.Connection):
 # looks dearer than one process doing it all, so the planner never chooses them for
 # CREATE TABLE AS. Yet on 2 cores, with workers reading the stage (and joining the
 # parents' mappings) while the session writes, a 1M-row table was written in 1.3-1.9 s
-# instead of 2.4-3.5 s, and its mapping in 0.5-0.7 s instead of 0.9-1.0 s.
+# instead of 2.4-4.3 s, and its mapping in 0.5-0.8 s instead of 0.9-1.0 s.
 FREE_PARALLEL_PLAN = {"parallel_setup_cost": "0", "parallel_tuple_cost": "0"}
 
 
