@@ -242,8 +242,8 @@ class ExplainingConnection(psycopg.Connection):
 
 
 def test_a_new_table_and_its_mapping_are_written_from_parallel_workers(hostile):
-    """Workers read the stage and join the parents' mappings while the session writes the
-    new table and its mapping. That needs a stage workers can read (not a temporary table),
+    """Workers read the stage, parse its JSON and join the parents' mappings while the
+    session writes the new table and its mapping. That needs a stage workers can read (not a temporary table),
     only parallel-safe functions in the query, and the planner told that workers are
     worth it: it would not choose them on its own."""
     plan, source_url, target_url = hostile
@@ -252,6 +252,7 @@ def test_a_new_table_and_its_mapping_are_written_from_parallel_workers(hostile):
         target.execute("SET min_parallel_table_scan_size = 0")  # workers for a few rows too
         target.plans, target.costs = [], set()
         load.load_table(source, target, plan, plan.table("User"))
+        users_table = target.plans[1]
         target.plans = []
         load.load_table(source, target, plan, plan.table("image"))
         default = target.execute("SELECT reset_val FROM pg_settings"
@@ -263,6 +264,11 @@ def test_a_new_table_and_its_mapping_are_written_from_parallel_workers(hostile):
     assert any(c.name == "ownerId" and load.caught_by_write(c) for c in plan.table("image").links)
     assert "xata_migration_missing_link" in table.split("Gather")[1], table
     assert target.costs == {default}  # the planner's costs are back as they were after
+    # JSON comes staged as text: the workers parse it (profile, avatar and photos)
+    json_columns = [c for c in plan.table("User").columns if c.type == "jsonb"]
+    assert len(json_columns) == 3
+    below_gather = users_table.split("->", 1)[1]
+    assert len(re.findall(r"\(c\d+\)::jsonb", below_gather)) == 3, users_table
 
 
 def test_on_missing_null_sets_dangling_links_to_null_and_counts_them(hostile):
@@ -352,6 +358,9 @@ def test_delta_run_with_new_changed_and_deleted_rows(hostile):
     execute_sql(
         source_url,
         "INSERT INTO \"User\" (xata_id, \"emailAddress\") VALUES ('user_new', 'n@x')",
+        # JSON is staged as text and parsed by the write: here by the update's
+        "UPDATE \"User\" SET profile = '{\"changed\": [\"ü\", 1.50, null, {}]}',"
+        " photos = '[{\"name\": \"y.png\"}]' WHERE xata_id = 'Custom:ID-~x'",
         "UPDATE \"order\" SET buyer = 'user_new', amount = 99.99 WHERE xata_id = 'rec_order_4'",
         "INSERT INTO \"order\" (xata_id, buyer, seller, parent) VALUES"
         " ('rec_order_5', 'user_new', 'Custom:ID-~x', 'rec_order_4')",
@@ -363,7 +372,7 @@ def test_delta_run_with_new_changed_and_deleted_rows(hostile):
                                               "deleted_in_source")}
               for node in ("migrate_User", "migrate_order", "migrate_tag_to_image", "migrate_tag")
               for m in result.asset_materializations_for_node(node)}
-    assert counts["User"] == {"new_ids": 1, "inserted": 1, "updated": 0, "unchanged": 4,
+    assert counts["User"] == {"new_ids": 1, "inserted": 1, "updated": 1, "unchanged": 3,
                               "deleted_in_source": 0}
     assert counts["order"] == {"new_ids": 1, "inserted": 1, "updated": 1, "unchanged": 3,
                                "deleted_in_source": 0}
