@@ -243,9 +243,9 @@ class ExplainingConnection(psycopg.Connection):
 
 def test_a_new_table_and_its_mapping_are_written_from_parallel_workers(hostile):
     """Workers read the stage, parse its JSON and join the parents' mappings while the
-    session writes the new table and its mapping. That needs a stage workers can read (not a temporary table),
-    only parallel-safe functions in the query, and the planner told that workers are
-    worth it: it would not choose them on its own."""
+    session writes the new table and its mapping. That needs a stage workers can read
+    (not a temporary table), only parallel-safe functions in the query, and the planner
+    told that workers are worth it: it would not choose them on its own."""
     plan, source_url, target_url = hostile
     with connect(source_url, "source", read_only=True) as source, \
             ExplainingConnection.connect(target_url) as target:
