@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from xata_migration import ddl, fingerprint, sync
-from xata_migration.load import (SHARED_OBJECTS_LOCK, MissingLinks, copy_between,
-                                  create_stage, create_temp_table, link_values, source_select,
-                                  stage_name)
+from xata_migration.load import (SHARED_OBJECTS_LOCK, MissingLinks, create_stage,
+                                  create_temp_table, link_values, source_select, stage_name)
 from xata_migration.plan import Column, Plan, Table
+from xata_migration.relay import copy_between
 
 EXAMPLES = 10
 MAX_FINDINGS = 100_000  # per check and table: enough to act on, bounded if everything differs

@@ -38,11 +38,10 @@ from xata_migration.fingerprint import LoadSnapshotFingerprint
 from xata_migration.introspect import check_source_matches_plan
 from xata_migration.names import lock_key
 from xata_migration.plan import Column, Plan, Table
+from xata_migration.relay import copy_between
 
 FIRST_USER_OID = 16384  # types below this are built in and have the same binary format
 EXAMPLES = 10
-RELAY_BYTES = 1 << 20
-PROGRESS_SECONDS = 10
 
 
 class LoadError(RuntimeError):
@@ -180,32 +179,6 @@ def create_stage(target: psycopg.Connection, stage: sql.Identifier,
         (FIRST_USER_OID, ("pg_temp." if temporary else "") + stage.as_string(target))
     ).fetchone()
     return bool(row[0])
-
-
-def copy_between(source: psycopg.Connection, target: psycopg.Connection,
-                 select: sql.Composable, stage: sql.Identifier, binary: bool,
-                 log=None) -> int:
-    """Stream COPY (select) TO STDOUT into COPY stage FROM STDIN; returns the rows copied.
-    The source sends one message per row; they are passed on a megabyte at a time."""
-    fmt = sql.SQL("(FORMAT BINARY)" if binary else "(FORMAT TEXT)")
-    messages, started = 0, time.monotonic()
-    last_report = started
-    with target.cursor() as cursor:
-        with source.cursor().copy(sql.SQL("COPY ({}) TO STDOUT {}").format(select, fmt)) as out:
-            with cursor.copy(sql.SQL("COPY {} FROM STDIN {}").format(stage, fmt)) as into:
-                buffer = bytearray()
-                for message in out:
-                    buffer += message
-                    messages += 1
-                    if len(buffer) >= RELAY_BYTES:
-                        into.write(buffer)
-                        buffer = bytearray()
-                        if log and time.monotonic() - last_report > PROGRESS_SECONDS:
-                            last_report = time.monotonic()
-                            log.info(f"copied about {messages:,} rows so far "
-                                     f"({messages / (last_report - started):,.0f} rows/s)")
-                into.write(buffer)
-        return cursor.rowcount
 
 
 def check_ids(target: psycopg.Connection, table: Table) -> None:

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from xata_migration import load
+from xata_migration import load, relay
 from xata_migration.connections import connect
 
 from xata_migration_tests.support import (
@@ -414,8 +414,8 @@ def test_legacy_ids_resolve_after_cut_over(hostile, capsys):
 
 def test_a_long_copy_logs_rows_done_and_rows_per_second(hostile, monkeypatch):
     plan, source_url, target_url = hostile
-    monkeypatch.setattr(load, "RELAY_BYTES", 1)  # pass every row on at once
-    monkeypatch.setattr(load, "PROGRESS_SECONDS", -1)  # and report every time
+    monkeypatch.setattr(relay, "CHUNK_BYTES", 1)  # pass every row on at once
+    monkeypatch.setattr(relay, "PROGRESS_SECONDS", -1)  # and report every time
     messages = []
     with connect(source_url, "source", read_only=True) as source, \
             connect(target_url, "target") as target:
