@@ -11,13 +11,15 @@ from psycopg import sql
 from xata_migration import relay
 
 ROWS = 20_000
-# A row per chunk, and a short queue: the relay waits on the sender all along.
 SERIES = sql.SQL("SELECT g, 'row ' || g, CASE WHEN g % 7 = 0 THEN NULL ELSE g * 0.5 END"
                  " FROM generate_series(1, {}) g").format(sql.Literal(ROWS))
+RELAYED = sql.Identifier("relayed")
+CREATE_RELAYED = "CREATE TABLE relayed (n int, label text, half numeric)"
 
 
 @pytest.fixture
 def tiny_chunks(monkeypatch):
+    """A row per chunk, and a short queue: the relay waits on the sender all along."""
     monkeypatch.setattr(relay, "CHUNK_BYTES", 1)
     monkeypatch.setattr(relay, "QUEUED_CHUNKS", 4)
 
@@ -26,8 +28,8 @@ def tiny_chunks(monkeypatch):
 def test_every_row_arrives_in_order_through_a_full_queue(source_url, target_url, tiny_chunks,
                                                          binary):
     with psycopg.connect(source_url) as source, psycopg.connect(target_url) as target:
-        target.execute("CREATE TABLE relayed (n int, label text, half numeric)")
-        copied = relay.copy_between(source, target, SERIES, sql.Identifier("relayed"), binary)
+        target.execute(CREATE_RELAYED)
+        copied = relay.copy_between(source, target, SERIES, RELAYED, binary)
         assert copied == ROWS
         arrived = target.execute(
             "SELECT array_agg(n ORDER BY ctid) = array_agg(n ORDER BY n), count(*),"
@@ -43,7 +45,7 @@ def test_a_target_error_stops_the_copy_with_it(source_url, target_url, tiny_chun
                        " half numeric)")
         target.commit()
         with pytest.raises(psycopg.errors.CheckViolation, match="relayed_label_check"):
-            relay.copy_between(source, target, SERIES, sql.Identifier("relayed"), True)
+            relay.copy_between(source, target, SERIES, RELAYED, True)
         target.rollback()
         assert target.execute("SELECT count(*) FROM relayed").fetchone() == (0,)
 
@@ -52,10 +54,10 @@ def test_a_source_error_cancels_the_copy(source_url, target_url, tiny_chunks):
     failing = sql.SQL("SELECT g, 'x', 1 / (g - 12000) FROM generate_series(1, {}) g").format(
         sql.Literal(ROWS))
     with psycopg.connect(source_url) as source, psycopg.connect(target_url) as target:
-        target.execute("CREATE TABLE relayed (n int, label text, half numeric)")
+        target.execute(CREATE_RELAYED)
         target.commit()
         with pytest.raises(psycopg.errors.DivisionByZero):
-            relay.copy_between(source, target, failing, sql.Identifier("relayed"), True)
+            relay.copy_between(source, target, failing, RELAYED, True)
         target.rollback()
         assert target.execute("SELECT count(*) FROM relayed").fetchone() == (0,)
 
@@ -64,14 +66,14 @@ def test_a_lost_target_connection_is_an_error_not_a_hang(source_url, target_url,
     """The sender thread's error reaches the caller (here the source query itself ends the
     target's connection half way)."""
     with psycopg.connect(source_url) as source, psycopg.connect(target_url) as target:
-        target.execute("CREATE TABLE relayed (n int, label text, half numeric)")
+        target.execute(CREATE_RELAYED)
         target.commit()
         ending = sql.SQL(
             "SELECT g, CASE WHEN g = 5000 THEN pg_terminate_backend({})::text END, 1"
             " FROM generate_series(1, {}) g").format(
             sql.Literal(target.info.backend_pid), sql.Literal(ROWS))
         with pytest.raises(psycopg.OperationalError):
-            relay.copy_between(source, target, ending, sql.Identifier("relayed"), True)
+            relay.copy_between(source, target, ending, RELAYED, True)
     with psycopg.connect(target_url) as target:
         assert target.execute("SELECT count(*) FROM relayed").fetchone() == (0,)
 
@@ -101,11 +103,11 @@ def test_a_sender_error_reaches_the_caller_and_nothing_is_copied(
     # Closed without a rollback, which would wait for a relay that hangs.
     source, target = psycopg.connect(source_url), psycopg.connect(target_url, autocommit=True)
     try:
-        target.execute("CREATE TABLE relayed (n int, label text, half numeric)")
+        target.execute(CREATE_RELAYED)
 
         def run():
             try:
-                relay.copy_between(source, target, SERIES, sql.Identifier("relayed"), True)
+                relay.copy_between(source, target, SERIES, RELAYED, True)
             except BaseException as error:
                 raised.append(error)
 
@@ -126,8 +128,8 @@ def sender_threads() -> int:
 
 def test_no_sender_thread_is_left_behind(source_url, target_url, tiny_chunks):
     with psycopg.connect(source_url) as source, psycopg.connect(target_url) as target:
-        target.execute("CREATE TABLE relayed (n int, label text, half numeric)")
-        relay.copy_between(source, target, SERIES, sql.Identifier("relayed"), True)
+        target.execute(CREATE_RELAYED)
+        relay.copy_between(source, target, SERIES, RELAYED, True)
         with pytest.raises(psycopg.errors.UndefinedTable):  # the COPY never starts
             relay.copy_between(source, target, SERIES, sql.Identifier("missing"), True)
     assert sender_threads() == 0
