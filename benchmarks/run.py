@@ -10,11 +10,13 @@ Then measures:
   (b) the full migrate_all, every check included (in process; the Dagster instance, whose
       first creation imports Dagster's storage modules, is made before the clock starts,
       as a running deployment has it, and its time printed apart);
-  (c) the row-by-row method (INSERT ... RETURNING id per row, then fix the links) on a
-      sample of --sample child rows, extrapolated to the whole source.
+  (c) the row-by-row method (INSERT ... RETURNING id per row, then an UPDATE per row to
+      fix its links) on --sample rows of `parent` (no links: the INSERT only) and of
+      `child` (the INSERT and the UPDATE), extrapolated to the source's tables, each as
+      the kind it is.
 Prints seconds, rows/s and peak memory (RSS) of this process, and the ratios b/a and c/b.
 Machines here are shared and noisy: the ratios are what to compare between runs, and
---repeat N measures (a) and (b) N times each, in turn, and takes their medians.
+--repeat N measures (a), (b) and (c) N times each, in turn, and takes their medians.
 """
 
 import argparse
@@ -22,6 +24,7 @@ import resource
 import statistics
 import subprocess
 import time
+from dataclasses import dataclass
 
 import dagster as dg
 import psycopg
@@ -39,7 +42,19 @@ XATA = """xata_id text NOT NULL, xata_version integer NOT NULL DEFAULT 0,
     xata_updatedat timestamptz NOT NULL DEFAULT now()"""
 
 
-def build_source(url: str, parents: int, children: int) -> int:
+@dataclass
+class Rows:
+    """The source's rows, by whether their table has links (row by row, those need an
+    UPDATE after their INSERT)."""
+    without_links: int
+    with_links: int
+
+    @property
+    def total(self) -> int:
+        return self.without_links + self.with_links
+
+
+def build_source(url: str, parents: int, children: int) -> Rows:
     with psycopg.connect(url) as conn:
         conn.execute(XATA_RUNTIME_SQL)
         conn.execute(f"""
@@ -68,7 +83,7 @@ def build_source(url: str, parents: int, children: int) -> int:
             FROM generate_series(1, 50) g""")
         conn.execute("""INSERT INTO note (xata_id, category, text) SELECT 'note' || g,
             'cat' || (g % 50 + 1), 'n' || g FROM generate_series(1, 5000) g""")
-    return parents + children + 50 + 5000
+    return Rows(without_links=parents + 50, with_links=children + 5000)
 
 
 def settle(server, url: str) -> None:
@@ -132,30 +147,47 @@ def print_phases(result) -> None:
                   f" ({phases}), checks {checks[name]:.1f} s")
 
 
-def row_by_row(server, source_url: str, sample: int) -> float:
-    """INSERT ... RETURNING id for each of `sample` child rows, then UPDATE its links:
-    seconds per row."""
+def row_by_row(server, source_url: str, sample: int) -> tuple[float, float]:
+    """The row-by-row method on `sample` rows of each kind, each statement committed on
+    its own: seconds per row of a table without links (INSERT ... RETURNING id), and of
+    one with links (INSERT ... RETURNING id, then UPDATE its links)."""
     target = embedded.recreate_database(server, "bench_row_by_row")
     with psycopg.connect(target) as conn:
+        conn.execute("CREATE TABLE parent (id bigserial PRIMARY KEY, name text,"
+                     " score double precision, tags text[])")
         conn.execute("CREATE TABLE child (id bigserial PRIMARY KEY, owner bigint,"
                      " reviewer bigint, title text, body text, amount bigint, at timestamptz,"
                      " meta jsonb)")
     with psycopg.connect(source_url) as src, psycopg.connect(target, autocommit=True) as tgt:
-        rows = src.execute("SELECT xata_id, title, body, amount, at, meta::text FROM child"
-                           " LIMIT %s", (sample,)).fetchall()
+        parents = src.execute("SELECT name, score, tags FROM parent LIMIT %s",
+                              (sample,)).fetchall()
+        children = src.execute("SELECT title, body, amount, at, meta::text FROM child"
+                               " LIMIT %s", (sample,)).fetchall()
         started = time.monotonic()
-        for xata_id, title, body, amount, at, meta in rows:
+        for row in parents:
+            tgt.execute("INSERT INTO parent (name, score, tags) VALUES (%s, %s, %s)"
+                        " RETURNING id", row).fetchone()
+        without_links = (time.monotonic() - started) / len(parents)
+        started = time.monotonic()
+        for row in children:
             new_id = tgt.execute("INSERT INTO child (title, body, amount, at, meta) VALUES"
-                                 " (%s, %s, %s, %s, %s) RETURNING id",
-                                 (title, body, amount, at, meta)).fetchone()[0]
+                                 " (%s, %s, %s, %s, %s) RETURNING id", row).fetchone()[0]
             tgt.execute("UPDATE child SET owner = %s, reviewer = %s WHERE id = %s",
                         (new_id, new_id, new_id))
-        return (time.monotonic() - started) / len(rows)
+        with_links = (time.monotonic() - started) / len(children)
+    return without_links, with_links
 
 
-def spread(runs: list[float]) -> str:
+def extrapolated(per_row: tuple[float, float], rows: Rows) -> float:
+    """(c) for the whole source: each kind's seconds per row times its rows."""
+    without_links, with_links = per_row
+    return without_links * rows.without_links + with_links * rows.with_links
+
+
+def spread(runs: list[float], digits: int = 1) -> str:
     """The runs behind a median, if more than one."""
-    return "" if len(runs) == 1 else "  (median of " + ", ".join(f"{r:.1f}" for r in runs) + ")"
+    return "" if len(runs) == 1 else "  (median of " + ", ".join(
+        f"{r:.{digits}f}" for r in runs) + ")"
 
 
 def peak_rss_mb() -> float:
@@ -166,8 +198,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parents", type=int, default=200_000)
     parser.add_argument("--children", type=int, default=1_000_000)
-    parser.add_argument("--sample", type=int, default=2000, help="rows for method (c)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of (a) and (b) each")
+    parser.add_argument("--sample", type=int, default=2000,
+                        help="rows of each kind for method (c)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of (a), (b) and (c) each")
     args = parser.parse_args()
     with embedded.scratch_server("xm-bench-") as server:  # deleted when done
         source = embedded.recreate_database(server, "bench_source")
@@ -176,7 +209,7 @@ def main() -> None:
         setup = time.monotonic()
         instance = dg.DagsterInstance.ephemeral()
         setup = time.monotonic() - setup
-        a_runs, b_runs = [], []
+        a_runs, b_runs, c_runs, per_row = [], [], [], []
         for _ in range(args.repeat):
             a_runs.append(dump_and_restore(server, source))
             embedded.recreate_database(server, "bench_restored")  # or its autovacuum runs in (b)
@@ -184,14 +217,22 @@ def main() -> None:
             settle(server, target)
             b_runs.append(migrate_all(instance, source, target))
             settle(server, target)
-        c = row_by_row(server, source, args.sample) * rows
-    a, b = statistics.median(a_runs), statistics.median(b_runs)
-    print(f"source: {rows} rows ({args.parents} parents, {args.children} children)")
-    print(f"(a) pg_dump | pg_restore   {a:8.1f} s  {rows / a:10.0f} rows/s{spread(a_runs)}")
-    print(f"(b) migrate_all + checks   {b:8.1f} s  {rows / b:10.0f} rows/s{spread(b_runs)}"
+            per_row.append(row_by_row(server, source, args.sample))
+            c_runs.append(extrapolated(per_row[-1], rows))
+            embedded.recreate_database(server, "bench_row_by_row")
+            settle(server, source)
+    a, b, c = (statistics.median(runs) for runs in (a_runs, b_runs, c_runs))
+    total = rows.total
+    print(f"source: {total} rows ({args.parents} parents, {args.children} children; "
+          f"{rows.with_links} in tables with links)")
+    print(f"(a) pg_dump | pg_restore   {a:8.1f} s  {total / a:10.0f} rows/s{spread(a_runs)}")
+    print(f"(b) migrate_all + checks   {b:8.1f} s  {total / b:10.0f} rows/s{spread(b_runs)}"
           f"  (+ {setup:.1f} s creating the Dagster instance, once)")
-    print(f"(c) row by row (sample {args.sample}, extrapolated) {c:8.0f} s  "
-          f"{rows / c:10.0f} rows/s")
+    print(f"(c) row by row (sample {args.sample} of each kind, extrapolated) {c:8.0f} s  "
+          f"{total / c:10.0f} rows/s{spread(c_runs, digits=0)}")
+    without_links, with_links = (statistics.median(kind) * 1000 for kind in zip(*per_row))
+    print(f"    per row: {without_links:.2f} ms in a table without links (INSERT), "
+          f"{with_links:.2f} ms with (INSERT, then UPDATE)")
     print(f"b/a = {b / a:.2f}   c/b = {c / b:.0f}   peak RSS of this process: "
           f"{peak_rss_mb():.0f} MB")
 
