@@ -209,7 +209,7 @@ def main() -> None:
         setup = time.monotonic()
         instance = dg.DagsterInstance.ephemeral()
         setup = time.monotonic() - setup
-        a_runs, b_runs, c_runs, per_row = [], [], [], []
+        a_runs, b_runs, per_row = [], [], []
         for _ in range(args.repeat):
             a_runs.append(dump_and_restore(server, source))
             embedded.recreate_database(server, "bench_restored")  # or its autovacuum runs in (b)
@@ -218,9 +218,9 @@ def main() -> None:
             b_runs.append(migrate_all(instance, source, target))
             settle(server, target)
             per_row.append(row_by_row(server, source, args.sample))
-            c_runs.append(extrapolated(per_row[-1], rows))
             embedded.recreate_database(server, "bench_row_by_row")
             settle(server, source)
+    c_runs = [extrapolated(prices, rows) for prices in per_row]
     a, b, c = (statistics.median(runs) for runs in (a_runs, b_runs, c_runs))
     total = rows.total
     print(f"source: {total} rows ({args.parents} parents, {args.children} children; "

@@ -29,7 +29,7 @@ def test_benchmark_prints_each_method_and_the_ratios():
         line = next(line for line in out.splitlines() if line.startswith(method))
         runs = [float(r) for r in re.search(r"median of ([\d.]+), ([\d.]+)\)", line).groups()]
         median = float(re.search(r"\s(\d+(?:\.\d)?) s\s", line).group(1))
-        assert abs(median - sum(runs) / 2) <= rounding * 1.1, line
+        assert abs(median - sum(runs) / 2) <= rounding * 1.1, line  # each figure rounded
     assert re.search(r"per row: \d+\.\d\d ms in a table without links \(INSERT\), "
                      r"\d+\.\d\d ms with \(INSERT, then UPDATE\)", out)
     assert re.search(r"b/a = \d+\.\d\d   c/b = \d+   peak RSS of this process: \d+ MB", out)
