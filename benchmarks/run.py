@@ -12,8 +12,8 @@ Then measures:
       as a running deployment has it, and its time printed apart);
   (c) the row-by-row method (INSERT ... RETURNING id per row, then an UPDATE per row to
       fix its links) on --sample rows of `parent` (no links: the INSERT only) and of
-      `child` (the INSERT and the UPDATE), extrapolated to the source's tables, each as
-      the kind it is.
+      `child` (the INSERT and the UPDATE), into an empty copy of the tables (b) made,
+      extrapolated to the source's tables, each as the kind it is.
 Prints seconds, rows/s and peak memory (RSS) of this process, and the ratios b/a and c/b.
 Machines here are shared and noisy: the ratios are what to compare between runs, and
 --repeat N measures (a), (b) and (c) N times each, in turn, and takes their medians.
@@ -102,23 +102,26 @@ def timed(step):
     return time.monotonic() - started
 
 
-def dump_and_restore(server, source_url: str) -> float:
+def pipe_dump(source_url: str, target_url: str, *options: str) -> None:
+    """pg_dump of the source's public schema, piped into pg_restore into the target.
+    pg_restore's errors are not checked: restoring schema public into a database that
+    has one always reports one; the methods' results are checked instead."""
     from pgserver._commands import POSTGRES_BIN_PATH
+    source, target = (make_conninfo(**conninfo_to_dict(url)) for url in (source_url, target_url))
+    dump = subprocess.Popen([str(POSTGRES_BIN_PATH / "pg_dump"), "--format=custom",
+                             "--schema=public", "--no-owner", "--no-acl", *options, source],
+                            stdout=subprocess.PIPE)
+    subprocess.run([str(POSTGRES_BIN_PATH / "pg_restore"), "--no-owner", "--no-acl",
+                    "--dbname", target], stdin=dump.stdout, check=False,
+                   stderr=subprocess.DEVNULL)
+    dump.wait()
+
+
+def dump_and_restore(server, source_url: str) -> float:
     restored = embedded.recreate_database(server, "bench_restored")
     with psycopg.connect(restored, autocommit=True) as conn:
         conn.execute(XATA_RUNTIME_SQL)
-    source = make_conninfo(**conninfo_to_dict(source_url))
-    target = make_conninfo(**conninfo_to_dict(restored))
-
-    def run():
-        dump = subprocess.Popen([str(POSTGRES_BIN_PATH / "pg_dump"), "--format=custom",
-                                 "--schema=public", "--no-owner", "--no-acl", source],
-                                stdout=subprocess.PIPE)
-        subprocess.run([str(POSTGRES_BIN_PATH / "pg_restore"), "--no-owner", "--no-acl",
-                        "--dbname", target], stdin=dump.stdout, check=False,
-                       stderr=subprocess.DEVNULL)
-        dump.wait()
-    return timed(run)
+    return timed(lambda: pipe_dump(source_url, restored))
 
 
 def migrate_all(instance: dg.DagsterInstance, source_url: str, target_url: str) -> float:
@@ -147,35 +150,49 @@ def print_phases(result) -> None:
                   f" ({phases}), checks {checks[name]:.1f} s")
 
 
-def row_by_row(server, source_url: str, sample: int) -> tuple[float, float]:
-    """The row-by-row method on `sample` rows of each kind, each statement committed on
-    its own: seconds per row of a table without links (INSERT ... RETURNING id), and of
-    one with links (INSERT ... RETURNING id, then UPDATE its links)."""
-    target = embedded.recreate_database(server, "bench_row_by_row")
-    with psycopg.connect(target) as conn:
-        conn.execute("CREATE TABLE parent (id bigserial PRIMARY KEY, name text,"
-                     " score double precision, tags text[])")
-        conn.execute("CREATE TABLE child (id bigserial PRIMARY KEY, owner bigint,"
-                     " reviewer bigint, title text, body text, amount bigint, at timestamptz,"
-                     " meta jsonb)")
-    with psycopg.connect(source_url) as src, psycopg.connect(target, autocommit=True) as tgt:
-        parents = src.execute("SELECT name, score, tags FROM parent LIMIT %s",
-                              (sample,)).fetchall()
-        children = src.execute("SELECT title, body, amount, at, meta::text FROM child"
-                               " LIMIT %s", (sample,)).fetchall()
+def row_by_row(source_url: str, migrated_url: str, target_url: str,
+               sample: int) -> tuple[float, float]:
+    """The row-by-row method on `sample` rows of each kind, into an empty copy of the
+    tables (b) made (`migrated_url`: same columns, keys, FOREIGN KEYs and indexes, as a
+    user's schema made first by their own migrations), each statement committed on its
+    own: seconds per row of a table without links (INSERT ... RETURNING id), and of one
+    with links (INSERT ... RETURNING id, then UPDATE its links to parents inserted)."""
+    pipe_dump(migrated_url, target_url, "--schema-only")
+    made, copied = schema_of(migrated_url), schema_of(target_url)
+    if copied != made:
+        raise RuntimeError(f"(c)'s copy of (b)'s tables has {copied}, (b)'s have {made}")
+    with psycopg.connect(source_url) as src, psycopg.connect(target_url, autocommit=True) as tgt:
+        parents = src.execute("SELECT xata_createdat, xata_updatedat, name, score, tags"
+                              " FROM parent LIMIT %s", (sample,)).fetchall()
+        children = src.execute("SELECT xata_createdat, xata_updatedat, title, body, amount, at,"
+                               " meta::text, reviewer IS NOT NULL FROM child LIMIT %s",
+                               (sample,)).fetchall()
         started = time.monotonic()
-        for row in parents:
-            tgt.execute("INSERT INTO parent (name, score, tags) VALUES (%s, %s, %s)"
-                        " RETURNING id", row).fetchone()
+        new_parents = [tgt.execute("INSERT INTO parent (created_at, updated_at, name, score, tags)"
+                                   " VALUES (%s, %s, %s, %s, %s) RETURNING id", row).fetchone()[0]
+                       for row in parents]
         without_links = (time.monotonic() - started) / len(parents)
         started = time.monotonic()
-        for row in children:
-            new_id = tgt.execute("INSERT INTO child (title, body, amount, at, meta) VALUES"
-                                 " (%s, %s, %s, %s, %s) RETURNING id", row).fetchone()[0]
+        for i, (*values, has_reviewer) in enumerate(children):
+            new_id = tgt.execute("INSERT INTO child (created_at, updated_at, title, body, amount,"
+                                 " at, meta) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                                 values).fetchone()[0]
+            owner = new_parents[i % len(new_parents)]
             tgt.execute("UPDATE child SET owner = %s, reviewer = %s WHERE id = %s",
-                        (new_id, new_id, new_id))
+                        (owner, owner if has_reviewer else None, new_id))
         with_links = (time.monotonic() - started) / len(children)
     return without_links, with_links
+
+
+def schema_of(url: str) -> str:
+    """What the public schema of a database holds, in one line."""
+    with psycopg.connect(url) as conn:
+        tables, foreign_keys, indexes = conn.execute(
+            "SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = 'public'),"
+            " (SELECT count(*) FROM pg_constraint WHERE contype = 'f'"
+            "   AND connamespace = 'public'::regnamespace),"
+            " (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public')").fetchone()
+    return f"{tables} tables, {foreign_keys} FOREIGN KEYs, {indexes} indexes"
 
 
 def extrapolated(per_row: tuple[float, float], rows: Rows) -> float:
@@ -217,7 +234,9 @@ def main() -> None:
             settle(server, target)
             b_runs.append(migrate_all(instance, source, target))
             settle(server, target)
-            per_row.append(row_by_row(server, source, args.sample))
+            row_by_row_target = embedded.recreate_database(server, "bench_row_by_row")
+            per_row.append(row_by_row(source, target, row_by_row_target, args.sample))
+            schema = schema_of(target)
             embedded.recreate_database(server, "bench_row_by_row")
             settle(server, source)
     c_runs = [extrapolated(prices, rows) for prices in per_row]
@@ -233,6 +252,7 @@ def main() -> None:
     without_links, with_links = (statistics.median(kind) * 1000 for kind in zip(*per_row))
     print(f"    per row: {without_links:.2f} ms in a table without links (INSERT), "
           f"{with_links:.2f} ms with (INSERT, then UPDATE)")
+    print(f"    into an empty copy of (b)'s tables: {schema}")
     print(f"b/a = {b / a:.2f}   c/b = {c / b:.0f}   peak RSS of this process: "
           f"{peak_rss_mb():.0f} MB")
 

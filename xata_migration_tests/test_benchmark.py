@@ -32,6 +32,8 @@ def test_benchmark_prints_each_method_and_the_ratios():
         assert abs(median - sum(runs) / 2) <= rounding * 1.1, line  # each figure rounded
     assert re.search(r"per row: \d+\.\d\d ms in a table without links \(INSERT\), "
                      r"\d+\.\d\d ms with \(INSERT, then UPDATE\)", out)
+    # (c) writes into (b)'s tables: the keys, FOREIGN KEYs and indexes (b) made are there
+    assert "into an empty copy of (b)'s tables: 4 tables, 3 FOREIGN KEYs, 7 indexes" in out
     assert re.search(r"b/a = \d+\.\d\d   c/b = \d+   peak RSS of this process: \d+ MB", out)
 
 
