@@ -104,8 +104,8 @@ def timed(step):
 
 def pipe_dump(source_url: str, target_url: str, *options: str) -> None:
     """pg_dump of the source's public schema, piped into pg_restore into the target.
-    pg_restore's errors are not checked: restoring schema public into a database that
-    has one always reports one; the methods' results are checked instead."""
+    pg_restore's exit code is not checked: restoring schema public into a database that
+    has it always reports an error. The callers check what was restored."""
     from pgserver._commands import POSTGRES_BIN_PATH
     source, target = (make_conninfo(**conninfo_to_dict(url)) for url in (source_url, target_url))
     dump = subprocess.Popen([str(POSTGRES_BIN_PATH / "pg_dump"), "--format=custom",
@@ -121,7 +121,18 @@ def dump_and_restore(server, source_url: str) -> float:
     restored = embedded.recreate_database(server, "bench_restored")
     with psycopg.connect(restored, autocommit=True) as conn:
         conn.execute(XATA_RUNTIME_SQL)
-    return timed(lambda: pipe_dump(source_url, restored))
+    seconds = timed(lambda: pipe_dump(source_url, restored))
+    if row_counts(restored) != row_counts(source_url):
+        raise RuntimeError(f"(a) restored {row_counts(restored)} rows of the source's "
+                           f"{row_counts(source_url)}")
+    return seconds
+
+
+def row_counts(url: str) -> tuple[int, int]:
+    """The rows of `parent` and `child`."""
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT (SELECT count(*) FROM parent),"
+                            " (SELECT count(*) FROM child)").fetchone()
 
 
 def migrate_all(instance: dg.DagsterInstance, source_url: str, target_url: str) -> float:
