@@ -122,9 +122,9 @@ def dump_and_restore(server, source_url: str) -> float:
     with psycopg.connect(restored, autocommit=True) as conn:
         conn.execute(XATA_RUNTIME_SQL)
     seconds = timed(lambda: pipe_dump(source_url, restored))
-    if row_counts(restored) != row_counts(source_url):
-        raise RuntimeError(f"(a) restored {row_counts(restored)} rows of the source's "
-                           f"{row_counts(source_url)}")
+    got, expected = row_counts(restored), row_counts(source_url)
+    if got != expected:
+        raise RuntimeError(f"(a) restored {got} rows of the source's {expected}")
     return seconds
 
 
@@ -247,9 +247,9 @@ def main() -> None:
             settle(server, target)
             row_by_row_target = embedded.recreate_database(server, "bench_row_by_row")
             per_row.append(row_by_row(source, target, row_by_row_target, args.sample))
-            schema = schema_of(target)
             embedded.recreate_database(server, "bench_row_by_row")
             settle(server, source)
+        schema = schema_of(target)  # what (c) wrote into a copy of, checked in each run
     c_runs = [extrapolated(prices, rows) for prices in per_row]
     a, b, c = (statistics.median(runs) for runs in (a_runs, b_runs, c_runs))
     total = rows.total
