@@ -6,15 +6,15 @@ streams it from the source into a staging table of the target, and the rest is
 set-based SQL there.
 
   stage_source_rows             lock the table; source rows -> the stage (stage_table)
-                                (COPY, streamed; on a first load numbered by the source in
-                                the id order)
+                                (COPY, streamed; on a first load sent in the id order
+                                and numbered as they arrive)
   check_ids                     no NULL and no duplicate source id (on a new mapping, its
                                 keys find them)
   target_table_missing          a new table? (the write makes it) else check the existing
                                 one has the plan's shape
   skip_rows_with_missing_links  `on_missing: skip` rows leave the stage before getting ids
   allocate_ids                  extend xata_id_map.<table> for ids not yet mapped
-                                (append-only; a new one made from the source's numbering)
+                                (append-only; a new one made from the stage's numbering)
   handle_missing_links          link values whose record does not exist: count (null)
   write_rows                    CREATE TABLE AS (new) or upsert (existing), links rewritten;
                                 a link to no record stops it (fail), then is counted
@@ -223,8 +223,8 @@ def allocate_ids(target: psycopg.Connection, plan: Plan, table: Table,
         order=sql.SQL(", ").join(order), s=stage_table(target))).rowcount
 
 
-def numbered_in_source(table: Table) -> bool:
-    """Can a first load take its ids from the source's numbering (see stage_source_rows)?
+def numbered_in_id_order(table: Table) -> bool:
+    """Can a first load take its ids from the stage's numbering (see stage_source_rows)?
     Not when rows may still leave the stage (`on_missing: skip`) before ids are given."""
     return not any(c.link and c.link.on_missing == "skip" for c in table.columns)
 
@@ -233,8 +233,8 @@ def allocate_first_ids(target, plan: Plan, table: Table, columns: list[Column],
                        offset: int | None) -> int:
     """A new mapping: every staged row gets an id, then the mapping gets its keys. A NULL
     or repeated source id breaks those (cheaper than looking for them first): then
-    check_ids says which. With an `offset`, the stage is numbered in the id order (the
-    source did it): the mapping is made as that number plus the offset, with no sort
+    check_ids says which. With an `offset`, the stage is numbered in the id order (see
+    stage_source_rows): the mapping is made as that number plus the offset, with no sort
     here; without, ensure_mapping made it and allocate_ids fills it."""
     try:
         with target.transaction():  # a savepoint: the stage survives for check_ids
@@ -595,8 +595,8 @@ def require_pgvector(target, table: Table) -> None:
 
 
 def ensure_mapping(target, table: Table, numbered: bool) -> bool:
-    """Whether the mapping table is missing (True). If so and the ids are not `numbered`
-    by the source, create it, without keys yet, for allocate_ids to fill (numbered ids
+    """Whether the mapping table is missing (True). If so and the stage is not `numbered`
+    in the id order, create it, without keys yet, for allocate_ids to fill (numbered ids
     make it in one write: allocate_first_ids)."""
     if tables_exist(target, ddl.mapping_table(table.name)):
         return False
@@ -633,11 +633,16 @@ def _count(conn, table: sql.Composable) -> int:
     return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0]
 
 
-def id_order_number(table: Table) -> sql.Composed:
-    """The row's place in the order new ids follow (plan's id_order, then the id's bytes)."""
+def id_order(table: Table) -> sql.Composed:
+    """The order new ids follow: the plan's id_order columns, then the id's bytes."""
     order = [sql.SQL("src.{}").format(sql.Identifier(name)) for name in table.id_order]
     order.append(sql.SQL('src.{}::text COLLATE "C"').format(sql.Identifier(table.id_column)))
-    return sql.SQL("row_number() OVER (ORDER BY {})").format(sql.SQL(", ").join(order))
+    return sql.SQL(", ").join(order)
+
+
+# The stage numbers the rows as they arrive; its sequence hands this many numbers to the
+# session at a time, instead of updating the sequence for every row.
+NUMBERS_CACHED = 10_000
 
 
 def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Column],
@@ -645,20 +650,29 @@ def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Co
                       fingerprint: LoadSnapshotFingerprint | None = None) -> Staged:
     """Inside the target transaction: take the table's lock, stream the source rows into
     the stage (on a delta, those written since `since`), all in one source snapshot,
-    which `fingerprint` shares. `numbered`: the source also numbers the rows in the id
-    order (stage column n), so that a first load's ids need no sort and no join here."""
+    which `fingerprint` shares. `numbered`: the source sends the rows in the id order
+    and the stage numbers them as they arrive (stage column n, from 1), so that a first
+    load's ids need no sort and no join here. (Numbered by the source instead, with
+    row_number(), the source's one process that sends the rows also ran the window and
+    turned JSON into text, which its parallel workers now do before sorting: for 1M
+    rows, 0.4 s less.)"""
     target.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(table.target),))
     if fingerprint:
         fingerprint.share(source)
-    extra = [sql.SQL("n bigint")] if numbered else []
+    extra = [sql.SQL("n bigint GENERATED ALWAYS AS IDENTITY (CACHE {})").format(
+        sql.Literal(NUMBERS_CACHED))] if numbered else []
     stage = stage_table(target)
     binary = create_stage(target, stage, columns, extra, temporary=False)
-    select = source_select(plan, table, columns, [id_order_number(table)] if numbered else [])
+    select = source_select(plan, table, columns)
     if since is not None:
         select += sql.SQL(" WHERE src.{} >= {}").format(sql.Identifier(sync.UPDATED_AT),
                                                        sql.Literal(since))
+    if numbered:
+        select += sql.SQL(" ORDER BY {}").format(id_order(table))
+    staged_columns = sql.SQL("{} ({})").format(stage, sql.SQL(", ").join(
+        [sql.Identifier("xid")] + [stage_name(i) for i in range(len(columns))]))
     try:
-        read = copy_between(source, target, select, stage, binary, log)
+        read = copy_between(source, target, select, staged_columns, binary, log)
         if since is None:
             return Staged(read, read, stage)
         staged = Staged(read, _count(source, sql.Identifier(plan.source_schema, table.name)))
@@ -720,7 +734,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
     target.commit()
     since = sync.delta_since(source, target, plan, table) if loaded_before else None
     mark = sync.watermark(source)
-    numbered = not mapped_before and numbered_in_source(table)
+    numbered = not mapped_before and numbered_in_id_order(table)
     with load_transaction(target):
         staged = stage_source_rows(source, target, plan, table, columns, log, since, numbered,
                                    fingerprint)
@@ -734,7 +748,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
             check_ids(target, table)
         result.created_table = target_table_missing(target, plan, table, columns)
         skip_rows_with_missing_links(target, table, columns, result)
-        # Ids straight from the source's numbering: only if the mapping was still new
+        # Ids straight from the stage's numbering: only if the mapping was still new
         # once the table's lock was held (another run may have created it meanwhile).
         offset = id_offset(target, plan, table) if numbered and new_mapping else None
         if new_mapping:

@@ -9,11 +9,12 @@ from psycopg import sql
 
 from xata_migration import load, relay
 from xata_migration.connections import connect
+from xata_migration.xata_shape import XATA_RUNTIME_SQL
 
 from xata_migration_tests.support import (
-    HOSTILE_TABLES, LONG_COLUMN, LONG_TABLE, Expectation, check_outcomes, create_hostile_source,
-    execute_sql, expected_new_id_order, hostile_expectations, migrate, plan_for, run_checks, snapshot,
-    stage_tables, verify_migration)
+    HOSTILE_TABLES, LONG_COLUMN, LONG_TABLE, XATA_COLUMNS, Expectation, check_outcomes,
+    create_hostile_source, execute_sql, expected_new_id_order, hostile_expectations, migrate,
+    plan_for, run_checks, snapshot, stage_tables, verify_migration)
 
 
 @pytest.fixture
@@ -45,6 +46,27 @@ def test_new_ids_follow_creation_time_then_id(hostile):
     with psycopg.connect(target_url) as conn:
         mapped = dict(conn.execute('SELECT xata_id, new_id FROM xata_id_map."User"').fetchall())
     assert [mapped[i] for i in order] == [1, 2, 3, 4]
+
+
+def test_new_ids_follow_the_order_in_a_table_stored_in_another(source_url, target_url):
+    """100,000 rows stored in neither creation nor id order, 20 to each creation time:
+    big enough for the source to sort with parallel workers and for the stage to take
+    them in many batches. Every new id must be the row's place in the id order."""
+    execute_sql(source_url, XATA_RUNTIME_SQL, f"""
+        CREATE TABLE event ({XATA_COLUMNS}, body text);
+        CREATE UNIQUE INDEX event_id ON event (xata_id);
+        INSERT INTO event (xata_id, xata_createdat, body)
+        SELECT 'rec_' || md5(g::text), timestamptz '2024-01-01' + (g % 5000) * interval '1 s',
+               repeat('x', 80) FROM generate_series(1, 100000) g ORDER BY md5(g || 'stored')""")
+    assert migrate(plan_for(source_url), source_url, target_url).success
+    with psycopg.connect(source_url) as source, psycopg.connect(target_url) as target:
+        expected = source.execute(
+            'SELECT xata_id, row_number() OVER (ORDER BY xata_createdat, xata_id COLLATE "C")'
+            " FROM event").fetchall()
+        stored = [r[0] for r in source.execute("SELECT xata_id FROM event").fetchall()]
+        mapped = target.execute("SELECT xata_id, new_id FROM xata_id_map.event").fetchall()
+    assert stored != [xata_id for xata_id, _ in sorted(expected, key=lambda r: r[1])]
+    assert sorted(mapped) == sorted(expected)
 
 
 def test_second_run_changes_nothing(hostile):
