@@ -50,8 +50,8 @@ def test_new_ids_follow_creation_time_then_id(hostile):
 
 def test_new_ids_follow_the_order_in_a_table_stored_in_another(source_url, target_url):
     """100,000 rows stored in neither creation nor id order, 20 to each creation time:
-    big enough for the source to sort with parallel workers and for the stage to take
-    them in many batches. Every new id must be the row's place in the id order."""
+    more than the source sorts in memory (it merges sorted runs from disk) and than the
+    stage takes in one batch. Every new id must be the row's place in the id order."""
     execute_sql(source_url, XATA_RUNTIME_SQL, f"""
         CREATE TABLE event ({XATA_COLUMNS}, body text);
         CREATE UNIQUE INDEX event_id ON event (xata_id);
