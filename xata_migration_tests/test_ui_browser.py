@@ -140,11 +140,27 @@ class Page:
 
     def click(self, label: str):
         """Click the button labelled `label`."""
-        self.visible(f"//button[normalize-space()='{label}']", f"button {label!r}").click()
+        self._click(f"//button[normalize-space()='{label}']", f"button {label!r}")
 
     def click_text(self, label: str):
         """Click what shows exactly `label` (a link, a list entry)."""
-        self.visible(f"//*[normalize-space(text())='{label}']", f"{label!r}").click()
+        self._click(f"//*[normalize-space(text())='{label}']", f"{label!r}")
+
+    def _click(self, xpath: str, what: str, timeout=30):
+        """Dagster's first-visit dialog can appear a moment after the page, over what is
+        to be clicked: then it is skipped and the click made again."""
+        from selenium.common.exceptions import ElementClickInterceptedException
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.visible(xpath, what).click()
+                return
+            except ElementClickInterceptedException:
+                if time.monotonic() > deadline:
+                    self.shot("failed-here")
+                    raise
+                self.dismiss_newsletter()
+                time.sleep(0.5)
 
     def launched_run(self, storage_url, known: int, timeout=60) -> tuple[str, str]:
         """The run the last click launched, once finished: (run id, status). While it works
