@@ -14,12 +14,14 @@ Then measures:
       fix its links) on --sample rows of `parent` (no links: the INSERT only) and of
       `child` (the INSERT and the UPDATE), into an empty copy of the tables (b) made,
       extrapolated to the source's tables, each as the kind it is.
-Prints seconds, rows/s and peak memory (RSS) of this process, and the ratios b/a and c/b.
+Prints seconds, rows/s and peak memory (RSS) of this process, the ratios b/a and c/b, and
+the CPU time the whole machine used during (a) and during (b) (Linux's /proc/stat).
 Machines here are shared and noisy: the ratios are what to compare between runs, and
 --repeat N measures (a), (b) and (c) N times each, in turn, and takes their medians.
 """
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -96,10 +98,29 @@ def settle(server, url: str) -> None:
         conn.execute("CHECKPOINT")
 
 
+@dataclass
+class Timing:
+    seconds: float
+    core_seconds: float | None  # CPU time of every process of the machine meanwhile
+
+
+def busy_core_seconds() -> float | None:
+    """CPU time the machine's processes have used since it started (None where there is
+    no /proc/stat): user, nice, system, irq and softirq; not idle, iowait or steal."""
+    try:
+        with open("/proc/stat") as stat:
+            user, nice, system, _, _, irq, softirq = map(int, stat.readline().split()[1:8])
+    except (OSError, ValueError):
+        return None
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(step):
-    started = time.monotonic()
-    step()
-    return time.monotonic() - started
+    """Run `step`: its Timing, and what it returned."""
+    cpu, started = busy_core_seconds(), time.monotonic()
+    value = step()
+    seconds, used = time.monotonic() - started, busy_core_seconds()
+    return Timing(seconds, None if cpu is None or used is None else used - cpu), value
 
 
 def pipe_dump(source_url: str, target_url: str, *options: str) -> None:
@@ -117,15 +138,15 @@ def pipe_dump(source_url: str, target_url: str, *options: str) -> None:
     dump.wait()
 
 
-def dump_and_restore(server, source_url: str) -> float:
+def dump_and_restore(server, source_url: str) -> Timing:
     restored = embedded.recreate_database(server, "bench_restored")
     with psycopg.connect(restored, autocommit=True) as conn:
         conn.execute(XATA_RUNTIME_SQL)
-    seconds = timed(lambda: pipe_dump(source_url, restored))
+    timing, _ = timed(lambda: pipe_dump(source_url, restored))
     got, expected = row_counts(restored), row_counts(source_url)
     if got != expected:
         raise RuntimeError(f"(a) restored {got} rows of the source's {expected}")
-    return seconds
+    return timing
 
 
 def row_counts(url: str) -> tuple[int, int]:
@@ -135,16 +156,15 @@ def row_counts(url: str) -> tuple[int, int]:
                             " (SELECT count(*) FROM child)").fetchone()
 
 
-def migrate_all(instance: dg.DagsterInstance, source_url: str, target_url: str) -> float:
+def migrate_all(instance: dg.DagsterInstance, source_url: str, target_url: str) -> Timing:
     with connect(source_url, "source", read_only=True) as conn:
         plan, _ = introspect(conn)
     defs = build_definitions(plan, resources={"xata_source": XataSource(url=source_url),
                                               "target_database": TargetDatabase(url=target_url)})
-    started = time.monotonic()
-    result = defs.resolve_job_def("migrate_all").execute_in_process(instance=instance)
-    seconds = time.monotonic() - started
+    job = defs.resolve_job_def("migrate_all")
+    timing, result = timed(lambda: job.execute_in_process(instance=instance))
     print_phases(result)
-    return seconds
+    return timing
 
 
 def print_phases(result) -> None:
@@ -218,6 +238,16 @@ def spread(runs: list[float], digits: int = 1) -> str:
         f"{r:.{digits}f}" for r in runs) + ")"
 
 
+def cpu_used(name: str, timings: list[Timing]) -> str:
+    """The machine's CPU time during a method, and its share of what the cores give."""
+    if any(t.core_seconds is None for t in timings):
+        return f"CPU during {name}: not measured (no /proc/stat)"
+    used = statistics.median(t.core_seconds for t in timings)
+    share = statistics.median(t.core_seconds / (t.seconds * os.cpu_count()) for t in timings)
+    return (f"CPU of the whole machine during {name}: {used:.1f} core-seconds, {share:.0%} of"
+            f" its {os.cpu_count()} cores' time{spread([t.core_seconds for t in timings])}")
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -237,19 +267,20 @@ def main() -> None:
         setup = time.monotonic()
         instance = dg.DagsterInstance.ephemeral()
         setup = time.monotonic() - setup
-        a_runs, b_runs, per_row = [], [], []
+        a_timings, b_timings, per_row = [], [], []
         for _ in range(args.repeat):
-            a_runs.append(dump_and_restore(server, source))
+            a_timings.append(dump_and_restore(server, source))
             embedded.recreate_database(server, "bench_restored")  # or its autovacuum runs in (b)
             target = embedded.recreate_database(server, "bench_target")
             settle(server, target)
-            b_runs.append(migrate_all(instance, source, target))
+            b_timings.append(migrate_all(instance, source, target))
             settle(server, target)
             row_by_row_target = embedded.recreate_database(server, "bench_row_by_row")
             per_row.append(row_by_row(source, target, row_by_row_target, args.sample))
             embedded.recreate_database(server, "bench_row_by_row")
             settle(server, source)
         schema = schema_of(target)  # what (c) wrote into a copy of, checked in each run
+    a_runs, b_runs = ([t.seconds for t in timings] for timings in (a_timings, b_timings))
     c_runs = [extrapolated(prices, rows) for prices in per_row]
     a, b, c = (statistics.median(runs) for runs in (a_runs, b_runs, c_runs))
     total = rows.total
@@ -266,6 +297,8 @@ def main() -> None:
     print(f"    into an empty copy of (b)'s tables: {schema}")
     print(f"b/a = {b / a:.2f}   c/b = {c / b:.0f}   peak RSS of this process: "
           f"{peak_rss_mb():.0f} MB")
+    for name, timings in (("(a)", a_timings), ("(b)", b_timings)):
+        print(cpu_used(name, timings))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +36,10 @@ def test_benchmark_prints_each_method_and_the_ratios():
     # (c) writes into (b)'s tables: the keys, FOREIGN KEYs and indexes (b) made are there
     assert "into an empty copy of (b)'s tables: 4 tables, 3 FOREIGN KEYs, 7 indexes" in out
     assert re.search(r"b/a = \d+\.\d\d   c/b = \d+   peak RSS of this process: \d+ MB", out)
+    for method in ("(a)", "(b)"):
+        assert re.search(rf"CPU of the whole machine during {re.escape(method)}: \d+\.\d "
+                         rf"core-seconds, \d+% of its {os.cpu_count()} cores' time  "
+                         r"\(median of \d+\.\d, \d+\.\d\)", out), out
 
 
 def test_row_by_row_is_extrapolated_per_kind_of_table():
@@ -44,3 +49,27 @@ def test_row_by_row_is_extrapolated_per_kind_of_table():
     rows = Rows(without_links=10, with_links=5)
     assert rows.total == 15
     assert extrapolated((0.5, 2.0), rows) == 10 * 0.5 + 5 * 2.0
+
+
+def test_timed_counts_the_cpu_a_step_uses():
+    """A step that keeps one core busy for 0.3 s is charged at least most of that (other
+    processes of the machine can only add to it)."""
+    from benchmarks.run import timed
+
+    def spin():
+        end = time.process_time() + 0.3
+        while time.process_time() < end:
+            pass
+    timing, _ = timed(spin)
+    assert timing.seconds >= 0.3
+    assert 0.25 <= timing.core_seconds
+
+
+def test_cpu_used_gives_the_medians_and_the_share_of_the_cores():
+    from benchmarks.run import Timing, cpu_used
+    cores = os.cpu_count()
+    line = cpu_used("(a)", [Timing(2.0, 1.0 * cores), Timing(1.0, 0.25 * cores),
+                            Timing(1.0, 0.75 * cores)])
+    assert line.startswith(f"CPU of the whole machine during (a): {0.75 * cores:.1f} "
+                           f"core-seconds, 50% of its {cores} cores' time"), line
+    assert cpu_used("(b)", [Timing(1.0, None)]) == "CPU during (b): not measured (no /proc/stat)"
