@@ -242,10 +242,10 @@ def cpu_used(name: str, timings: list[Timing]) -> str:
     """The machine's CPU time during a method, and its share of what the cores give."""
     if any(t.core_seconds is None for t in timings):
         return f"CPU during {name}: not measured (no /proc/stat)"
-    used = statistics.median(t.core_seconds for t in timings)
-    share = statistics.median(t.core_seconds / (t.seconds * os.cpu_count()) for t in timings)
-    return (f"CPU of the whole machine during {name}: {used:.1f} core-seconds, {share:.0%} of"
-            f" its {os.cpu_count()} cores' time{spread([t.core_seconds for t in timings])}")
+    cores, used = os.cpu_count(), [t.core_seconds for t in timings]
+    share = statistics.median(t.core_seconds / (t.seconds * cores) for t in timings)
+    return (f"CPU of the whole machine during {name}: {statistics.median(used):.1f} core-seconds,"
+            f" {share:.0%} of its {cores} cores' time{spread(used)}")
 
 
 def peak_rss_mb() -> float:
