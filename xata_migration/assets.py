@@ -5,10 +5,14 @@ it links to, so Dagster derives the load order. A link that closes a cycle is wr
 a small asset of its own (`[table, column]`) once both tables exist. Every check is
 blocking with ERROR severity: a failed check fails the step, downstream tables wait, and
 "re-execute from failure" picks up from there.
+
+Every source connection of a step reads the run's source snapshot (snapshot.py), taken by
+the project's executor; without one, the step reads in its own and warns.
 """
 
 
 import time
+from contextlib import ExitStack, contextmanager
 
 import dagster as dg
 
@@ -18,6 +22,7 @@ from xata_migration.load import LoadResult, MissingLinks, load_deferred_link, lo
 from xata_migration.names import asset_key_part, dagster_name
 from xata_migration.plan import Column, Plan, Table
 from xata_migration.resources import TargetDatabase, XataSource
+from xata_migration.snapshot import SnapshotLost, SourceSnapshot, from_tags, problem_from_tags
 
 POOL = "xata_target"  # caps how many steps write to the target at once
 CHECK_DESCRIPTIONS = {
@@ -67,6 +72,39 @@ def check_result(outcome: checks.CheckOutcome, key: dg.AssetKey) -> dg.AssetChec
         severity=dg.AssetCheckSeverity.ERROR, description=outcome.summary, metadata=metadata)
 
 
+class RunSource:
+    """A step's source connections, all reading the run's snapshot, or (`snapshot` None,
+    `problem` saying why) each transaction its own."""
+
+    def __init__(self, connections: list, snapshot: SourceSnapshot | None, problem: str):
+        self.connections, self.snapshot, self.problem = connections, snapshot, problem
+
+    @property
+    def metadata(self) -> dict:
+        return {"source_snapshot": "the run's" if self.snapshot else f"this step's own: "
+                                                                     f"{self.problem}"}
+
+
+@contextmanager
+def run_source(context, xata_source: XataSource, labels: list[str]):
+    """Open one source connection per label in the run's snapshot (see RunSource)."""
+    run = context.instance.get_run_by_id(context.run_id)  # tags the executor added
+    tags = run.tags if run else {}
+    snapshot, problem = from_tags(tags), problem_from_tags(tags)
+    with ExitStack() as stack:
+        try:
+            connections = [stack.enter_context(xata_source.connect(
+                label, snapshot.snapshot_id if snapshot else "")) for label in labels]
+        except SnapshotLost as lost:
+            stack.close()
+            snapshot, problem = None, str(lost)
+            connections = [stack.enter_context(xata_source.connect(label)) for label in labels]
+        if snapshot is None:
+            context.log.warning(f"{labels[0]}: reads the source in a snapshot of its own, "
+                                f"not one shared by the whole run: {problem}")
+        yield RunSource(connections, snapshot, problem)
+
+
 def _column_schema(table: Table) -> dg.TableSchema:
     columns = [dg.TableColumn("id", "bigint", description="new primary key")]
     for column in table.columns:
@@ -88,6 +126,7 @@ def _load_metadata(plan: Plan, table: Table, result: LoadResult, seconds: float)
         "unchanged": result.unchanged, "created_table": result.created_table,
         "deleted_in_source": result.deleted_in_source,
         "deleted_in_target": result.deleted_in_target,
+        "source_as_of": result.source_as_of.isoformat(),
         "duration_seconds": round(seconds, 3),
         "phase_seconds": dg.MetadataValue.json(result.seconds),
     }
@@ -114,20 +153,23 @@ def table_asset(plan: Plan, table: Table) -> dg.AssetsDefinition:
     def migrate_table(context: dg.AssetExecutionContext, xata_source: XataSource,
                       target_database: TargetDatabase):
         started = time.monotonic()
-        with xata_source.connect(table.name) as source, \
-                xata_source.connect(f"{table.name} (fingerprint)") as second_source, \
+        with run_source(context, xata_source,
+                        [table.name, f"{table.name} (fingerprint)"]) as run, \
                 target_database.connect(table.name) as target, \
-                LoadSnapshotFingerprint(second_source, plan, table) as source_fingerprint:
+                LoadSnapshotFingerprint(run.connections[1], plan, table,
+                                        pinned=bool(run.snapshot)) as source_fingerprint:
+            source = run.connections[0]
             try:
                 result = load_table(source, target, plan, table, log=context.log,
-                                    fingerprint=source_fingerprint)
+                                    fingerprint=source_fingerprint, snapshot=run.snapshot)
             except MissingLinks as missing:  # shown where people look: the failed check
                 yield check_result(checks.missing_links_outcome(missing), key)
                 raise
             context.log.info(f"{table.name}: {result.source_rows} rows, {result.new_ids} new "
-                             f"ids, {result.inserted} inserted, {result.updated} updated")
+                             f"ids, {result.inserted} inserted, {result.updated} updated, "
+                             f"source as of {result.source_as_of.isoformat()}")
             yield dg.MaterializeResult(asset_key=key, metadata=_load_metadata(
-                plan, table, result, time.monotonic() - started))
+                plan, table, result, time.monotonic() - started) | run.metadata)
             for outcome in checks.table_checks(source, target, plan, table,
                                                source_fingerprint.side()):
                 yield check_result(outcome, key)
@@ -150,15 +192,18 @@ def deferred_link_asset(plan: Plan, table: Table, column: Column) -> dg.AssetsDe
                             target_database: TargetDatabase):
         started = time.monotonic()
         label = f"{table.name}.{column.name}"
-        with xata_source.connect(label) as source, target_database.connect(label) as target:
+        with run_source(context, xata_source, [label]) as run, \
+                target_database.connect(label) as target:
+            source = run.connections[0]
             try:
                 result = load_deferred_link(source, target, plan, table, column,
-                                            log=context.log)
+                                            log=context.log, snapshot=run.snapshot)
             except MissingLinks as missing:
                 yield check_result(checks.missing_links_outcome(missing), key)
                 raise
             metadata = {"links_updated": result.updated, "source_rows": result.source_rows,
-                        "duration_seconds": round(time.monotonic() - started, 3)}
+                        "source_as_of": result.source_as_of.isoformat(),
+                        "duration_seconds": round(time.monotonic() - started, 3)} | run.metadata
             if result.nulled_missing:
                 metadata["links_set_null_missing"] = dg.MetadataValue.json(result.nulled_missing)
             yield dg.MaterializeResult(asset_key=key, metadata=metadata)

@@ -63,7 +63,7 @@ def ensure_bookkeeping(target) -> None:
     own short transaction, under the lock that guards the shared objects."""
     with target.transaction():
         target.execute("SELECT pg_advisory_xact_lock(%s)", (SHARED_OBJECTS_LOCK,))
-        target.execute(ddl.create_bookkeeping_sql())
+        ddl.create_bookkeeping(target)
 
 
 def _record(target, scope: str, check: str, select: sql.Composable) -> None:

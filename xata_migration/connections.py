@@ -49,13 +49,14 @@ def scrub(text: str, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
-def connect(url: str, role: str, read_only: bool = False, label: str = "") -> psycopg.Connection:
-    """Open a connection; `role` ("source" or "target") names it in errors, and with the
-    optional `label` (the table) in pg_stat_activity.application_name."""
+def connect(url: str, role: str, read_only: bool = False, label: str = "",
+            connection_class: type[psycopg.Connection] = psycopg.Connection) -> psycopg.Connection:
+    """Open a connection (of `connection_class`); `role` ("source" or "target") names it in
+    errors, and with the optional `label` (the table) in pg_stat_activity.application_name."""
     try:
         # named in pg_stat_activity, so an operator sees which table a session works on
         name = f"xata-migration {role}" + (f": {label}" if label else "")
-        conn = psycopg.connect(url, autocommit=False, application_name=name)
+        conn = connection_class.connect(url, autocommit=False, application_name=name)
     except psycopg.Error as error:
         detail = scrub(str(error).strip(), url)
         variable = "XATA_SOURCE_URL" if role == "source" else "TARGET_DATABASE_URL"

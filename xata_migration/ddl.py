@@ -60,7 +60,8 @@ def create_bookkeeping_sql() -> sql.Composed:
       findings           what failed checks found (checks.py)
       deleted_in_source  per table, the mapped old ids the source no longer had at the
                          last load: the checks' fingerprints leave those target rows out
-      sync_state         per table, the last load's watermark (sync.py)"""
+      sync_state         per table, the last load's watermark and the time of the source
+                         snapshot it read (sync.py)"""
     return sql.SQL(
         "CREATE SCHEMA IF NOT EXISTS {schema};"
         " CREATE TABLE IF NOT EXISTS {findings} (scope text NOT NULL,"
@@ -72,9 +73,21 @@ def create_bookkeeping_sql() -> sql.Composed:
         ' xata_id text COLLATE "C" NOT NULL, PRIMARY KEY (table_name, xata_id));'
         " CREATE TABLE IF NOT EXISTS {state} (table_name text PRIMARY KEY,"
         " plan_signature text NOT NULL, watermark timestamptz,"
-        " verified boolean NOT NULL DEFAULT false)").format(
+        " verified boolean NOT NULL DEFAULT false, source_as_of timestamptz)").format(
         schema=sql.Identifier(BOOKKEEPING_SCHEMA), findings=FINDINGS,
         deleted=DELETED_IN_SOURCE, state=SYNC_STATE)
+
+
+def create_bookkeeping(target) -> None:
+    """The tool's own tables, and what earlier versions' tables lack (ALTER TABLE only
+    when needed: it would wait for every load in progress)."""
+    target.execute(create_bookkeeping_sql())
+    if not target.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass"
+            " AND attname = 'source_as_of' AND NOT attisdropped)",
+            (SYNC_STATE.as_string(target),)).fetchone()[0]:
+        target.execute(sql.SQL("ALTER TABLE {} ADD COLUMN source_as_of timestamptz").format(
+            SYNC_STATE))
 
 
 LOOKUP_FUNCTIONS_SQL = sql.SQL("""

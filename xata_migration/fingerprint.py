@@ -280,17 +280,21 @@ class LoadSnapshotFingerprint:
 
     Inside the load's source transaction, `share` exports its snapshot and this
     connection imports it; `start` then computes in the background; `side` waits for it.
-    Where a snapshot cannot be shared (a standby, say), `side` is None and the checks
-    read the source themselves, as they do when run on their own. Use it as a context
-    manager: on leaving, a computation nobody waited for (the load failed) is stopped."""
+    `pinned`: both connections already read the run's snapshot (snapshot.py), so there
+    is nothing to share. Where a snapshot cannot be shared (a standby, say), `side` is
+    None and the checks read the source themselves, as they do when run on their own.
+    Use it as a context manager: on leaving, a computation nobody waited for (the load
+    failed) is stopped."""
 
-    def __init__(self, connection, plan: Plan, table: Table):
+    def __init__(self, connection, plan: Plan, table: Table, pinned: bool = False):
         self.connection, self.plan, self.table = connection, plan, table
-        self.shared = False
+        self.pinned = self.shared = pinned
         self._pool = ThreadPoolExecutor(max_workers=1)
         self._future = None
 
     def share(self, source) -> None:
+        if self.pinned:
+            return
         try:
             snapshot = source.execute("SELECT pg_export_snapshot()").fetchone()[0]
             self.connection.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(

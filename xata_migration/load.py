@@ -39,6 +39,7 @@ from xata_migration.introspect import check_source_matches_plan
 from xata_migration.names import lock_key
 from xata_migration.plan import Column, Plan, Table
 from xata_migration.relay import copy_between
+from xata_migration.snapshot import SourceSnapshot
 
 FIRST_USER_OID = 16384  # types below this are built in and have the same binary format
 EXAMPLES = 10
@@ -63,6 +64,7 @@ class LoadResult:
     target_rows: int = 0
     rows_read: int = 0              # source rows read: all, or on a delta those written since
     delta_since: object = None      # the watermark a delta read from (None: a full load)
+    source_as_of: object = None     # the time of the source snapshot the rows were read in
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -300,6 +302,21 @@ class MissingLinks(LoadError):
             "or choose in the plan what to do with such values: `on_missing: null` on this "
             "link sets them to NULL, `on_missing: skip` leaves those rows out (either is "
             "counted in the metadata and the checks).")
+
+    def explain_older_parent(self, target, as_of) -> None:
+        """If the parent table was last loaded from an older source snapshot than this
+        load's, the missing records may just be newer than it: say so, and what to do."""
+        try:
+            parent_as_of = sync.source_as_of(target, self.column.link.table)
+        finally:
+            target.rollback()
+        if as_of is None or parent_as_of is None or parent_as_of >= as_of:
+            return
+        hint = (f" Note: {self.column.link.table!r} was last loaded from the source as of "
+                f"{parent_as_of.isoformat()}, this table as of {as_of.isoformat()}: records "
+                "created in between are not in it yet. Run migrate_all (every table of a "
+                "run reads the source at one point in time) to bring both to the same time.")
+        self.args = (self.args[0] + hint,)
 
 
 def missing_links_query(plan: Plan, table: Table, column: Column) -> str:
@@ -574,7 +591,7 @@ def prepare_target(target, plan: Plan, table: Table) -> None:
                 sql.Identifier(schema)))
         if any(c.is_pgvector for c in table.columns):
             require_pgvector(target, table)
-        target.execute(ddl.create_bookkeeping_sql())
+        ddl.create_bookkeeping(target)
         if not target.execute("SELECT to_regprocedure('xata_id_map.new_id(text, text)') IS NOT"
                               " NULL AND to_regprocedure('xata_id_map.xata_id(text, bigint)')"
                               " IS NOT NULL").fetchone()[0]:
@@ -625,6 +642,7 @@ def target_table_missing(target, plan: Plan, table: Table, columns: list[Column]
 class Staged:
     read: int                          # source rows in the stage
     source_rows: int                   # rows in the source snapshot
+    as_of: object                      # when the source transaction that read them began
     ids: sql.Identifier | None = None  # a table of every source id: the stage on a full
                                        # load; on a delta, only when rows were deleted since
 
@@ -656,6 +674,7 @@ def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Co
     leaves its other columns, JSON turned into text among them, to the one process that
     also sends the rows; sorted with ORDER BY, the parallel workers compute them.)"""
     target.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(table.target),))
+    as_of = source.execute("SELECT now()").fetchone()[0]
     if fingerprint:
         fingerprint.share(source)
     extra = [sql.SQL("n bigint GENERATED ALWAYS AS IDENTITY (CACHE {})").format(
@@ -673,8 +692,9 @@ def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Co
     try:
         read = copy_between(source, target, select, staged_columns, binary, log)
         if since is None:
-            return Staged(read, read, stage)
-        staged = Staged(read, _count(source, sql.Identifier(plan.source_schema, table.name)))
+            return Staged(read, read, as_of, stage)
+        staged = Staged(read, _count(source, sql.Identifier(plan.source_schema, table.name)),
+                        as_of)
         if staged.source_rows != _expected_source_rows(target, table):
             staged.ids = _stage_source_ids(source, target, plan, table)
         return staged
@@ -709,22 +729,28 @@ def _stage_source_ids(source, target, plan: Plan, table: Table) -> sql.Identifie
     return SOURCE_ID_LIST
 
 
+class PhaseClock:
+    """The seconds each phase of a load took, into `seconds` (name -> seconds)."""
+
+    def __init__(self, seconds: dict[str, float]):
+        self.seconds, self._last = seconds, time.monotonic()
+
+    def done(self, name: str) -> None:
+        now = time.monotonic()
+        self.seconds[name] = round(now - self._last, 3)
+        self._last = now
+
+
 def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Plan,
-               table: Table, log=None,
-               fingerprint: LoadSnapshotFingerprint | None = None) -> LoadResult:
+               table: Table, log=None, fingerprint: LoadSnapshotFingerprint | None = None,
+               snapshot: SourceSnapshot | None = None) -> LoadResult:
     """Migrate one table in one target transaction. Re-running it changes nothing.
     With a `fingerprint`, the source's side of the checks is computed from the rows read,
-    while the target writes them."""
+    while the target writes them. With the run's `snapshot` (the source connections read
+    in it), the watermark is the run's; without, the load notes its own."""
     result = LoadResult()
     columns = list(table.columns)
-    clock = time.monotonic()
-
-    def phase(name: str) -> None:
-        nonlocal clock
-        now = time.monotonic()
-        result.seconds[name] = round(now - clock, 3)
-        clock = now
-
+    clock = PhaseClock(result.seconds)
     check_source_matches_plan(source, plan, table)
     prepare_target(target, plan, table)
     mapping, target_table = ddl.mapping_table(table.name), ddl.target_table(plan, table)
@@ -732,58 +758,64 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
                                     tables_exist(target, mapping))
     target.commit()
     since = sync.delta_since(source, target, plan, table) if loaded_before else None
-    mark = sync.watermark(source)
+    mark = snapshot.watermark if snapshot else sync.watermark(source)
     numbered = not mapped_before and numbered_in_id_order(table)
-    with load_transaction(target):
-        staged = stage_source_rows(source, target, plan, table, columns, log, since, numbered,
-                                   fingerprint)
-        result.source_rows, result.rows_read, result.delta_since = (
-            staged.source_rows, staged.read, since)
-        if fingerprint:
-            fingerprint.start()
-        phase("transfer")
-        new_mapping = ensure_mapping(target, table, numbered)
-        if not new_mapping:
-            check_ids(target, table)
-        result.created_table = target_table_missing(target, plan, table, columns)
-        skip_rows_with_missing_links(target, table, columns, result)
-        # Ids straight from the stage's numbering: only if the mapping was still new
-        # once the table's lock was held (another run may have created it meanwhile).
-        offset = id_offset(target, plan, table) if numbered and new_mapping else None
-        if new_mapping:
-            result.new_ids = allocate_first_ids(target, plan, table, columns, offset)
-        else:
-            result.new_ids = allocate_ids(target, plan, table, columns)
-        phase("allocate_ids")
-        handle_missing_links(target, plan, table, columns, result)
-        result.inserted, result.updated = write_rows(
-            target, plan, table, columns, fresh=result.created_table, offset=offset)
-        if result.created_table:
-            forget_deleted_ids(target, table)
-        else:
-            handle_deleted_rows(target, plan, table, result, staged.ids)
-        phase("write_rows")
-        if result.created_table:
-            for statement in ddl.table_constraints_sql(plan, table):
-                target.execute(statement)
-        target.execute(ddl.position_identity_sql(plan, table))
-        result.target_rows = (result.inserted if result.created_table
-                              else _count(target, target_table))
-        sync.record_load(target, plan, table, mark)
-        phase("constraints")
+    try:
+        with load_transaction(target):
+            staged = stage_source_rows(source, target, plan, table, columns, log, since,
+                                       numbered, fingerprint)
+            result.source_rows, result.rows_read, result.delta_since = (
+                staged.source_rows, staged.read, since)
+            result.source_as_of = snapshot.as_of if snapshot else staged.as_of
+            if fingerprint:
+                fingerprint.start()
+            clock.done("transfer")
+            new_mapping = ensure_mapping(target, table, numbered)
+            if not new_mapping:
+                check_ids(target, table)
+            result.created_table = target_table_missing(target, plan, table, columns)
+            skip_rows_with_missing_links(target, table, columns, result)
+            # Ids straight from the stage's numbering: only if the mapping was still new
+            # once the table's lock was held (another run may have created it meanwhile).
+            offset = id_offset(target, plan, table) if numbered and new_mapping else None
+            if new_mapping:
+                result.new_ids = allocate_first_ids(target, plan, table, columns, offset)
+            else:
+                result.new_ids = allocate_ids(target, plan, table, columns)
+            clock.done("allocate_ids")
+            handle_missing_links(target, plan, table, columns, result)
+            result.inserted, result.updated = write_rows(
+                target, plan, table, columns, fresh=result.created_table, offset=offset)
+            if result.created_table:
+                forget_deleted_ids(target, table)
+            else:
+                handle_deleted_rows(target, plan, table, result, staged.ids)
+            clock.done("write_rows")
+            if result.created_table:
+                for statement in ddl.table_constraints_sql(plan, table):
+                    target.execute(statement)
+            target.execute(ddl.position_identity_sql(plan, table))
+            result.target_rows = (result.inserted if result.created_table
+                                  else _count(target, target_table))
+            sync.record_load(target, plan, table, mark, result.source_as_of)
+            clock.done("constraints")
+    except MissingLinks as missing:
+        missing.explain_older_parent(target, result.source_as_of)
+        raise
     return result
 
 
 def load_deferred_link(source, target, plan: Plan, table: Table, column: Column,
-                       log=None) -> LoadResult:
+                       log=None, snapshot: SourceSnapshot | None = None) -> LoadResult:
     """Write one deferred link once both tables are loaded, then add its FOREIGN KEY."""
     result = LoadResult()
     columns = [column]
     check_source_matches_plan(source, plan, table)
     prepare_target(target, plan, table)  # the stage's schema, whatever ran before
     with load_transaction(target):
-        result.source_rows = stage_source_rows(source, target, plan, table, columns,
-                                               log).source_rows
+        staged = stage_source_rows(source, target, plan, table, columns, log)
+        result.source_rows = staged.source_rows
+        result.source_as_of = snapshot.as_of if snapshot else staged.as_of
         handle_missing_links(target, plan, table, columns, result, deferred_too=True)
         result.updated = target.execute(sql.SQL(
             "UPDATE {t} t SET {c} = p.new_id FROM {s} s JOIN {map} m ON m.xata_id = s.xid"

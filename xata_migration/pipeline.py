@@ -11,6 +11,7 @@ import os
 import dagster as dg
 
 from xata_migration.assets import build_assets
+from xata_migration.executor import run_snapshot_executor
 from xata_migration.plan import Plan, PlanError, load_plan, validate_plan
 from xata_migration.resources import resources_from_environment
 
@@ -22,8 +23,9 @@ def build_definitions(plan: Plan, resources: dict | None = None) -> dg.Definitio
     migrate_all = dg.define_asset_job(
         "migrate_all", selection=dg.AssetSelection.all(),
         description="Migrate every table of the plan, with every check.")
-    return dg.Definitions(assets=build_assets(plan), jobs=[migrate_all],
-                          resources=resources or resources_from_environment())
+    resources = resources or resources_from_environment()
+    return dg.Definitions(assets=build_assets(plan), jobs=[migrate_all], resources=resources,
+                          executor=run_snapshot_executor(resources["xata_source"]))
 
 
 def plan_from_environment() -> Plan:

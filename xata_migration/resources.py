@@ -6,6 +6,11 @@ import dagster as dg
 import psycopg
 
 from xata_migration.connections import connect
+from xata_migration.snapshot import SnapshotConnection
+
+
+def _resolved(value: str) -> str:
+    return value.get_value() if isinstance(value, dg.EnvVar) else value
 
 
 class XataSource(dg.ConfigurableResource):
@@ -13,8 +18,23 @@ class XataSource(dg.ConfigurableResource):
 
     url: str
 
-    def connect(self, label: str = "") -> psycopg.Connection:
-        return connect(self.url, "source", read_only=True, label=label)
+    def connect(self, label: str = "", snapshot_id: str = "") -> psycopg.Connection:
+        """A read-only connection; with a `snapshot_id`, every transaction of it reads the
+        source as of that exported snapshot (SnapshotLost if it cannot be imported)."""
+        if not snapshot_id:
+            return connect(self.url, "source", read_only=True, label=label)
+        conn = connect(self.url, "source", read_only=True, label=label,
+                       connection_class=SnapshotConnection)
+        try:
+            conn.pin(snapshot_id)
+        except Exception:
+            conn.close()
+            raise
+        return conn
+
+    def resolved_url(self) -> str:
+        """The URL outside a step (the executor's): an EnvVar read now."""
+        return _resolved(self.url)
 
 
 class TargetDatabase(dg.ConfigurableResource):

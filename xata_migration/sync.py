@@ -85,13 +85,22 @@ def delta_since(source, target, plan: Plan, table: Table) -> datetime | None:
     return row[1] if _eligible(source, plan, table) else None
 
 
-def record_load(target, plan: Plan, table: Table, mark: datetime | None) -> None:
-    """In the load's transaction: this load's watermark, not yet verified."""
+def record_load(target, plan: Plan, table: Table, mark: datetime | None,
+                as_of: datetime | None) -> None:
+    """In the load's transaction: this load's watermark and source time, not yet verified."""
     target.execute(sql.SQL(
-        "INSERT INTO {} (table_name, plan_signature, watermark, verified)"
-        " VALUES (%s, %s, %s, false) ON CONFLICT (table_name) DO UPDATE SET"
+        "INSERT INTO {} (table_name, plan_signature, watermark, verified, source_as_of)"
+        " VALUES (%s, %s, %s, false, %s) ON CONFLICT (table_name) DO UPDATE SET"
         " plan_signature = EXCLUDED.plan_signature, watermark = EXCLUDED.watermark,"
-        " verified = false").format(SYNC_STATE), (table.name, plan_signature(plan, table), mark))
+        " verified = false, source_as_of = EXCLUDED.source_as_of").format(SYNC_STATE),
+        (table.name, plan_signature(plan, table), mark, as_of))
+
+
+def source_as_of(target, table_name: str) -> datetime | None:
+    """When the source snapshot of the table's last load was taken (None: not known)."""
+    row = target.execute(sql.SQL("SELECT source_as_of FROM {} WHERE table_name = %s").format(
+        SYNC_STATE), (table_name,)).fetchone()
+    return row[0] if row else None
 
 
 def mark_verified(target, table: Table) -> None:

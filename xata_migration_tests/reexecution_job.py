@@ -1,8 +1,20 @@
-"""migrate_all as a reconstructable job (what Dagster's re-execution API needs), built
-like the code location is: from XATA_MIGRATION_PLAN and the URL environment variables."""
+"""migrate_all as a reconstructable job (what Dagster's re-execution API and its
+executors need), built like the code location is: from XATA_MIGRATION_PLAN and the URL
+environment variables."""
+
+import dagster as dg
+from dagster._core.definitions.reconstruct import ReconstructableJob
 
 from xata_migration.pipeline import build_definitions, plan_from_environment
 
 
 def migrate_all():
     return build_definitions(plan_from_environment()).resolve_job_def("migrate_all")
+
+
+def reconstructable_migrate_all() -> ReconstructableJob:
+    """The job for this test's environment: Dagster keeps the last job it reconstructed
+    in this process (an earlier test's plan), so that is forgotten first."""
+    ReconstructableJob.get_definition.cache_clear()
+    ReconstructableJob.get_repository_definition.cache_clear()
+    return dg.reconstructable(migrate_all)

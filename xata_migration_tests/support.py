@@ -14,6 +14,7 @@ from xata_migration.pipeline import build_definitions
 from xata_migration.introspect import introspect
 from xata_migration.connections import connect
 from xata_migration.resources import TargetDatabase, XataSource
+from xata_migration.snapshot import RunSnapshot
 from xata_migration.xata_shape import XATA_RUNTIME_SQL
 
 XATA_COLUMNS = """
@@ -129,10 +130,13 @@ def plan_for(source_url: str):
 
 
 def migrate(plan, source_url: str, target_url: str, raise_on_error: bool = False):
-    """Run the migrate_all job in process, as Dagster would, with explicit resources."""
+    """Run the migrate_all job in process, as Dagster would, with explicit resources, in
+    one source snapshot for the run as the project's executor takes it."""
     defs = build_definitions(plan, resources={"xata_source": XataSource(url=source_url),
                                               "target_database": TargetDatabase(url=target_url)})
-    return defs.resolve_job_def("migrate_all").execute_in_process(raise_on_error=raise_on_error)
+    with RunSnapshot(source_url) as held:
+        return defs.resolve_job_def("migrate_all").execute_in_process(
+            raise_on_error=raise_on_error, tags=held.tags())
 
 
 def run_checks(plan, source_url: str, target_url: str, table_name: str) -> dict:

@@ -1,9 +1,10 @@
 """A run killed with SIGKILL at any phase leaves each table as before or complete, and the
 next run finishes correctly with every id already given unchanged.
 
-Each test starts the real `dagster job execute` (multiprocess executor), watches the
-target's pg_stat_activity until the run is in the phase under test on table `child`, and
-kills the whole process group."""
+Each test starts the real `dagster job execute`, watches the target's pg_stat_activity
+until the run is in the phase under test on table `child`, and kills the whole process
+group. The run's source snapshot ends with the process, or by the server's timeout when
+the process hangs."""
 
 import os
 import signal
@@ -15,10 +16,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from xata_migration.names import lock_key
 from xata_migration.plan import save_plan
+from xata_migration.snapshot import HOLDER_LABEL, TIMEOUT_VARIABLE
 from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
-                                          execute_sql, migrate, plan_for, stage_tables,
-                                          verify_migration)
+                                          create_hostile_source, execute_sql,
+                                          hostile_expectations, migrate, plan_for,
+                                          stage_tables, verify_migration)
 from xata_migration.xata_shape import XATA_RUNTIME_SQL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,13 +57,13 @@ def crash_source(pg_server):
     return url
 
 
-def _start_run(tmp_path, source_url, target_url):
+def _start_run(tmp_path, source_url, target_url, **more_env):
     plan_path, home = tmp_path / "plan.yaml", tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # sqlite storage
     save_plan(plan_for(source_url), plan_path)
     env = dict(os.environ, XATA_SOURCE_URL=source_url, TARGET_DATABASE_URL=target_url,
-               XATA_MIGRATION_PLAN=str(plan_path), DAGSTER_HOME=str(home))
+               XATA_MIGRATION_PLAN=str(plan_path), DAGSTER_HOME=str(home), **more_env)
     return subprocess.Popen(
         [sys.executable, "-m", "dagster", "job", "execute", "-m", "xata_migration.definitions",
          "-j", "migrate_all"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -122,3 +126,48 @@ def test_sigkill_at_each_phase_then_rerun(crash_source, target_url, tmp_path, ph
     with psycopg.connect(target_url) as conn:
         assert conn.execute("SELECT * FROM xata_id_map.parent ORDER BY 2").fetchall() == \
             parent_ids  # ids given before the crash never change
+
+
+def _sessions(url: str, where: str, *params) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {where}",
+                            params).fetchone()[0]
+
+
+def _wait_for(condition, seconds: float, what: str) -> float:
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < seconds, f"waited {seconds} s for {what}"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
+def test_a_dead_or_hung_run_leaves_no_transaction_on_the_source(
+        source_url, target_url, tmp_path, stop):
+    """The run is held inside its first table (the test holds that table's lock) while
+    its snapshot is open; then its process is killed, or frozen as if it hung."""
+    create_hostile_source(source_url)
+    timeout = 5
+    holder = ("application_name = %s", f"xata-migration source: {HOLDER_LABEL}")
+    with psycopg.connect(target_url) as lock:
+        lock.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("User"),))
+        run = _start_run(tmp_path, source_url, target_url, **{TIMEOUT_VARIABLE: str(timeout)})
+        try:
+            _wait_for(lambda: _sessions(source_url, *holder) == 1 and _sessions(
+                target_url, "wait_event_type = 'Lock'"), 120, "the run to hold its snapshot")
+            os.killpg(run.pid, stop)
+            ended = _wait_for(lambda: _sessions(source_url, *holder) == 0, timeout + 30,
+                              "the source to end the snapshot's session")
+            if stop == signal.SIGSTOP:
+                assert ended >= timeout - 1  # the server's timeout ended it
+        finally:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+        lock.rollback()
+    _wait_for(lambda: _sessions(target_url, "application_name LIKE 'xata-migration%%'") == 0,
+              30, "the dead run's target sessions to end")
+    print(f"{stop.name}: the snapshot's session ended {ended:.1f} s later")
+    result = migrate(plan_for(source_url), source_url, target_url)
+    assert result.success and all(check_outcomes(result).values())
+    verify_migration(source_url, target_url, hostile_expectations())

@@ -124,3 +124,17 @@ def test_a_changed_plan_entry_means_a_full_load(synced):
     result = migrate(plan, source_url, target_url)
     assert result.success and _load(result, "child")["load"] == "full"
     assert _load(result, "parent")["load"].startswith("delta")
+
+
+def test_a_target_of_an_earlier_version_gains_the_source_time(synced):
+    """sync_state made before it had `source_as_of`: the next load adds the column."""
+    plan, source_url, target_url = synced
+    execute_sql(target_url, "ALTER TABLE xata_migration_checks.sync_state DROP COLUMN source_as_of")
+    result = migrate(plan, source_url, target_url)
+    assert result.success and all(check_outcomes(result).values())
+    as_of = _load(result, "child")["source_as_of"]
+    with psycopg.connect(target_url) as conn:
+        times = conn.execute("SELECT table_name, source_as_of = %s::timestamptz"
+                             " FROM xata_migration_checks.sync_state ORDER BY 1",
+                             (as_of,)).fetchall()
+    assert times == [("child", True), ("parent", True)]

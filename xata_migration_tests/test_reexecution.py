@@ -32,7 +32,7 @@ def test_fix_and_reexecute_from_failure(source_url, target_url, tmp_path, monkey
     monkeypatch.setenv("XATA_SOURCE_URL", source_url)
     monkeypatch.setenv("TARGET_DATABASE_URL", target_url)
     execute_sql(source_url, "UPDATE image SET \"ownerId\" = 'rec_gone' WHERE xata_id = 'rec_img_2'")
-    job = dg.reconstructable(reexecution_job.migrate_all)
+    job = reexecution_job.reconstructable_migrate_all()
     with dg.DagsterInstance.ephemeral() as instance:
         first = dg.execute_job(job, instance, run_config=IN_PROCESS)
         assert not first.success

@@ -1,0 +1,61 @@
+"""The project's Dagster executor: Dagster's own, run inside the run's source snapshot.
+
+Every run (the job, "Materialize all" or a selection in the UI, a re-execution from
+failure) is executed by it. Around the standard executor it takes the run's source
+snapshot (snapshot.RunSnapshot) before the first step and holds it until the last one
+ends; the run's tags carry it to every step, whatever process the step runs in, and show
+it in the UI. Steps run in this process by default (`in_process`): the tables of most Xata databases
+are small, and a Python process per step costs more than their data work.
+`multiprocess` (a process per step, as Dagster's default executor) stays available in the
+run config, with all of its options.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from xata_migration.snapshot import RunSnapshot
+
+# Dagster's own choice of `in_process` or `multiprocess`, with every option of each
+STEP_EXECUTION = dg.multi_or_in_process_executor.config_schema.as_field().config_type
+
+class RunSnapshotExecutor(dg.Executor):
+    def __init__(self, inner: dg.Executor, source_url: str):
+        self.inner, self.source_url = inner, source_url
+
+    @property
+    def retries(self):
+        return self.inner.retries
+
+    @property
+    def step_dependency_config(self):
+        return self.inner.step_dependency_config
+
+    def execute(self, plan_context, execution_plan):
+        with RunSnapshot(self.source_url) as held:
+            plan_context.instance.add_run_tags(plan_context.run_id, held.tags())
+            if held.snapshot:
+                plan_context.log.info(
+                    f"Every table of this run reads the source as of "
+                    f"{held.snapshot.as_of.isoformat()} (snapshot {held.snapshot.snapshot_id}).")
+            else:
+                plan_context.log.warning(f"No single point in time for this run: {held.problem}.")
+            yield from self.inner.execute(plan_context, execution_plan)
+
+
+def _requirements(config) -> list:
+    return dg.multiple_process_executor_requirements() if "multiprocess" in config else []
+
+
+def run_snapshot_executor(source) -> dg.ExecutorDefinition:
+    """The executor for definitions whose source is the `source` resource (XataSource)."""
+
+    @dg.executor(
+        name="xata_migration",
+        config_schema=dg.Field(STEP_EXECUTION, default_value={"in_process": {}}),
+        requirements=_requirements)
+    def xata_migration_executor(init_context) -> dg.Executor:
+        inner = dg.multi_or_in_process_executor.executor_creation_fn(init_context)
+        return RunSnapshotExecutor(inner, source.resolved_url())
+
+    return xata_migration_executor
