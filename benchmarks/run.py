@@ -1,6 +1,6 @@
 """How fast is a migration, against what a user would do otherwise, in the same run.
 
-    .venv/bin/python -m benchmarks.run [--parents 200000] [--children 1000000]
+    .venv/bin/python -m benchmarks.run [--parents 200000] [--children 1000000] [--demo-rows 150]
 
 On one embedded PostgreSQL server, builds a Xata-shaped source: `parent` (--parents rows),
 `child` (--children rows, two links to `parent`, one often NULL) and a few small tables.
@@ -13,31 +13,46 @@ Then measures:
   (c) the row-by-row method (INSERT ... RETURNING id per row, then an UPDATE per row to
       fix its links) on --sample rows of `parent` (no links: the INSERT only) and of
       `child` (the INSERT and the UPDATE), into an empty copy of the tables (b) made,
-      extrapolated to the source's tables, each as the kind it is.
-Prints seconds, rows/s and peak memory (RSS) of this process, the ratios b/a and c/b, and
-the CPU time the whole machine used during (a) and during (b) (Linux's /proc/stat).
+      extrapolated to the source's tables, each as the kind it is;
+  (d) the whole command a user waits for, process start to exit: `dagster job execute -m
+      xata_migration.definitions -j migrate_all`, with Dagster's run storage in
+      PostgreSQL as dagster_home/dagster.yaml has it, into an empty target.
+(a) and (d) are also measured on the schema this tool was first asked for (26 tables,
+many small ones): at its demo size (--demo-rows per table of the base size) and at 10x.
+Prints seconds, rows/s and peak memory (RSS) of this process and of (d)'s, the ratios
+b/a, c/b and d/a for each source, and the CPU time the whole machine used during (a) and
+during (b) (Linux's /proc/stat).
 Machines here are shared and noisy: the ratios are what to compare between runs, and
---repeat N measures (a), (b) and (c) N times each, in turn, and takes their medians.
+--repeat N measures each method N times, in turn, and takes their medians.
 """
 
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from xata_migration import embedded
 from xata_migration.connections import connect
 from xata_migration.introspect import introspect
 from xata_migration.pipeline import build_definitions
+from xata_migration.plan import save_plan
 from xata_migration.resources import TargetDatabase, XataSource
-from xata_migration.xata_shape import XATA_RUNTIME_SQL
+from xata_migration.snapshot import RunSnapshot
+from xata_migration.xata_shape import XATA_RUNTIME_SQL, build_demo_source
+
+ROOT = Path(__file__).resolve().parents[1]
 
 XATA = """xata_id text NOT NULL, xata_version integer NOT NULL DEFAULT 0,
     xata_createdat timestamptz NOT NULL DEFAULT now(),
@@ -149,11 +164,55 @@ def dump_and_restore(server, source_url: str) -> Timing:
     return timing
 
 
-def row_counts(url: str) -> tuple[int, int]:
-    """The rows of `parent` and `child`."""
+def row_counts(url: str) -> dict[str, int]:
+    """{table: rows} of the public schema."""
     with psycopg.connect(url) as conn:
-        return conn.execute("SELECT (SELECT count(*) FROM parent),"
-                            " (SELECT count(*) FROM child)").fetchone()
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()]
+        return {t: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            sql.Identifier("public", t))).fetchone()[0] for t in tables}
+
+
+@dataclass
+class CommandTiming(Timing):
+    peak_rss_mb: float = 0.0  # of the command's process
+
+
+class JobCommand:
+    """`dagster job execute ... -j migrate_all` as a user runs it: a plan file written
+    beforehand, a DAGSTER_HOME with the project's dagster.yaml and its run storage in a
+    database of the server, already created (as after a user's first run)."""
+
+    def __init__(self, server, workdir: Path):
+        self.home = workdir / "dagster_home"
+        self.home.mkdir()
+        shutil.copy(ROOT / "dagster_home" / "dagster.yaml", self.home / "dagster.yaml")
+        storage = embedded.recreate_database(server, "bench_dagster")
+        self.env = dict(os.environ, DAGSTER_HOME=str(self.home),
+                        DAGSTER_PG_URL=embedded.dagster_storage_url(storage))
+        self.plan = workdir / "plan.yaml"
+        subprocess.run([sys.executable, "-m", "dagster", "instance", "migrate"],
+                       env=self.env, check=True, capture_output=True)
+
+    def run(self, source_url: str, target_url: str) -> CommandTiming:
+        with connect(source_url, "source", read_only=True) as conn:
+            save_plan(introspect(conn)[0], self.plan)
+        env = dict(self.env, XATA_SOURCE_URL=source_url, TARGET_DATABASE_URL=target_url,
+                   XATA_MIGRATION_PLAN=str(self.plan))
+        command = [sys.executable, "-m", "dagster", "job", "execute", "-m",
+                   "xata_migration.definitions", "-j", "migrate_all"]
+        with tempfile.TemporaryFile("w+") as log:
+            cpu, started = busy_core_seconds(), time.monotonic()
+            process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                       stderr=log)
+            _, status, usage = os.wait4(process.pid, 0)
+            seconds, used = time.monotonic() - started, busy_core_seconds()
+            process.returncode = os.waitstatus_to_exitcode(status)
+            if process.returncode:
+                log.seek(0)
+                raise RuntimeError(f"(d) failed: {log.read()[-2000:]}")
+        return CommandTiming(seconds, None if cpu is None or used is None else used - cpu,
+                             peak_rss_mb=usage.ru_maxrss / 1024)
 
 
 def migrate_all(instance: dg.DagsterInstance, source_url: str, target_url: str) -> Timing:
@@ -162,7 +221,11 @@ def migrate_all(instance: dg.DagsterInstance, source_url: str, target_url: str) 
     defs = build_definitions(plan, resources={"xata_source": XataSource(url=source_url),
                                               "target_database": TargetDatabase(url=target_url)})
     job = defs.resolve_job_def("migrate_all")
-    timing, result = timed(lambda: job.execute_in_process(instance=instance))
+
+    def run():  # in the run's source snapshot, as the project's executor takes it
+        with RunSnapshot(source_url) as held:
+            return job.execute_in_process(instance=instance, tags=held.tags())
+    timing, result = timed(run)
     print_phases(result)
     return timing
 
@@ -252,22 +315,66 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+@dataclass
+class Shape:
+    """A source to measure (a) and (d) on: its name, and how to build it."""
+    name: str
+    build: object  # url -> rows
+
+
+def demo_shapes(demo_rows: int) -> list[Shape]:
+    return [Shape("demo schema, demo size", lambda url: build_demo_source(url, demo_rows)),
+            Shape("demo schema, 10x", lambda url: build_demo_source(url, 10 * demo_rows))]
+
+
+def measure_command(server, command: JobCommand, source: str) -> CommandTiming:
+    target = embedded.recreate_database(server, "bench_target")
+    settle(server, target)
+    timing = command.run(source, target)
+    settle(server, source)
+    return timing
+
+
+def command_line(name: str, rows: int, tables: int, a_runs: list[float],
+                 d_timings: list[CommandTiming]) -> str:
+    d_runs = [t.seconds for t in d_timings]
+    a, d = statistics.median(a_runs), statistics.median(d_runs)
+    return (f"{name}: {tables} tables, {rows} rows\n"
+            f"    (a) {a:.1f} s{spread(a_runs)}   (d) {d:.1f} s{spread(d_runs)}   d/a = {d / a:.2f}"
+            f"   peak RSS of (d): {max(t.peak_rss_mb for t in d_timings):.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parents", type=int, default=200_000)
     parser.add_argument("--children", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=2000,
                         help="rows of each kind for method (c)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of (a), (b) and (c) each")
+    parser.add_argument("--demo-rows", type=int, default=150,
+                        help="base rows per table of the demo schema (150: its demo size)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each method")
     args = parser.parse_args()
+    commands = []
     with embedded.scratch_server("xm-bench-") as server:  # deleted when done
+        command = JobCommand(server, Path(server.pgdata).parent)
+        for shape in demo_shapes(args.demo_rows):
+            source = embedded.recreate_database(server, "bench_source")
+            rows = shape.build(source)
+            settle(server, source)
+            a_runs, d_timings = [], []
+            for _ in range(args.repeat):
+                a_runs.append(dump_and_restore(server, source).seconds)
+                embedded.recreate_database(server, "bench_restored")
+                d_timings.append(measure_command(server, command, source))
+            commands.append(command_line(shape.name, sum(rows.values()), len(rows), a_runs,
+                                         d_timings))
         source = embedded.recreate_database(server, "bench_source")
         rows = build_source(source, args.parents, args.children)
         settle(server, source)
         setup = time.monotonic()
         instance = dg.DagsterInstance.ephemeral()
         setup = time.monotonic() - setup
-        a_timings, b_timings, per_row = [], [], []
+        a_timings, b_timings, per_row, d_timings = [], [], [], []
         for _ in range(args.repeat):
             a_timings.append(dump_and_restore(server, source))
             embedded.recreate_database(server, "bench_restored")  # or its autovacuum runs in (b)
@@ -278,8 +385,9 @@ def main() -> None:
             row_by_row_target = embedded.recreate_database(server, "bench_row_by_row")
             per_row.append(row_by_row(source, target, row_by_row_target, args.sample))
             embedded.recreate_database(server, "bench_row_by_row")
+            schema = schema_of(target)  # what (c) wrote into a copy of, checked in each run
             settle(server, source)
-        schema = schema_of(target)  # what (c) wrote into a copy of, checked in each run
+            d_timings.append(measure_command(server, command, source))
     a_runs, b_runs = ([t.seconds for t in timings] for timings in (a_timings, b_timings))
     c_runs = [extrapolated(prices, rows) for prices in per_row]
     a, b, c = (statistics.median(runs) for runs in (a_runs, b_runs, c_runs))
@@ -299,6 +407,9 @@ def main() -> None:
           f"{peak_rss_mb():.0f} MB")
     for name, timings in (("(a)", a_timings), ("(b)", b_timings)):
         print(cpu_used(name, timings))
+    print("(d) the whole command, process start to exit, beside (a) of the same source:")
+    for line in commands + [command_line("parent and child", total, 4, a_runs, d_timings)]:
+        print(line)
 
 
 if __name__ == "__main__":

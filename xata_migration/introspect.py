@@ -40,6 +40,7 @@ JOIN pg_type t ON t.oid = a.atttypid
 JOIN pg_namespace tn ON tn.oid = t.typnamespace
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND (%(table)s::text IS NULL OR c.relname = %(table)s)
 ORDER BY c.relname, a.attnum
 """
 
@@ -124,10 +125,12 @@ def _comment_link(comment: str | None) -> str | None:
     return target if isinstance(target, str) else None
 
 
-def read_columns(conn: psycopg.Connection, schema: str) -> dict[str, list[SourceColumn]]:
+def read_columns(conn: psycopg.Connection, schema: str,
+                 table: str | None = None) -> dict[str, list[SourceColumn]]:
+    """{table: its columns} of the schema, or of its one `table`."""
     columns: dict[str, list[SourceColumn]] = {}
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        for row in cur.execute(_COLUMNS_SQL, {"schema": schema}):
+        for row in cur.execute(_COLUMNS_SQL, {"schema": schema, "table": table}):
             columns.setdefault(row["relname"], []).append(SourceColumn(
                 name=row["attname"], not_null=row["attnotnull"], type_name=row["type_name"],
                 target_type=_target_type(row), default=row["default_sql"],
@@ -137,7 +140,8 @@ def read_columns(conn: psycopg.Connection, schema: str) -> dict[str, list[Source
 
 def check_source_matches_plan(conn: psycopg.Connection, plan: Plan, table: Table) -> None:
     """Stop before writing anything if the source table no longer is what the plan says."""
-    found = {c.name: c for c in read_columns(conn, plan.source_schema).get(table.name, [])}
+    found = {c.name: c for c in read_columns(conn, plan.source_schema, table.name).get(
+        table.name, [])}
     conn.commit()
     again = "or write the plan again with `xata-migration plan`."
     if not found:

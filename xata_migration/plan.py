@@ -252,7 +252,9 @@ def load_plan(path: str | Path) -> Plan:
         raise PlanError(f"Plan file {str(path)!r} does not exist. Write one with "
                         "`xata-migration plan --source-url URL --output PATH`.")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's parser where PyYAML has it: every Dagster process reads the plan
+        raw = yaml.load(path.read_text(encoding="utf-8"),
+                        Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as error:
         raise PlanError(f"Plan file {str(path)!r} is not valid YAML: {error}") from None
     plan = plan_from_dict(raw)

@@ -16,7 +16,7 @@ def test_benchmark_prints_each_method_and_the_ratios():
     scratch = Path(tempfile.mkdtemp(prefix="xmb"))  # short: the server's socket is in there
     finished = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--parents", "30", "--children", "120",
-         "--sample", "5", "--repeat", "2"],
+         "--sample", "5", "--demo-rows", "2", "--repeat", "2"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, TMPDIR=str(scratch)))
     assert finished.returncode == 0, finished.stderr[-3000:]
@@ -36,6 +36,14 @@ def test_benchmark_prints_each_method_and_the_ratios():
     # (c) writes into (b)'s tables: the keys, FOREIGN KEYs and indexes (b) made are there
     assert "into an empty copy of (b)'s tables: 4 tables, 3 FOREIGN KEYs, 7 indexes" in out
     assert re.search(r"b/a = \d+\.\d\d   c/b = \d+   peak RSS of this process: \d+ MB", out)
+    # (d), the whole command, beside (a) of the same source, for each of the three sources
+    assert "(d) the whole command, process start to exit, beside (a) of the same source:" in out
+    for source in ("demo schema, demo size: 26 tables, 62 rows",
+                   "demo schema, 10x: 26 tables, 620 rows", "parent and child: 4 tables, 5200 rows"):
+        figures = out.split(source + "\n", 1)[1].splitlines()[0]
+        assert re.fullmatch(r"    \(a\) [\d.]+ s  \(median of [\d.]+, [\d.]+\)   \(d\) [\d.]+ s"
+                            r"  \(median of [\d.]+, [\d.]+\)   d/a = \d+\.\d\d"
+                            r"   peak RSS of \(d\): \d+ MB", figures), figures
     for method in ("(a)", "(b)"):
         assert re.search(rf"CPU of the whole machine during {re.escape(method)}: \d+\.\d "
                          rf"core-seconds, \d+% of its {os.cpu_count()} cores' time  "

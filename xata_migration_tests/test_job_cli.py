@@ -53,3 +53,10 @@ def test_migrate_all_through_the_dagster_cli(pg_server, source_url, target_url, 
         ).fetchone()[0]
     assert status == [("SUCCESS",)]
     assert checks == 94
+    # dagster_home/dagster.yaml's storage keeps its connections open: a few dozen sessions
+    # (creating Dagster's tables included), where dagster-postgres alone opens over a
+    # thousand, one or more per event
+    with psycopg.connect(pg_server.admin_url) as conn:
+        sessions = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s",
+                                (storage_url.rsplit("/", 1)[1].split("?")[0],)).fetchone()[0]
+    assert sessions < 150, sessions
