@@ -19,11 +19,12 @@ from pathlib import Path
 import psycopg
 
 from xata_migration import embedded
-from xata_migration.connections import ConnectionFailed, connect, mask_url
-from xata_migration.csv_import import CsvImportError, import_csv
-from xata_migration.dump import DumpError, import_dump
+from xata_migration.connections import connect, mask_url
+from xata_migration.csv_import import import_csv
+from xata_migration.dump import import_dump
+from xata_migration.errors import UsageError, XataMigrationError
 from xata_migration.introspect import introspect, use_pgvector
-from xata_migration.plan import PlanError, load_plan, save_plan
+from xata_migration.plan import load_plan, save_plan
 
 DEMO_SOURCE, DEMO_TARGET, DAGSTER_DB = "xata_demo_source", "xata_demo_target", "dagster"
 
@@ -39,7 +40,7 @@ def resolve_url(url: str) -> str:
         return url
     name = url[len(EMBEDDED_PREFIX):]
     if not name:
-        raise PlanError("Name the database: embedded:NAME, e.g. embedded:xata_source.")
+        raise UsageError("Name the database: embedded:NAME, e.g. embedded:xata_source.")
     _embedded_server = _embedded_server or embedded.start()
     return embedded.ensure_database(_embedded_server, name)
 
@@ -47,7 +48,7 @@ def resolve_url(url: str) -> str:
 def _url(given: str | None, variable: str, option: str, what: str) -> str:
     url = given or os.environ.get(variable)
     if not url:
-        raise PlanError(f"Name the {what} database: {option} URL or {variable} "
+        raise UsageError(f"Name the {what} database: {option} URL or {variable} "
                         f"(or {EMBEDDED_PREFIX}NAME for the embedded server).")
     return resolve_url(url)
 
@@ -143,7 +144,7 @@ def _plan_and_urls(args):
     """(plan path, plan, source URL, target URL) of `migrate` and `report`."""
     plan_path = args.plan or os.environ.get("XATA_MIGRATION_PLAN")
     if not plan_path:
-        raise PlanError("Name the plan: --plan PATH or XATA_MIGRATION_PLAN (write one with "
+        raise UsageError("Name the plan: --plan PATH or XATA_MIGRATION_PLAN (write one with "
                         "`xata-migration plan`).")
     plan = load_plan(plan_path)  # a plan that cannot run stops here, with its message
     return (plan_path, plan,
@@ -203,7 +204,7 @@ def command_lookup(args) -> int:
                 found = conn.execute("SELECT xata_id_map.new_id(%s, %s)",
                                      (args.table, args.id)).fetchone()[0]
         except psycopg.Error as error:
-            raise PlanError(f"Lookup failed in {mask_url(url)}: "
+            raise UsageError(f"Lookup failed in {mask_url(url)}: "
                             f"{str(error).strip().splitlines()[0]}") from None
     if found is None:
         print(f"{args.id} is not in xata_id_map.{args.table}", file=sys.stderr)
@@ -237,7 +238,7 @@ def command_dev(args) -> int:
     server = embedded.start()
     plan_path = embedded.home() / "demo-plan.yaml"
     if not plan_path.exists():
-        raise PlanError("No demo yet: run `xata-migration demo` first.")
+        raise UsageError("No demo yet: run `xata-migration demo` first.")
     env = _dagster_environment(embedded.database_url(server, DEMO_SOURCE),
                                embedded.database_url(server, DEMO_TARGET), plan_path)
     print(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C to stop)")
@@ -311,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (PlanError, ConnectionFailed, DumpError, CsvImportError) as error:
+    except XataMigrationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

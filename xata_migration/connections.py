@@ -11,6 +11,8 @@ import re
 
 import psycopg
 
+from xata_migration.errors import XataMigrationError
+
 _SESSION_SETTINGS = {
     "TimeZone": "UTC",
     "DateStyle": "ISO, YMD",
@@ -27,7 +29,7 @@ _TARGET_SETTINGS = {"work_mem": "64MB", "maintenance_work_mem": "256MB",
                     "temp_buffers": "256MB"}
 
 
-class ConnectionFailed(RuntimeError):
+class ConnectionFailed(XataMigrationError, RuntimeError):
     """A database could not be reached or refused us; the message holds no password."""
 
 

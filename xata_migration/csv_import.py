@@ -36,6 +36,7 @@ import psycopg
 from psycopg import sql
 
 from xata_migration.connections import connect, mask_url
+from xata_migration.errors import XataMigrationError
 from xata_migration.xata_shape import XATA_TYPES, create_tables, require_empty
 
 # header -> staging column; the alternatives are how newer exports spell them
@@ -52,7 +53,7 @@ _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infini
 _STRING_TYPES = ("string", "email", "text")
 
 
-class CsvImportError(RuntimeError):
+class CsvImportError(XataMigrationError, RuntimeError):
     """The export could not be loaded; the database is as it was."""
 
 

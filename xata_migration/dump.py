@@ -19,10 +19,11 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from xata_migration.connections import scrub
+from xata_migration.errors import XataMigrationError
 from xata_migration.xata_shape import XATA_RUNTIME_SQL, require_empty
 
 
-class DumpError(RuntimeError):
+class DumpError(XataMigrationError, RuntimeError):
     """The dump could not be restored; the database is as it was."""
 
 

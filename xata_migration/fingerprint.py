@@ -237,7 +237,8 @@ def proven_by_foreign_key(target, plan: Plan, table: Table) -> set[str]:
     return proven
 
 
-def _source_side(source, plan: Plan, table: Table) -> Side:
+def source_side_of(source, plan: Plan, table: Table) -> Side:
+    """The source's fingerprint of the table, in one transaction of `source`."""
     try:
         row = source.execute(_source_sql(plan, table)).fetchone()
     finally:
@@ -246,7 +247,8 @@ def _source_side(source, plan: Plan, table: Table) -> Side:
                 linked={c.name: n for c, n in zip(table.own_links, row[2:])})
 
 
-def _target_side(target, plan: Plan, table: Table) -> TargetSide:
+def target_side_of(target, plan: Plan, table: Table) -> TargetSide:
+    """The target's fingerprint of the table, its mapping's counts and its links' checks."""
     deleted_ids = target.execute(sql.SQL("SELECT count(*) FROM {} WHERE table_name = %s").format(
         ddl.DELETED_IN_SOURCE), (table.name,)).fetchone()[0]
     proven = proven_by_foreign_key(target, plan, table)
@@ -267,10 +269,10 @@ def compare(source, target, plan: Plan, table: Table,
     """Both sides' fingerprints, computed at the same time on their own servers (the
     source's may come from the load: see LoadSnapshotFingerprint)."""
     if source_side is not None:
-        return Comparison(source_side, _target_side(target, plan, table), table.deleted_rows)
+        return Comparison(source_side, target_side_of(target, plan, table), table.deleted_rows)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(_source_side, source, plan, table)
-        target_side = _target_side(target, plan, table)
+        future = pool.submit(source_side_of, source, plan, table)
+        target_side = target_side_of(target, plan, table)
         return Comparison(future.result(), target_side, table.deleted_rows)
 
 
@@ -306,7 +308,7 @@ class LoadSnapshotFingerprint:
 
     def start(self) -> None:
         if self.shared:
-            self._future = self._pool.submit(_source_side, self.connection, self.plan,
+            self._future = self._pool.submit(source_side_of, self.connection, self.plan,
                                              self.table)
 
     def side(self) -> Side | None:

@@ -34,6 +34,7 @@ import psycopg
 from psycopg import sql
 
 from xata_migration import ddl, sync
+from xata_migration.errors import XataMigrationError
 from xata_migration.fingerprint import LoadSnapshotFingerprint
 from xata_migration.introspect import check_source_matches_plan
 from xata_migration.names import lock_key
@@ -45,7 +46,7 @@ FIRST_USER_OID = 16384  # types below this are built in and have the same binary
 EXAMPLES = 10
 
 
-class LoadError(RuntimeError):
+class LoadError(XataMigrationError, RuntimeError):
     """The table cannot be written as the plan says; nothing was written."""
 
 

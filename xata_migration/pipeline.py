@@ -11,8 +11,9 @@ import os
 import dagster as dg
 
 from xata_migration.assets import build_assets
+from xata_migration.errors import UsageError
 from xata_migration.executor import run_snapshot_executor
-from xata_migration.plan import Plan, PlanError, load_plan, validate_plan
+from xata_migration.plan import Plan, load_plan, validate_plan
 from xata_migration.resources import resources_from_environment
 
 PLAN_VARIABLE = "XATA_MIGRATION_PLAN"
@@ -31,7 +32,7 @@ def build_definitions(plan: Plan, resources: dict | None = None) -> dg.Definitio
 def plan_from_environment() -> Plan:
     path = os.environ.get(PLAN_VARIABLE)
     if not path:
-        raise PlanError(f"{PLAN_VARIABLE} is not set. Write a plan with `xata-migration plan "
+        raise UsageError(f"{PLAN_VARIABLE} is not set. Write a plan with `xata-migration plan "
                         f"--source-url URL --output plan.yaml`, then `export "
                         f"{PLAN_VARIABLE}=$PWD/plan.yaml`.")
     return load_plan(path)

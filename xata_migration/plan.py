@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from xata_migration import graph
+from xata_migration.errors import XataMigrationError
 from xata_migration.names import MAX_IDENTIFIER_BYTES, asset_key_part, dagster_name
 
 PLAN_VERSION = 1
@@ -26,7 +27,7 @@ LINK_DECLARATIONS = ("foreign_key", "comment", "plan")
 _TYPE_TEXT = re.compile(r'^[A-Za-z0-9_ ."(),\[\]]+$')
 
 
-class PlanError(ValueError):
+class PlanError(XataMigrationError, ValueError):
     """A plan that cannot be run; the message names the table, the column and the fix."""
 
 

@@ -6,11 +6,17 @@ import dagster as dg
 import psycopg
 
 from xata_migration.connections import connect
+from xata_migration.errors import UsageError
 from xata_migration.snapshot import SnapshotConnection
 
 
 def _resolved(value: str) -> str:
-    return value.get_value() if isinstance(value, dg.EnvVar) else value
+    if not isinstance(value, dg.EnvVar):
+        return value
+    if not value.get_value():
+        raise UsageError(f"{value.env_var_name} is not set: export the source "
+                               "database's URL in it before running migrate_all.")
+    return value.get_value()
 
 
 class XataSource(dg.ConfigurableResource):

@@ -131,3 +131,20 @@ def test_plan_command_errors_exit_non_zero_with_one_paragraph(source_url, tmp_pa
     error = capsys.readouterr().err
     assert error.startswith("error: Schema 'public' of the source has no Xata-shaped table")
     assert not (tmp_path / "p.yaml").exists()
+
+
+def test_every_error_of_the_tool_is_one_paragraph_and_exit_2(monkeypatch, capsys):
+    """cli.main catches the one base class: a usage error (no plan named) included."""
+    from xata_migration.cli import main
+    from xata_migration.errors import XataMigrationError
+    from xata_migration.connections import ConnectionFailed
+    from xata_migration.csv_import import CsvImportError
+    from xata_migration.dump import DumpError
+    from xata_migration.load import MissingLinks
+    from xata_migration.plan import PlanError
+    for error in (ConnectionFailed, CsvImportError, DumpError, MissingLinks, PlanError):
+        assert issubclass(error, XataMigrationError), error
+    monkeypatch.delenv("XATA_MIGRATION_PLAN", raising=False)
+    assert main(["migrate", "--source-url", "postgresql://x@h/db",
+                 "--target-url", "postgresql://x@h/db2"]) == 2
+    assert capsys.readouterr().err.startswith("error: Name the plan: --plan PATH")

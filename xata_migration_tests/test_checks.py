@@ -238,7 +238,7 @@ def test_the_source_fingerprint_of_a_load_is_of_the_rows_it_read(source_url, tar
     plan = plan_for(source_url)
     table = plan.table("tag")
     with connect(source_url, "source", read_only=True) as conn:
-        before = fingerprint._source_side(conn, plan, table)
+        before = fingerprint.source_side_of(conn, plan, table)
     with connect(source_url, "source", read_only=True) as load_source, \
             connect(source_url, "source", read_only=True) as second:
         with fingerprint.LoadSnapshotFingerprint(second, plan, table) as shared:
@@ -249,7 +249,7 @@ def test_the_source_fingerprint_of_a_load_is_of_the_rows_it_read(source_url, tar
             shared.start()
             assert shared.side() == before
     with connect(source_url, "source", read_only=True) as conn:
-        assert fingerprint._source_side(conn, plan, table).sum != before.sum
+        assert fingerprint.source_side_of(conn, plan, table).sum != before.sum
 
 
 def _load_tag_sharing_its_snapshot(source_url, target_url, before_load=None):

@@ -88,14 +88,14 @@ class Writer:
             with psycopg.connect(self.url) as conn:
                 deadline = time.monotonic() + WRITE_FOR_AT_MOST
                 while not self._stop.is_set() and time.monotonic() < deadline:
-                    self._write(conn, self.transactions)
+                    self.write_once(conn, self.transactions)
                     self.transactions += 1
                     time.sleep(0.01)
         except Exception as error:  # noqa: BLE001 - reported by the test
             self.error = error
 
     @staticmethod
-    def _write(conn, n: int):
+    def write_once(conn, n: int):
         artist, track, line = f"rec_live_a{n}", f"rec_live_t{n}", f"rec_live_l{n}"
         with conn.transaction():
             conn.execute("INSERT INTO artist (xata_id, name) VALUES (%s, %s)",
@@ -218,7 +218,7 @@ def test_a_child_read_later_than_its_parent_says_so(live):
     with dg.DagsterInstance.ephemeral() as instance:
         assert dg.execute_job(job, instance, run_config=IN_PROCESS).success
         with psycopg.connect(source_url) as conn:
-            Writer._write(conn, 0)
+            Writer.write_once(conn, 0)
         alone = dg.execute_job(job, instance, run_config=IN_PROCESS,
                                asset_selection=[dg.AssetKey("invoice_line")])
         assert not alone.success

@@ -1,9 +1,12 @@
 """Derived names under PostgreSQL's 63-byte limit, and connections that never leak a password."""
 
+import dagster as dg
 import pytest
 
 from xata_migration.connections import ConnectionFailed, connect, mask_url
+from xata_migration.errors import UsageError
 from xata_migration.names import MAX_IDENTIFIER_BYTES, dagster_name, derived_name, fit_identifier
+from xata_migration.resources import XataSource
 
 
 def test_short_names_are_kept():
@@ -70,3 +73,13 @@ def test_source_connection_is_read_only(source_url):
     with connect(source_url, "source", read_only=True) as conn:
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             conn.execute("CREATE TABLE should_not_exist (x int)")
+
+
+def test_the_executor_names_a_source_url_that_is_not_set(monkeypatch):
+    """The executor reads the source's URL before any step: a missing variable is named."""
+    monkeypatch.delenv("XATA_SOURCE_URL", raising=False)
+    with pytest.raises(UsageError, match="XATA_SOURCE_URL is not set"):
+        XataSource(url=dg.EnvVar("XATA_SOURCE_URL")).resolved_url()
+    monkeypatch.setenv("XATA_SOURCE_URL", "postgresql://u:secret@h/db")
+    assert XataSource(url=dg.EnvVar("XATA_SOURCE_URL")).resolved_url() == \
+        "postgresql://u:secret@h/db"
