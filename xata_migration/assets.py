@@ -11,18 +11,16 @@ the project's executor; without one, the step reads in its own and warns.
 """
 
 
-import time
 from contextlib import ExitStack, contextmanager
 
 import dagster as dg
 
-from xata_migration import checks
-from xata_migration.fingerprint import LoadSnapshotFingerprint
-from xata_migration.load import LoadResult, MissingLinks, load_deferred_link, load_table
+from xata_migration import api, checks
+from xata_migration.load import LoadResult
 from xata_migration.names import asset_key_part, dagster_name
 from xata_migration.plan import Column, Plan, Table
 from xata_migration.resources import TargetDatabase, XataSource
-from xata_migration.snapshot import SnapshotLost, SourceSnapshot, from_tags, problem_from_tags
+from xata_migration.snapshot import SnapshotLost, from_tags, problem_from_tags
 
 POOL = "xata_target"  # caps how many steps write to the target at once
 CHECK_DESCRIPTIONS = {
@@ -72,37 +70,39 @@ def check_result(outcome: checks.CheckOutcome, key: dg.AssetKey) -> dg.AssetChec
         severity=dg.AssetCheckSeverity.ERROR, description=outcome.summary, metadata=metadata)
 
 
-class RunSource:
-    """A step's source connections, all reading the run's snapshot, or (`snapshot` None,
-    `problem` saying why) each transaction its own."""
-
-    def __init__(self, connections: list, snapshot: SourceSnapshot | None, problem: str):
-        self.connections, self.snapshot, self.problem = connections, snapshot, problem
-
-    @property
-    def metadata(self) -> dict:
-        return {"source_snapshot": "the run's" if self.snapshot else f"this step's own: "
-                                                                     f"{self.problem}"}
-
-
 @contextmanager
-def run_source(context, xata_source: XataSource, labels: list[str]):
-    """Open one source connection per label in the run's snapshot (see RunSource)."""
+def table_connections(context, xata_source: XataSource, target_database: TargetDatabase,
+                      label: str):
+    """A step's api.TableConnections, its source connections in the run's snapshot (the
+    executor's, found in the run's tags); without one, each transaction reads its own and
+    the step warns. Also yields the `source_snapshot` metadata saying which."""
     run = context.instance.get_run_by_id(context.run_id)  # tags the executor added
     tags = run.tags if run else {}
     snapshot, problem = from_tags(tags), problem_from_tags(tags)
+    labels = [label, f"{label} (fingerprint)"]
     with ExitStack() as stack:
         try:
-            connections = [stack.enter_context(xata_source.connect(
-                label, snapshot.snapshot_id if snapshot else "")) for label in labels]
+            sources = [stack.enter_context(xata_source.connect(
+                name, snapshot.snapshot_id if snapshot else "")) for name in labels]
         except SnapshotLost as lost:
             stack.close()
             snapshot, problem = None, str(lost)
-            connections = [stack.enter_context(xata_source.connect(label)) for label in labels]
+            sources = [stack.enter_context(xata_source.connect(name)) for name in labels]
         if snapshot is None:
-            context.log.warning(f"{labels[0]}: reads the source in a snapshot of its own, "
+            context.log.warning(f"{label}: reads the source in a snapshot of its own, "
                                 f"not one shared by the whole run: {problem}")
-        yield RunSource(connections, snapshot, problem)
+        target = stack.enter_context(target_database.connect(label))
+        note = {"source_snapshot": "the run's" if snapshot else f"this step's own: {problem}"}
+        yield api.TableConnections(*sources, target, snapshot), note
+
+
+def table_run_results(run: api.TableRun, key: dg.AssetKey):
+    """The checks' results; then the error that stopped the load, if one did (its failed
+    `links_intact` shows where people look, and the step fails)."""
+    for outcome in run.outcomes:
+        yield check_result(outcome, key)
+    if run.error:
+        raise run.error
 
 
 def _column_schema(table: Table) -> dg.TableSchema:
@@ -152,27 +152,17 @@ def table_asset(plan: Plan, table: Table) -> dg.AssetsDefinition:
                     pool=POOL)
     def migrate_table(context: dg.AssetExecutionContext, xata_source: XataSource,
                       target_database: TargetDatabase):
-        started = time.monotonic()
-        with run_source(context, xata_source,
-                        [table.name, f"{table.name} (fingerprint)"]) as run, \
-                target_database.connect(table.name) as target, \
-                LoadSnapshotFingerprint(run.connections[1], plan, table,
-                                        pinned=bool(run.snapshot)) as source_fingerprint:
-            source = run.connections[0]
-            try:
-                result = load_table(source, target, plan, table, log=context.log,
-                                    fingerprint=source_fingerprint, snapshot=run.snapshot)
-            except MissingLinks as missing:  # shown where people look: the failed check
-                yield check_result(checks.missing_links_outcome(missing), key)
-                raise
+        with table_connections(context, xata_source, target_database, table.name) as (
+                connections, snapshot_note):
+            run = api.migrate_table(plan, table, connections, log=context.log)
+        if run.load:
+            result = run.load
             context.log.info(f"{table.name}: {result.source_rows} rows, {result.new_ids} new "
                              f"ids, {result.inserted} inserted, {result.updated} updated, "
                              f"source as of {result.source_as_of.isoformat()}")
             yield dg.MaterializeResult(asset_key=key, metadata=_load_metadata(
-                plan, table, result, time.monotonic() - started) | run.metadata)
-            for outcome in checks.table_checks(source, target, plan, table,
-                                               source_fingerprint.side()):
-                yield check_result(outcome, key)
+                plan, table, result, run.load_seconds) | snapshot_note)
+        yield from table_run_results(run, key)
 
     return migrate_table
 
@@ -190,24 +180,18 @@ def deferred_link_asset(plan: Plan, table: Table, column: Column) -> dg.AssetsDe
                     check_specs=[check_spec], pool=POOL)
     def write_deferred_link(context: dg.AssetExecutionContext, xata_source: XataSource,
                             target_database: TargetDatabase):
-        started = time.monotonic()
-        label = f"{table.name}.{column.name}"
-        with run_source(context, xata_source, [label]) as run, \
-                target_database.connect(label) as target:
-            source = run.connections[0]
-            try:
-                result = load_deferred_link(source, target, plan, table, column,
-                                            log=context.log, snapshot=run.snapshot)
-            except MissingLinks as missing:
-                yield check_result(checks.missing_links_outcome(missing), key)
-                raise
+        with table_connections(context, xata_source, target_database,
+                               f"{table.name}.{column.name}") as (connections, snapshot_note):
+            run = api.write_deferred_link(plan, table, column, connections, log=context.log)
+        if run.load:
+            result = run.load
             metadata = {"links_updated": result.updated, "source_rows": result.source_rows,
                         "source_as_of": result.source_as_of.isoformat(),
-                        "duration_seconds": round(time.monotonic() - started, 3)} | run.metadata
+                        "duration_seconds": round(run.load_seconds, 3)} | snapshot_note
             if result.nulled_missing:
                 metadata["links_set_null_missing"] = dg.MetadataValue.json(result.nulled_missing)
             yield dg.MaterializeResult(asset_key=key, metadata=metadata)
-            yield check_result(checks.link_check(source, target, plan, table, column), key)
+        yield from table_run_results(run, key)
 
     return write_deferred_link
 

@@ -16,9 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg
 
-from xata_migration import embedded
+from xata_migration import api, embedded
 from xata_migration.connections import connect, mask_url
 from xata_migration.csv_import import import_csv
 from xata_migration.dump import import_dump
@@ -196,16 +195,8 @@ def command_lookup(args) -> int:
     """Old Xata id -> new id (or, with --reverse, new id -> old Xata id) in the target."""
     url = _url(args.target_url, "TARGET_DATABASE_URL", "--target-url", "target")
     with connect(url, "target") as conn:
-        try:
-            if args.reverse:
-                found = conn.execute("SELECT xata_id_map.xata_id(%s, %s)",
-                                     (args.table, int(args.id))).fetchone()[0]
-            else:
-                found = conn.execute("SELECT xata_id_map.new_id(%s, %s)",
-                                     (args.table, args.id)).fetchone()[0]
-        except psycopg.Error as error:
-            raise UsageError(f"Lookup failed in {mask_url(url)}: "
-                            f"{str(error).strip().splitlines()[0]}") from None
+        found = (api.lookup(conn, args.table, new_id=int(args.id)) if args.reverse
+                 else api.lookup(conn, args.table, old_id=args.id))
     if found is None:
         print(f"{args.id} is not in xata_id_map.{args.table}", file=sys.stderr)
         return 1

@@ -17,7 +17,7 @@ from pathlib import Path
 import markdown
 import yaml
 
-from xata_migration import checks
+from xata_migration import api, checks
 from xata_migration.connections import connect, mask_url
 from xata_migration.plan import Plan, plan_to_dict
 
@@ -57,12 +57,7 @@ def check_tables(source_url: str, target_url: str, plan: Plan) -> list[TableRepo
         report, started = TableReport(table.name), time.monotonic()
         with connect(source_url, "source", read_only=True, label=table.name) as source, \
                 connect(target_url, "target", label=table.name) as target:
-            report.outcomes = checks.table_checks(source, target, plan, table)
-            for column in table.links:
-                if column.link.deferred:
-                    outcome = checks.link_check(source, target, plan, table, column)
-                    outcome.name = f"links_intact ({column.name}, deferred)"
-                    report.outcomes.append(outcome)
+            report.outcomes = api.check_table(plan, table, source, target)
         report.seconds = time.monotonic() - started
         reports.append(report)
     return reports

@@ -10,9 +10,9 @@ import psycopg
 from psycopg import sql
 from psycopg.types.string import TextLoader
 
-from xata_migration.pipeline import build_definitions
-from xata_migration.introspect import introspect
+from xata_migration import api
 from xata_migration.connections import connect
+from xata_migration.pipeline import build_definitions
 from xata_migration.resources import TargetDatabase, XataSource
 from xata_migration.snapshot import RunSnapshot
 from xata_migration.xata_shape import XATA_RUNTIME_SQL
@@ -124,9 +124,7 @@ HOSTILE_TABLES = ["User", "order", "tag", "image", "tag-to-image", LONG_TABLE, "
 
 
 def plan_for(source_url: str):
-    with connect(source_url, "source", read_only=True) as conn:
-        plan, _ = introspect(conn)
-    return plan
+    return api.describe_source(source_url)
 
 
 def migrate(plan, source_url: str, target_url: str, raise_on_error: bool = False):
@@ -141,11 +139,10 @@ def migrate(plan, source_url: str, target_url: str, raise_on_error: bool = False
 
 def run_checks(plan, source_url: str, target_url: str, table_name: str) -> dict:
     """Run one table's checks directly (no load first): {check name: CheckOutcome}."""
-    from xata_migration import checks
     with connect(source_url, "source", read_only=True) as source, \
             connect(target_url, "target") as target:
-        return {o.name: o for o in checks.table_checks(source, target, plan,
-                                                       plan.table(table_name))}
+        return {o.name: o for o in api.check_table(plan, plan.table(table_name), source,
+                                                   target)}
 
 
 def check_outcomes(result) -> dict[tuple[str, str], bool]:

@@ -432,6 +432,9 @@ def test_legacy_ids_resolve_after_cut_over(hostile, capsys):
                  "--target-url", target_url]) == 0
     assert capsys.readouterr().out.strip() == "rec_t2i_3"
     assert main(["lookup", "User", "rec_nope", "--target-url", target_url]) == 1
+    capsys.readouterr()
+    assert main(["lookup", "nope", "rec_x", "--target-url", target_url]) == 2
+    assert capsys.readouterr().err.startswith("error: Lookup failed: xata_id_map has no table nope")
 
 
 def test_a_long_copy_logs_rows_done_and_rows_per_second(hostile, monkeypatch):
