@@ -45,12 +45,13 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from xata_migration import embedded
 from xata_migration.connections import connect
-from xata_migration.introspect import introspect
-from xata_migration.pipeline import build_definitions
-from xata_migration.plan import save_plan
-from xata_migration.resources import TargetDatabase, XataSource
-from xata_migration.snapshot import RunSnapshot
-from xata_migration.xata_shape import XATA_RUNTIME_SQL, build_demo_source
+from xata_migration.defs.pipeline import build_definitions
+from xata_migration.defs.resources import TargetDatabase, XataSource
+from xata_migration.load.snapshot import RunSnapshot
+from xata_migration.plan.introspect import introspect
+from xata_migration.plan.model import save_plan
+from xata_migration.sources.demo import build_demo_source
+from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
 
 ROOT = Path(__file__).resolve().parents[1]
 

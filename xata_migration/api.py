@@ -20,15 +20,24 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from xata_migration import checks
-from xata_migration.checks import CheckOutcome
 from xata_migration.connections import connect
 from xata_migration.errors import UsageError, XataMigrationError
-from xata_migration.fingerprint import LoadSnapshotFingerprint
-from xata_migration.introspect import introspect
-from xata_migration.load import LoadResult, MissingLinks, load_deferred_link, load_table
-from xata_migration.plan import Column, Plan, PlanError, Table, load_plan, save_plan
-from xata_migration.snapshot import SourceSnapshot
+from xata_migration.load.links import MissingLinks
+from xata_migration.load.snapshot import SourceSnapshot
+from xata_migration.load.table import LoadResult, load_deferred_link, load_table
+from xata_migration.plan.introspect import introspect
+from xata_migration.plan.model import (
+    Column,
+    Plan,
+    PlanError,
+    Table,
+    load_plan,
+    save_plan,
+)
+from xata_migration.verify import checks
+from xata_migration.verify.checks import check_table
+from xata_migration.verify.findings import CheckOutcome
+from xata_migration.verify.fingerprint import LoadSnapshotFingerprint
 
 __all__ = ["CheckOutcome", "LoadResult", "MissingLinks", "Plan", "PlanError", "TableRun",
            "TableConnections", "UsageError", "XataMigrationError", "check_table",
@@ -113,19 +122,6 @@ def write_deferred_link(plan: Plan, table: Table, column: Column,
     run = TableRun(result, load_seconds=time.monotonic() - started)
     run.outcomes = [checks.link_check(c.source, c.target, plan, table, column)]
     return run
-
-
-def check_table(plan: Plan, table: Table, source: psycopg.Connection,
-                target: psycopg.Connection) -> list[CheckOutcome]:
-    """Every check of a table now, without loading: its own, then those of its deferred
-    links (named `links_intact (column, deferred)`)."""
-    outcomes = checks.table_checks(source, target, plan, table)
-    for column in table.links:
-        if column.link.deferred:
-            outcome = checks.link_check(source, target, plan, table, column)
-            outcome.name = f"links_intact ({column.name}, deferred)"
-            outcomes.append(outcome)
-    return outcomes
 
 
 def lookup(target: psycopg.Connection, table: str, old_id: str | None = None,

@@ -16,14 +16,14 @@ import sys
 import time
 from pathlib import Path
 
-
 from xata_migration import api, embedded
 from xata_migration.connections import connect, mask_url
-from xata_migration.csv_import import import_csv
-from xata_migration.dump import import_dump
+from xata_migration.defs.names import check_step_names
 from xata_migration.errors import UsageError, XataMigrationError
-from xata_migration.introspect import introspect, use_pgvector
-from xata_migration.plan import load_plan, save_plan
+from xata_migration.plan.introspect import introspect, use_pgvector
+from xata_migration.plan.model import load_plan, save_plan
+from xata_migration.sources.csv_import import import_csv
+from xata_migration.sources.dump import import_dump
 
 DEMO_SOURCE, DEMO_TARGET, DAGSTER_DB = "xata_demo_source", "xata_demo_target", "dagster"
 
@@ -57,6 +57,7 @@ def command_plan(args) -> int:
     with connect(url, "source", read_only=True) as conn:
         plan, skipped = introspect(conn, args.schema)
         vectors = use_pgvector(conn, plan) if args.vectors == "pgvector" else []
+    check_step_names(plan)
     save_plan(plan, args.output)
     links = sum(len(t.links) for t in plan.tables)
     deferred = [f"{t.name}.{c.name}" for t in plan.tables for c in t.links if c.link.deferred]
@@ -146,6 +147,7 @@ def _plan_and_urls(args):
         raise UsageError("Name the plan: --plan PATH or XATA_MIGRATION_PLAN (write one with "
                         "`xata-migration plan`).")
     plan = load_plan(plan_path)  # a plan that cannot run stops here, with its message
+    check_step_names(plan)
     return (plan_path, plan,
             _url(args.source_url, "XATA_SOURCE_URL", "--source-url", "source"),
             _url(args.target_url, "TARGET_DATABASE_URL", "--target-url", "target"))
@@ -164,7 +166,7 @@ def command_migrate(args) -> int:
 
 
 def command_report(args) -> int:
-    from xata_migration.report import write_report
+    from xata_migration.verify.report import write_report
 
     plan_path, plan, source_url, target_url = _plan_and_urls(args)
     markdown_path, html_path, ok = write_report(source_url, target_url, plan, plan_path,
@@ -205,7 +207,7 @@ def command_lookup(args) -> int:
 
 
 def command_demo(args) -> int:
-    from xata_migration.xata_shape import build_demo_source
+    from xata_migration.sources.demo import build_demo_source
 
     started = time.monotonic()
     server = embedded.start()

@@ -1,9 +1,14 @@
 """The Dagster code location (`dagster job execute -m xata_migration.definitions`).
 
-Built from the plan file named by XATA_MIGRATION_PLAN; nothing touches a database at import
-time (the multiprocess executor re-imports this module for every step).
+Built when Dagster loads it, from the plan file named by XATA_MIGRATION_PLAN; nothing
+touches a database then (the multiprocess executor loads it again for every step).
 """
 
-from xata_migration.pipeline import build_definitions, plan_from_environment
+import dagster as dg
 
-defs = build_definitions(plan_from_environment())
+from xata_migration.defs.pipeline import build_definitions, plan_from_environment
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(plan_from_environment())

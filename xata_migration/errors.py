@@ -8,3 +8,7 @@ class XataMigrationError(Exception):
 
 class UsageError(XataMigrationError):
     """A command was given too little to work with (a URL, a plan, a name)."""
+
+
+class LoadError(XataMigrationError, RuntimeError):
+    """The table cannot be written as the plan says; nothing was written."""

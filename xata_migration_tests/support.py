@@ -12,10 +12,10 @@ from psycopg.types.string import TextLoader
 
 from xata_migration import api
 from xata_migration.connections import connect
-from xata_migration.pipeline import build_definitions
-from xata_migration.resources import TargetDatabase, XataSource
-from xata_migration.snapshot import RunSnapshot
-from xata_migration.xata_shape import XATA_RUNTIME_SQL
+from xata_migration.defs.pipeline import build_definitions
+from xata_migration.defs.resources import TargetDatabase, XataSource
+from xata_migration.load.snapshot import RunSnapshot
+from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
 
 XATA_COLUMNS = """
     xata_id text NOT NULL DEFAULT ('rec_' || xata_private.xid()) CHECK (length(xata_id) < 256),

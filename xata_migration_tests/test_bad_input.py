@@ -4,9 +4,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from xata_migration.resources import TargetDatabase, XataSource
-from xata_migration.pipeline import build_definitions
-from xata_migration_tests.support import create_hostile_source, execute_sql, migrate, plan_for
+from xata_migration.defs.pipeline import build_definitions
+from xata_migration.defs.resources import TargetDatabase, XataSource
+from xata_migration_tests.support import (
+    create_hostile_source,
+    execute_sql,
+    migrate,
+    plan_for,
+)
 
 
 def target_state(url: str) -> list:
@@ -136,12 +141,12 @@ def test_plan_command_errors_exit_non_zero_with_one_paragraph(source_url, tmp_pa
 def test_every_error_of_the_tool_is_one_paragraph_and_exit_2(monkeypatch, capsys):
     """cli.main catches the one base class: a usage error (no plan named) included."""
     from xata_migration.cli import main
-    from xata_migration.errors import XataMigrationError
     from xata_migration.connections import ConnectionFailed
-    from xata_migration.csv_import import CsvImportError
-    from xata_migration.dump import DumpError
-    from xata_migration.load import MissingLinks
-    from xata_migration.plan import PlanError
+    from xata_migration.errors import XataMigrationError
+    from xata_migration.load.links import MissingLinks
+    from xata_migration.plan.model import PlanError
+    from xata_migration.sources.csv_import import CsvImportError
+    from xata_migration.sources.dump import DumpError
     for error in (ConnectionFailed, CsvImportError, DumpError, MissingLinks, PlanError):
         assert issubclass(error, XataMigrationError), error
     monkeypatch.delenv("XATA_MIGRATION_PLAN", raising=False)

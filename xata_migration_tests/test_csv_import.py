@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from xata_migration.csv_import import CsvImportError, import_csv
-from xata_migration.plan import load_plan, save_plan
+from xata_migration.plan.model import load_plan, save_plan
+from xata_migration.sources.csv_import import CsvImportError, import_csv
 from xata_migration_tests.support import check_outcomes, migrate, plan_for
 
 SCHEMA = {"tables": [

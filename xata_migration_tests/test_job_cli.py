@@ -9,8 +9,8 @@ from pathlib import Path
 
 import psycopg
 
-from xata_migration.plan import save_plan
-from xata_migration.xata_shape import build_demo_source, load_schema
+from xata_migration.plan.model import save_plan
+from xata_migration.sources.demo import build_demo_source, load_schema
 from xata_migration_tests.support import Expectation, plan_for, verify_migration
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,9 +3,14 @@
 import pytest
 import yaml
 
-from xata_migration.plan import PlanError, load_plan, save_plan, validate_plan
-from xata_migration_tests.support import (LONG_COLUMN, LONG_TABLE, create_hostile_source,
-                                          plan_for)
+from xata_migration.defs.names import check_step_names
+from xata_migration.plan.model import PlanError, load_plan, save_plan
+from xata_migration_tests.support import (
+    LONG_COLUMN,
+    LONG_TABLE,
+    create_hostile_source,
+    plan_for,
+)
 
 
 @pytest.fixture
@@ -125,7 +130,7 @@ def test_tables_whose_step_names_collide_are_refused(plan):
     twin.name = twin.target = "tag_to_image"
     plan.tables.append(twin)
     with pytest.raises(PlanError, match="'migrate_tag_to_image'"):
-        validate_plan(plan)
+        check_step_names(plan)  # by `plan` and by the definitions (test_defs.py)
 
 
 def test_missing_plan_file_says_how_to_make_one(tmp_path):
@@ -135,7 +140,7 @@ def test_missing_plan_file_says_how_to_make_one(tmp_path):
 
 def test_source_without_xata_tables_is_reported(source_url):
     from xata_migration.connections import connect
-    from xata_migration.introspect import introspect
+    from xata_migration.plan.introspect import introspect
     from xata_migration_tests.support import execute_sql
     execute_sql(source_url, "CREATE TABLE plain (id serial PRIMARY KEY)")
     with connect(source_url, "source", read_only=True) as conn:

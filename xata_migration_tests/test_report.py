@@ -1,8 +1,13 @@
 """`xata-migration report`: the target against the source, for a change ticket."""
 
 from xata_migration.cli import main
-from xata_migration.plan import save_plan
-from xata_migration_tests.support import create_hostile_source, execute_sql, migrate, plan_for
+from xata_migration.plan.model import save_plan
+from xata_migration_tests.support import (
+    create_hostile_source,
+    execute_sql,
+    migrate,
+    plan_for,
+)
 
 
 def _with_password(url: str) -> str:

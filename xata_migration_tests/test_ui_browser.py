@@ -19,9 +19,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from xata_migration.plan import save_plan
+from xata_migration.plan.model import save_plan
+from xata_migration.sources.demo import build_demo_source
 from xata_migration_tests.support import execute_sql, plan_for
-from xata_migration.xata_shape import build_demo_source
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "test-artifacts" / "ui"

@@ -6,7 +6,6 @@ UTF-8 character boundary and given a short hash of the full name, which keeps it
 """
 
 import hashlib
-import re
 
 MAX_IDENTIFIER_BYTES = 63
 
@@ -26,38 +25,6 @@ def fit_identifier(name: str) -> str:
 def derived_name(table: str, column: str, suffix: str) -> str:
     """A constraint or index name such as `order_buyer_fkey`, always <= 63 bytes."""
     return fit_identifier(f"{table}_{column}_{suffix}" if column else f"{table}_{suffix}")
-
-
-_NOT_KEY_CHARS = re.compile(r"[^A-Za-z0-9_]")
-
-
-def asset_key_part(name: str) -> str:
-    """A table (or column) name as one part of a Dagster asset key.
-
-    The name itself where Dagster accepts it (`tag-to-image`, `User`, `order`); Dagster
-    derives Python identifiers from keys, so other characters become `_` and Python
-    keywords or Dagster's reserved words (`from`, `config`) get a `_table` suffix.
-    """
-    from dagster._core.definitions.utils import is_valid_name  # pinned dagster version
-
-    def valid(part: str) -> bool:
-        return is_valid_name(part.replace("-", "_").replace(".", "_"))
-
-    if valid(name):
-        return name
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
-    return cleaned if valid(cleaned) else cleaned + "_table"
-
-
-def dagster_name(table: str, column: str | None = None) -> str:
-    """The Dagster op name of a table's asset (or of a deferred link's asset).
-
-    Op names allow only letters, digits and `_` (the asset key keeps the real name);
-    the prefix keeps names such as `from` or `1st` valid.
-    """
-    if column is None:
-        return "migrate_" + _NOT_KEY_CHARS.sub("_", table)
-    return "link_" + _NOT_KEY_CHARS.sub("_", table) + "__" + _NOT_KEY_CHARS.sub("_", column)
 
 
 def lock_key(table: str) -> int:

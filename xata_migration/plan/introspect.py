@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from xata_migration import graph
-from xata_migration.plan import Column, Link, Plan, PlanError, Table
+from xata_migration.plan import graph
+from xata_migration.plan.model import Column, Link, Plan, PlanError, Table
 
 XATA_ID = "xata_id"
 # Xata's metadata columns and what they become by default (None: dropped).

@@ -20,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from xata_migration.connections import scrub
 from xata_migration.errors import XataMigrationError
-from xata_migration.xata_shape import XATA_RUNTIME_SQL, require_empty
+from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL, require_empty
 
 
 class DumpError(XataMigrationError, RuntimeError):

@@ -28,8 +28,8 @@ from datetime import datetime
 
 from psycopg import sql
 
-from xata_migration.ddl import SYNC_STATE
-from xata_migration.plan import Plan, Table, plan_to_dict
+from xata_migration.load.ddl import SYNC_STATE
+from xata_migration.plan.model import Plan, Table, plan_to_dict
 
 UPDATED_AT = "xata_updatedat"
 XATA_TRIGGER_FUNCTION = "maintain_metadata_trigger_pgroll"

@@ -7,7 +7,7 @@ import psycopg
 
 from xata_migration.connections import connect
 from xata_migration.errors import UsageError
-from xata_migration.snapshot import SnapshotConnection
+from xata_migration.load.snapshot import SnapshotConnection
 
 
 def _resolved(value: str) -> str:

@@ -17,9 +17,9 @@ from pathlib import Path
 import markdown
 import yaml
 
-from xata_migration import api, checks
 from xata_migration.connections import connect, mask_url
-from xata_migration.plan import Plan, plan_to_dict
+from xata_migration.plan.model import Plan, plan_to_dict
+from xata_migration.verify import checks, findings
 
 
 def markdown_table(header: tuple, rows: list) -> str:
@@ -32,16 +32,16 @@ def markdown_table(header: tuple, rows: list) -> str:
     return "\n".join(lines)
 
 
-def findings_table(outcome: checks.CheckOutcome) -> str:
+def findings_table(outcome: findings.CheckOutcome) -> str:
     return markdown_table(
         ("old id", "new id", "column", "source value", "target value", "problem"),
-        [tuple(e[c] for c in checks.FINDING_COLUMNS) for e in outcome.examples])
+        [tuple(e[c] for c in findings.FINDING_COLUMNS) for e in outcome.examples])
 
 
 @dataclass
 class TableReport:
     name: str
-    outcomes: list[checks.CheckOutcome] = field(default_factory=list)
+    outcomes: list[findings.CheckOutcome] = field(default_factory=list)
     seconds: float = 0.0
 
     def value(self, check: str, key: str, default=""):
@@ -57,7 +57,7 @@ def check_tables(source_url: str, target_url: str, plan: Plan) -> list[TableRepo
         report, started = TableReport(table.name), time.monotonic()
         with connect(source_url, "source", read_only=True, label=table.name) as source, \
                 connect(target_url, "target", label=table.name) as target:
-            report.outcomes = api.check_table(plan, table, source, target)
+            report.outcomes = checks.check_table(plan, table, source, target)
         report.seconds = time.monotonic() - started
         reports.append(report)
     return reports

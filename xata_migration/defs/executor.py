@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from xata_migration.snapshot import RunSnapshot
+from xata_migration.load.snapshot import RunSnapshot
 
 # Dagster's own choice of `in_process` or `multiprocess`, with every option of each
 STEP_EXECUTION = dg.multi_or_in_process_executor.config_schema.as_field().config_type
+
 
 class RunSnapshotExecutor(dg.Executor):
     def __init__(self, inner: dg.Executor, source_url: str):

@@ -6,7 +6,7 @@ a small asset of its own (`[table, column]`) once both tables exist. Every check
 blocking with ERROR severity: a failed check fails the step, downstream tables wait, and
 "re-execute from failure" picks up from there.
 
-Every source connection of a step reads the run's source snapshot (snapshot.py), taken by
+Every source connection of a step reads the run's source snapshot (load/snapshot.py), taken by
 the project's executor; without one, the step reads in its own and warns.
 """
 
@@ -15,12 +15,13 @@ from contextlib import ExitStack, contextmanager
 
 import dagster as dg
 
-from xata_migration import api, checks
+from xata_migration import api
+from xata_migration.defs.names import asset_key_part, dagster_name
+from xata_migration.defs.resources import TargetDatabase, XataSource
 from xata_migration.load import LoadResult
-from xata_migration.names import asset_key_part, dagster_name
-from xata_migration.plan import Column, Plan, Table
-from xata_migration.resources import TargetDatabase, XataSource
-from xata_migration.snapshot import SnapshotLost, from_tags, problem_from_tags
+from xata_migration.load.snapshot import SnapshotLost, from_tags, problem_from_tags
+from xata_migration.plan.model import Column, Plan, Table
+from xata_migration.verify import checks, findings
 
 POOL = "xata_target"  # caps how many steps write to the target at once
 CHECK_DESCRIPTIONS = {
@@ -62,7 +63,7 @@ def check_result(outcome: checks.CheckOutcome, key: dg.AssetKey) -> dg.AssetChec
     if outcome.examples:
         metadata["examples"] = metadata_table(
             ("old id", "new id", "column", "source value", "target value", "problem"),
-            [tuple(e[c] for c in checks.FINDING_COLUMNS) for e in outcome.examples])
+            [tuple(e[c] for c in findings.FINDING_COLUMNS) for e in outcome.examples])
         metadata["all_findings_sql"] = dg.MetadataValue.text(
             f"Run on the {outcome.findings_on} to see every finding: {outcome.findings_sql};")
     return dg.AssetCheckResult(

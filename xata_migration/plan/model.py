@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from xata_migration import graph
 from xata_migration.errors import XataMigrationError
-from xata_migration.names import MAX_IDENTIFIER_BYTES, asset_key_part, dagster_name
+from xata_migration.plan import graph
+from xata_migration.plan.names import MAX_IDENTIFIER_BYTES
 
 PLAN_VERSION = 1
 MAPPING_SCHEMA = "xata_id_map"
@@ -333,21 +333,6 @@ def _validate_link(column: Column, where: str, names: set[str]) -> None:
                         f"{', '.join(LINK_DECLARATIONS)}.")
 
 
-def _unique_dagster_names(plan: Plan) -> None:
-    seen: dict[str, str] = {}
-    steps = [(dagster_name(t.name), f"table {t.name!r}") for t in plan.tables]
-    steps += [(dagster_name(t.name, c.name), f"link {t.name}.{c.name}")
-              for t in plan.tables for c in t.links if c.link.deferred]
-    steps += [("asset key " + asset_key_part(t.name), f"table {t.name!r}") for t in plan.tables]
-    for step, what in steps:
-        if step in seen:
-            raise PlanError(
-                f"{seen[step].capitalize()} and {what} would both be the Dagster step "
-                f"{step!r}: their names differ only in characters other than letters, "
-                "digits and `_`. Rename one of them in the source, or leave one out of the plan.")
-        seen[step] = what
-
-
 def validate_plan(plan: Plan) -> None:
     if not plan.tables:
         raise PlanError("The plan has no tables: the source had no Xata-shaped table, or all "
@@ -355,7 +340,6 @@ def validate_plan(plan: Plan) -> None:
     _unique([t.name for t in plan.tables], "source table", "List each table once.")
     _unique([t.target for t in plan.tables], "target table name",
             "Give one of them another `target` name in the plan.")
-    _unique_dagster_names(plan)
     names = {t.name for t in plan.tables}
     for table in plan.tables:
         _validate_table(plan, table, names)

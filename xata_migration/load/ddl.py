@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from xata_migration.names import derived_name
-from xata_migration.plan import MAPPING_SCHEMA, Column, Plan, Table
+from xata_migration.plan.model import MAPPING_SCHEMA, Column, Plan, Table
+from xata_migration.plan.names import derived_name
 
 ID = "id"
 
@@ -57,11 +57,11 @@ SYNC_STATE = sql.Identifier(BOOKKEEPING_SCHEMA, "sync_state")
 
 def create_bookkeeping_sql() -> sql.Composed:
     """The tool's own tables in the target:
-      findings           what failed checks found (checks.py)
+      findings           what failed checks found (verify/findings.py)
       deleted_in_source  per table, the mapped old ids the source no longer had at the
                          last load: the checks' fingerprints leave those target rows out
       sync_state         per table, the last load's watermark and the time of the source
-                         snapshot it read (sync.py)"""
+                         snapshot it read (load/sync.py)"""
     return sql.SQL(
         "CREATE SCHEMA IF NOT EXISTS {schema};"
         " CREATE TABLE IF NOT EXISTS {findings} (scope text NOT NULL,"

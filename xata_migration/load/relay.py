@@ -3,9 +3,9 @@
 The source sends one COPY message per row; the relay reads them straight from libpq
 (copied_rows), gathers them into chunks of a megabyte and hands each to a thread that
 sends it to the target. So the relay goes on reading the source while the target takes a
-chunk, instead of each side waiting for the other in turn (for the benchmark's 5M rows,
-about 4 s less). At most QUEUED_CHUNKS chunks wait between the two: memory stays a few
-megabytes whatever the table's size.
+chunk, instead of each side waiting for the other in turn (measured in
+benchmarks/NOTES.md). At most QUEUED_CHUNKS chunks wait between the two: memory stays a
+few megabytes whatever the table's size.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class ThreadedWriter(LibpqWriter):
 def copied_rows(connection: psycopg.Connection) -> Iterator[memoryview]:
     """The rows of the COPY ... TO STDOUT just started on `connection`, one message each,
     taken from libpq directly: psycopg's Copy.read() spends about twice the CPU on each
-    row (for 1M rows, 2.3 s of the relay's against 1.1 s, and the transfer 0.8 s longer).
+    row (benchmarks/NOTES.md).
     Ends with the COPY's own result, so an error in the source is raised here."""
     pgconn = connection.pgconn
     while True:

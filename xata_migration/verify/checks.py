@@ -12,103 +12,51 @@ First each side's fingerprint (fingerprint.py): when they match, every check pas
 that, with no row crossing the network. Otherwise the rows are compared one by one: each
 source row's id, its link values and an md5 of its other values are streamed into the
 target, where counts and the mapping are compared exactly by anti-joins, links through
-both mappings, and each row's hash with the target row's. When hashes differ, the
-source's values are streamed across to name the rows and columns.
-
-A failed check writes what it found (old id, new id, column, source value, target value)
-to `xata_migration_checks.findings` in the target, and its metadata shows the first ten
-and the SQL that lists all of them. A check that passes clears its earlier findings.
+both mappings (load/links.py), and each row's hash with the target row's. When hashes
+differ, the source's values are streamed across to name the rows and columns. What a
+failed check found goes to findings.py.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from psycopg import sql
+from psycopg import Connection, sql
 
-from xata_migration import ddl, fingerprint, sync
-from xata_migration.load import (SHARED_OBJECTS_LOCK, MissingLinks, create_stage,
-                                  create_temp_table, link_values, source_select, stage_name)
-from xata_migration.plan import Column, Plan, Table
-from xata_migration.relay import copy_between
+from xata_migration.load import ddl, sync
+from xata_migration.load.links import (
+    MissingLinks,
+    elements_without_row,
+    join_new_ids,
+    link_elements,
+    link_values,
+    mapped_old_ids,
+    old_ids_of_array,
+)
+from xata_migration.load.relay import copy_between
+from xata_migration.load.stage import (
+    create_stage,
+    create_temp_table,
+    source_select,
+    stage_name,
+)
+from xata_migration.plan.model import Column, Plan, Table
+from xata_migration.verify import fingerprint
+from xata_migration.verify.findings import (
+    CheckOutcome,
+    clear_findings,
+    ensure_bookkeeping,
+    record_findings,
+    with_findings,
+)
 
-EXAMPLES = 10
-MAX_FINDINGS = 100_000  # per check and table: enough to act on, bounded if everything differs
 CHECK_STAGE = sql.Identifier("xata_migration_check")
-FINDINGS = ddl.FINDINGS
-FINDING_COLUMNS = ("xata_id", "new_id", "column_name", "source_value", "target_value",
-                   "problem")
-
-
-@dataclass
-class CheckOutcome:
-    name: str
-    passed: bool
-    summary: str
-    metadata: dict = field(default_factory=dict)
-    # (what, source, target) rows: what was compared and the numbers on both sides
-    compared: list[tuple] = field(default_factory=list)
-    # the first findings of a failed check, and the SQL that lists all of them
-    examples: list[dict] = field(default_factory=list)
-    findings_sql: str = ""
-    findings_on: str = "target"  # the database to run findings_sql on
-
-
-# ---------------------------------------------------------------- findings
-
-
-def ensure_bookkeeping(target) -> None:
-    """The tables the checks write (the checks may run on a target loaded long ago): its
-    own short transaction, under the lock that guards the shared objects."""
-    with target.transaction():
-        target.execute("SELECT pg_advisory_xact_lock(%s)", (SHARED_OBJECTS_LOCK,))
-        ddl.create_bookkeeping(target)
-
-
-def _record(target, scope: str, check: str, select: sql.Composable) -> None:
-    """Add what `select` (rows of FINDING_COLUMNS) found, up to MAX_FINDINGS."""
-    already = target.execute(sql.SQL("SELECT count(*) FROM {} WHERE scope = %s AND"
-                                     " check_name = %s").format(FINDINGS),
-                             (scope, check)).fetchone()[0]
-    target.execute(sql.SQL(
-        "INSERT INTO {findings} (scope, check_name, {columns})"
-        " SELECT {scope}, {check}, f.* FROM ({select}) f LIMIT {room}").format(
-        findings=FINDINGS, columns=sql.SQL(", ").join(map(sql.Identifier, FINDING_COLUMNS)),
-        scope=sql.Literal(scope), check=sql.Literal(check), select=select,
-        room=sql.Literal(max(MAX_FINDINGS - already, 0))))
-
-
-def _findings_select(scope: str, check: str) -> sql.Composed:
-    return sql.SQL(
-        "SELECT {columns} FROM {findings} WHERE scope = {scope} AND check_name = {check}"
-        " ORDER BY xata_id, column_name").format(
-        columns=sql.SQL(", ").join(map(sql.Identifier, FINDING_COLUMNS)), findings=FINDINGS,
-        scope=sql.Literal(scope), check=sql.Literal(check))
-
-
-def findings_query(scope: str, check: str) -> str:
-    """The SQL a person runs on the target to see every finding of one check."""
-    return _findings_select(scope, check).as_string(None)
-
-
-def _with_findings(target, outcome: CheckOutcome, scope: str) -> CheckOutcome:
-    """A failed check gets its first findings and the SQL that lists them all."""
-    if outcome.passed:
-        return outcome
-    outcome.findings_sql = findings_query(scope, outcome.name)
-    rows = target.execute(_findings_select(scope, outcome.name) + sql.SQL(" LIMIT {}").format(
-        sql.Literal(EXAMPLES))).fetchall()
-    outcome.examples = [dict(zip(FINDING_COLUMNS, row)) for row in rows]
-    return outcome
-
-
-def _clear_findings(target, scope: str) -> None:
-    """Before a scope's checks run again: what they find now replaces what they found."""
-    target.execute(sql.SQL("DELETE FROM {} WHERE scope = %s").format(FINDINGS), (scope,))
 
 
 SOURCE_IDS = sql.Identifier("xata_migration_source_ids")
+
+
 ABSENT = sql.Identifier("xata_migration_absent")
 
 
@@ -190,7 +138,7 @@ def _differing_rows(source, target, plan: Plan, table: Table) -> None:
             " WHERE r.source_h IS DISTINCT FROM r.target_h").format(
             values=values, hashes=_row_hashes(plan, table), stage=CHECK_STAGE,
             t=ddl.target_table(plan, table)))
-        _record(target, table.name, "values_unchanged", _value_findings(columns))
+        record_findings(target, table.name, "values_unchanged", _value_findings(columns))
 
 
 def _target_value(column: Column) -> sql.Composed:
@@ -247,7 +195,7 @@ def row_counts(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome
     if absent.deleted:
         outcome.compared.append(("deleted in the source since", "", absent.deleted))
     if not passed:
-        _record(target, table.name, "row_counts", sql.SQL(
+        record_findings(target, table.name, "row_counts", sql.SQL(
             "SELECT a.xid, m.new_id, NULL, CASE a.reason WHEN 'deleted' THEN NULL ELSE"
             " 'present' END, CASE WHEN t.id IS NULL THEN NULL ELSE 'present' END,"
             " CASE a.reason WHEN 'deleted' THEN 'no longer in the source'"
@@ -256,7 +204,7 @@ def row_counts(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome
             " FROM {absent} a LEFT JOIN {map} m ON m.xata_id = a.xid LEFT JOIN {t} t"
             " ON t.id = m.new_id").format(absent=ABSENT, map=ddl.mapping_table(table.name),
                                           t=ddl.target_table(plan, table)))
-        _record(target, table.name, "row_counts", _mapping_without_row(plan, table))
+        record_findings(target, table.name, "row_counts", _mapping_without_row(plan, table))
     return outcome
 
 
@@ -301,11 +249,11 @@ def id_mapping(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome
                             ("old ids given two new ids", "", repeated_old)])
     if not passed:
         target_table, mapping = ddl.target_table(plan, table), ddl.mapping_table(table.name)
-        _record(target, table.name, "id_mapping", sql.SQL(
+        record_findings(target, table.name, "id_mapping", sql.SQL(
             "SELECT a.xid, NULL::bigint, NULL, 'present', NULL, 'source id without a new id'"
             " FROM {absent} a WHERE a.reason = 'unexplained'").format(absent=ABSENT))
-        _record(target, table.name, "id_mapping", _mapping_without_row(plan, table))
-        _record(target, table.name, "id_mapping", sql.SQL(
+        record_findings(target, table.name, "id_mapping", _mapping_without_row(plan, table))
+        record_findings(target, table.name, "id_mapping", sql.SQL(
             "SELECT NULL, t.id, NULL, NULL, 'present', 'target row without an old id'"
             " FROM {t} t WHERE NOT EXISTS (SELECT 1 FROM {map} m WHERE m.new_id = t.id)"
             " UNION ALL SELECT m.xata_id, m.new_id, NULL, NULL, NULL,"
@@ -352,36 +300,28 @@ def _value_rows(table: Table) -> tuple[sql.Composed, sql.Composed]:
             sql.SQL("ROW({})").format(sql.SQL(", ").join(target)))
 
 
-def _link_expressions(column: Column, index: int, pmap: sql.Composable) -> dict:
+def _link_expressions(column: Column, index: int) -> dict:
     """SQL (over stage s and target t) for one link: is it wrong, how many ids are missing.
 
     An array link is compared the other way round from how it was written: each target
     element is mapped back to its old id and the array compared with the source's.
     """
-    c, col = stage_name(index), sql.Identifier(column.target)
+    parent = column.link.table
+    staged, written = sql.SQL("s.{}").format(stage_name(index)), sql.SQL("t.{}").format(
+        sql.Identifier(column.target))
     if not column.is_array_link:
-        return {"join": sql.SQL("LEFT JOIN {} p ON p.xata_id = s.{}").format(pmap, c),
-                "wrong": sql.SQL("t.{} IS DISTINCT FROM p.new_id").format(col),
-                "missing": sql.SQL("(s.{} IS NOT NULL AND p.xata_id IS NULL)::int").format(c)}
-    expected = sql.SQL(
-        "CASE WHEN s.{c} IS NULL THEN NULL ELSE ARRAY(SELECT CASE WHEN EXISTS (SELECT 1 FROM"
-        " {pmap} q WHERE q.xata_id = u.v) THEN u.v END FROM unnest(s.{c}) WITH ORDINALITY"
-        " u(v, n) ORDER BY u.n) END").format(c=c, pmap=pmap)
-    mapped_back = sql.SQL(
-        "CASE WHEN t.{col} IS NULL THEN NULL ELSE ARRAY(SELECT q.xata_id FROM unnest(t.{col})"
-        " WITH ORDINALITY u(v, n) LEFT JOIN {pmap} q ON q.new_id = u.v ORDER BY u.n) END"
-    ).format(col=col, pmap=pmap)
+        return {"join": join_new_ids(sql.Identifier("p"), parent, staged),
+                "wrong": sql.SQL("{} IS DISTINCT FROM p.new_id").format(written),
+                "missing": sql.SQL("({} IS NOT NULL AND p.xata_id IS NULL)::int").format(staged)}
     return {"join": sql.SQL(""),
-            "wrong": sql.SQL("({}) IS DISTINCT FROM ({})").format(mapped_back, expected),
-            "missing": sql.SQL("(SELECT count(*) FROM unnest(s.{c}) u(v) WHERE u.v IS NOT NULL"
-                               " AND NOT EXISTS (SELECT 1 FROM {pmap} q WHERE q.xata_id = u.v))"
-                               ).format(c=c, pmap=pmap)}
+            "wrong": sql.SQL("({}) IS DISTINCT FROM ({})").format(
+                old_ids_of_array(parent, written), mapped_old_ids(parent, staged)),
+            "missing": elements_without_row(staged, ddl.mapping_table(parent), "xata_id")}
 
 
 def _pointing_nowhere(target, plan: Plan, table: Table, column: Column, scope: str) -> int:
     """Target link values (or array elements) with no row in the parent table."""
-    value = sql.SQL("unnest(t.{})" if column.is_array_link else "t.{}").format(
-        sql.Identifier(column.target))
+    value = link_elements(column, sql.SQL("t.{}").format(sql.Identifier(column.target)))
     nowhere = sql.SQL(
         "SELECT m.xata_id, linked.id, {name}, NULL, linked.v::text, 'links to no row'"
         " FROM (SELECT t.id, {v} AS v FROM {t} t) linked LEFT JOIN {map} m"
@@ -392,14 +332,13 @@ def _pointing_nowhere(target, plan: Plan, table: Table, column: Column, scope: s
         p=ddl.target_table(plan, plan.table(column.link.table)))
     count = target.execute(sql.SQL("SELECT count(*) FROM ({}) q").format(nowhere)).fetchone()[0]
     if count:
-        _record(target, scope, "links_intact", nowhere)
+        record_findings(target, scope, "links_intact", nowhere)
     return count
 
 
 def _link_report(target, plan: Plan, table: Table, column: Column, index: int,
                  scope: str, stage: sql.Identifier) -> dict:
-    pmap = ddl.mapping_table(column.link.table)
-    expressions = _link_expressions(column, index, pmap)
+    expressions = _link_expressions(column, index)
     rows = sql.SQL("FROM {s} s JOIN {map} m ON m.xata_id = s.xid JOIN {t} t ON t.id = m.new_id"
                    " {join}").format(s=stage, map=ddl.mapping_table(table.name),
                                      t=ddl.target_table(plan, table), join=expressions["join"])
@@ -409,7 +348,7 @@ def _link_report(target, plan: Plan, table: Table, column: Column, index: int,
         c=stage_name(index), missing=expressions["missing"], wrong=expressions["wrong"],
         rows=rows)).fetchone()
     if wrong:
-        _record(target, scope, "links_intact", sql.SQL(
+        record_findings(target, scope, "links_intact", sql.SQL(
             "SELECT s.xid, t.id, {name}, s.{c}::text, t.{col}::text,"
             " 'links to another row than in the source' {rows} WHERE {wrong}").format(
             name=sql.Literal(column.name), c=stage_name(index),
@@ -477,12 +416,12 @@ def table_checks(source, target, plan: Plan, table: Table,
     started = time.monotonic()
     ensure_bookkeeping(target)
     try:
-        _clear_findings(target, table.name)
+        clear_findings(target, table.name)
         comparison = fingerprint.compare(source, target, plan, table, source_side)
         if comparison.identical:
             outcomes = identical_outcomes(table, comparison)
         else:
-            outcomes = [_with_findings(target, o, table.name)
+            outcomes = [with_findings(target, o, table.name)
                         for o in row_by_row_outcomes(source, target, plan, table)]
         if all(o.passed for o in outcomes):  # the next load may read only what changed
             sync.mark_verified(target, table)
@@ -566,14 +505,27 @@ def link_check(source, target, plan: Plan, table: Table, column: Column) -> Chec
     scope = f"{table.name}.{column.name}"
     ensure_bookkeeping(target)
     try:
-        _clear_findings(target, scope)
-        outcome = _with_findings(target, links_intact(source, target, plan, table, [column],
+        clear_findings(target, scope)
+        outcome = with_findings(target, links_intact(source, target, plan, table, [column],
                                                       scope), scope)
         target.commit()
     finally:
         source.commit()
         target.rollback()
     return outcome
+
+
+def check_table(plan: Plan, table: Table, source: Connection,
+                target: Connection) -> list[CheckOutcome]:
+    """Every check of a table now, without loading: its own, then those of its deferred
+    links (named `links_intact (column, deferred)`)."""
+    outcomes = table_checks(source, target, plan, table)
+    for column in table.links:
+        if column.link.deferred:
+            outcome = link_check(source, target, plan, table, column)
+            outcome.name = f"links_intact ({column.name}, deferred)"
+            outcomes.append(outcome)
+    return outcomes
 
 
 def check_names(table: Table) -> list[str]:

@@ -1,6 +1,6 @@
 """One point in time for a whole run: the source snapshot every table of a run reads.
 
-A run's coordinating process (the executor, see executor.py) opens one source session,
+A run's coordinating process (the executor, defs/executor.py) opens one source session,
 notes the delta watermark, starts a REPEATABLE READ transaction and exports its snapshot
 with `pg_export_snapshot()`, as `pg_dump -j` does. Every source connection of the run's
 steps then starts each of its transactions with `SET TRANSACTION SNAPSHOT` (a
@@ -29,8 +29,8 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from xata_migration import sync
 from xata_migration.connections import connect, scrub
+from xata_migration.load import sync
 
 TIMEOUT_VARIABLE = "XATA_MIGRATION_SNAPSHOT_TIMEOUT"
 DEFAULT_TIMEOUT = 120  # seconds the source keeps a silent exporting session

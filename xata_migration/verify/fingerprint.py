@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from xata_migration import ddl
-from xata_migration.plan import Column, Plan, Table
+from xata_migration.load import ddl, links
+from xata_migration.plan.model import Column, Plan, Table
 
 HASHED_AS_TEXT_BYTES = {"text", "character varying"}
 HASHED_AS_IS = {"smallint", "integer", "boolean", "date", "uuid", "bytea"}
@@ -147,22 +147,16 @@ def _link_back(plan: Plan, column: Column, index: int,
     `proven`: a validated FOREIGN KEY already says every value has a parent row."""
     col, pmap = sql.Identifier(column.target), ddl.mapping_table(column.link.table)
     parent = ddl.target_table(plan, plan.table(column.link.table))
+    value = sql.SQL("t.{}").format(col)
     if column.is_array_link:
-        elements_without = sql.SQL(
-            "(SELECT count(*) FROM unnest(t.{}) u(v) WHERE u.v IS NOT NULL AND NOT EXISTS"
-            " (SELECT 1 FROM {} q WHERE q.{} = u.v))")
-        return {"old_ids": sql.SQL(
-                    "CASE WHEN t.{col} IS NULL THEN NULL ELSE ARRAY(SELECT q.xata_id FROM"
-                    " unnest(t.{col}) WITH ORDINALITY u(v, n) LEFT JOIN {pmap} q"
-                    " ON q.new_id = u.v ORDER BY u.n) END").format(col=col, pmap=pmap),
-                "unmapped": elements_without.format(col, pmap, sql.Identifier("new_id")),
-                "no_row": elements_without.format(col, parent, sql.Identifier(ddl.ID)),
+        return {"old_ids": links.old_ids_of_array(column.link.table, value),
+                "unmapped": links.elements_without_row(value, pmap, "new_id"),
+                "no_row": links.elements_without_row(value, parent, ddl.ID),
                 "joins": sql.SQL("")}
     p, r = sql.Identifier(f"p{index}"), sql.Identifier(f"r{index}")
     link = {"old_ids": sql.SQL("{}.xata_id").format(p),
             "unmapped": sql.SQL("(t.{} IS NOT NULL AND {}.xata_id IS NULL)::int").format(col, p),
-            "joins": sql.SQL(" LEFT JOIN {pmap} {p} ON {p}.new_id = t.{col}").format(
-                pmap=pmap, p=p, col=col)}
+            "joins": sql.SQL(" ") + links.join_old_ids(p, column.link.table, value)}
     if proven:
         return link | {"no_row": sql.SQL("0")}
     return link | {
@@ -282,7 +276,7 @@ class LoadSnapshotFingerprint:
 
     Inside the load's source transaction, `share` exports its snapshot and this
     connection imports it; `start` then computes in the background; `side` waits for it.
-    `pinned`: both connections already read the run's snapshot (snapshot.py), so there
+    `pinned`: both connections already read the run's snapshot (load/snapshot.py), so there
     is nothing to share. Where a snapshot cannot be shared (a standby, say), `side` is
     None and the checks read the source themselves, as they do when run on their own.
     Use it as a context manager: on leaving, a computation nobody waited for (the load
@@ -321,4 +315,3 @@ class LoadSnapshotFingerprint:
         if self._future and not self._future.done():
             self.connection.cancel_safe()
         self._pool.shutdown(wait=True)
-

@@ -1,0 +1,104 @@
+"""New ids: the append-only mapping xata_id_map.<table> (old id -> new bigint id).
+
+A source id keeps the new id it was given once, forever; new source ids get ids after
+the highest one given, in the plan's id_order, then the id's bytes, so the same source
+always gets the same ids.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from xata_migration.errors import LoadError
+from xata_migration.load import ddl
+from xata_migration.load.stage import (
+    EXAMPLES,
+    parallel_plan,
+    stage_name,
+    stage_table,
+    tables_exist,
+)
+from xata_migration.plan.model import Column, Plan, Table
+
+
+def check_ids(target: psycopg.Connection, table: Table) -> None:
+    nulls, duplicates, examples = target.execute(sql.SQL(
+        "SELECT (SELECT count(*) FROM {s} WHERE xid IS NULL),"
+        " count(*), (array_agg(xid ORDER BY xid))[1:%s]"
+        " FROM (SELECT xid FROM {s} WHERE xid IS NOT NULL GROUP BY xid HAVING count(*) > 1) d"
+    ).format(s=stage_table(target)), (EXAMPLES,)).fetchone()
+    if nulls or duplicates:
+        raise LoadError(
+            f"Table {table.name!r}: the source id column {table.id_column!r} has {nulls} NULL "
+            f"value(s) and {duplicates} id(s) used by more than one row (e.g. {examples}). "
+            "A record id must be unique and present: repair those rows in the source, then "
+            "run again. Nothing was written.")
+
+
+def id_offset(target, plan: Plan, table: Table) -> int:
+    """New ids start after the highest id given or used in the target table (if any)."""
+    mapping, target_table = ddl.mapping_table(table.name), ddl.target_table(plan, table)
+    highest = [sql.SQL("0")] + [
+        sql.SQL("(SELECT coalesce(max({}), 0) FROM {})").format(sql.Identifier(column), name)
+        for column, name in ((ddl.ID, target_table), ("new_id", mapping))
+        if tables_exist(target, name)]
+    return target.execute(sql.SQL("SELECT greatest({})").format(
+        sql.SQL(", ").join(highest))).fetchone()[0]
+
+
+def allocate_ids(target: psycopg.Connection, plan: Plan, table: Table,
+                 columns: list[Column]) -> int:
+    """Give new ids, after the highest id already given, to source ids not yet mapped.
+
+    New ids follow the plan's id_order columns, then the source id (byte order), so the
+    same source always gets the same ids.
+    """
+    order = [stage_name(columns.index(table.column(name))) for name in table.id_order]
+    order.append(sql.SQL('xid COLLATE "C"'))
+    return target.execute(sql.SQL(
+        "INSERT INTO {map} (xata_id, new_id)"
+        " SELECT s.xid, {offset} + row_number() OVER (ORDER BY {order}) FROM {s} s"
+        " WHERE NOT EXISTS (SELECT 1 FROM {map} m WHERE m.xata_id = s.xid)").format(
+        map=ddl.mapping_table(table.name), offset=sql.Literal(id_offset(target, plan, table)),
+        order=sql.SQL(", ").join(order), s=stage_table(target))).rowcount
+
+
+def numbered_in_id_order(table: Table) -> bool:
+    """Can a first load take its ids from the stage's numbering (see stage_source_rows)?
+    Not when rows may still leave the stage (`on_missing: skip`) before ids are given."""
+    return not any(c.link and c.link.on_missing == "skip" for c in table.columns)
+
+
+def allocate_first_ids(target, plan: Plan, table: Table, columns: list[Column],
+                       offset: int | None) -> int:
+    """A new mapping: every staged row gets an id, then the mapping gets its keys. A NULL
+    or repeated source id breaks those (cheaper than looking for them first): then
+    check_ids says which. With an `offset`, the stage is numbered in the id order (see
+    stage_source_rows): the mapping is made as that number plus the offset, with no sort
+    here; without, ensure_mapping made it and allocate_ids fills it."""
+    try:
+        with target.transaction():  # a savepoint: the stage survives for check_ids
+            if offset is None:
+                given = allocate_ids(target, plan, table, columns)
+            else:
+                with parallel_plan(target):
+                    given = target.execute(ddl.create_mapping_as_sql(table, sql.SQL(
+                        "SELECT xid, n + {} FROM {}").format(
+                        sql.Literal(offset), stage_table(target)))).rowcount
+            target.execute(ddl.mapping_keys_sql(table))
+    except (psycopg.errors.NotNullViolation, psycopg.errors.UniqueViolation):
+        check_ids(target, table)
+        raise
+    return given
+
+
+def ensure_mapping(target, table: Table, numbered: bool) -> bool:
+    """Whether the mapping table is missing (True). If so and the stage is not `numbered`
+    in the id order, create it, without keys yet, for allocate_ids to fill (numbered ids
+    make it in one write: allocate_first_ids)."""
+    if tables_exist(target, ddl.mapping_table(table.name)):
+        return False
+    if not numbered:
+        target.execute(ddl.create_mapping_sql(table))
+    return True

@@ -1,0 +1,245 @@
+"""Links: the id translation in both directions, and links that point nowhere.
+
+The write turns each old id into its parent's new id (join_new_ids, rewritten_link,
+rewritten_array); the checks and the fingerprint turn new ids back into old ones
+(join_old_ids, old_ids_of_array) through the same mapping. A link value whose record
+does not exist is counted, set NULL, skipped with its row or stops the load, as the
+plan's `on_missing` says (MissingLinks).
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from xata_migration.errors import LoadError
+from xata_migration.load import ddl, sync
+from xata_migration.load.result import LoadResult
+from xata_migration.load.stage import EXAMPLES, stage_name, stage_table, tables_exist
+from xata_migration.plan.model import Column, Plan, Table
+
+# ------------------------------------------------ the id translation, both directions
+
+
+def link_elements(column: Column, value: sql.Composable) -> sql.Composed:
+    """A link's value as one row per id: the value itself, or each element of an array
+    link (NULL elements included)."""
+    return sql.SQL("unnest({})" if column.is_array_link else "{}").format(value)
+
+
+def join_new_ids(alias: sql.Identifier, parent: str, old_id: sql.Composable) -> sql.Composed:
+    """LEFT JOIN the parent's mapping as `alias`, on the old id: `alias.new_id`."""
+    return sql.SQL("LEFT JOIN {} {} ON {}.xata_id = {}").format(
+        ddl.mapping_table(parent), alias, alias, old_id)
+
+
+def join_old_ids(alias: sql.Identifier, parent: str, new_id: sql.Composable) -> sql.Composed:
+    """LEFT JOIN the parent's mapping as `alias`, on the new id: `alias.xata_id`."""
+    return sql.SQL("LEFT JOIN {} {} ON {}.new_id = {}").format(
+        ddl.mapping_table(parent), alias, alias, new_id)
+
+
+def new_ids_of_array(parent: str, old_ids: sql.Composable) -> sql.Composed:
+    """A text[] of old ids as the bigint[] of their new ids: same order, NULL elements
+    kept, an id with no mapping NULL."""
+    return _mapped_array(old_ids, "new_id", "xata_id", parent)
+
+
+def old_ids_of_array(parent: str, new_ids: sql.Composable) -> sql.Composed:
+    """A bigint[] of new ids as the text[] of the old ids they were given for."""
+    return _mapped_array(new_ids, "xata_id", "new_id", parent)
+
+
+def mapped_old_ids(parent: str, old_ids: sql.Composable) -> sql.Composed:
+    """A text[] of old ids with those the mapping lacks as NULL: what the written link
+    gives back through old_ids_of_array when every element was rewritten right."""
+    return sql.SQL(
+        "CASE WHEN {a} IS NULL THEN NULL ELSE ARRAY(SELECT CASE WHEN EXISTS (SELECT 1 FROM"
+        " {map} q WHERE q.xata_id = u.v) THEN u.v END FROM unnest({a}) WITH ORDINALITY"
+        " u(v, n) ORDER BY u.n) END").format(a=old_ids, map=ddl.mapping_table(parent))
+
+
+def _mapped_array(array: sql.Composable, to: str, key: str, parent: str) -> sql.Composed:
+    return sql.SQL(
+        "CASE WHEN {a} IS NULL THEN NULL ELSE ARRAY(SELECT q.{to} FROM unnest({a})"
+        " WITH ORDINALITY u(v, n) LEFT JOIN {map} q ON q.{key} = u.v ORDER BY u.n) END"
+    ).format(a=array, to=sql.Identifier(to), key=sql.Identifier(key),
+             map=ddl.mapping_table(parent))
+
+
+def elements_without_row(array: sql.Composable, table: sql.Composable,
+                         key: str) -> sql.Composed:
+    """How many non-NULL elements of an array link have no row in `table` whose `key`
+    equals them (a mapping on xata_id or new_id, or the parent table on id)."""
+    return sql.SQL(
+        "(SELECT count(*) FROM unnest({}) u(v) WHERE u.v IS NOT NULL AND NOT EXISTS"
+        " (SELECT 1 FROM {} q WHERE q.{} = u.v))").format(array, table, sql.Identifier(key))
+
+
+def rewritten_link(column: Column, index: int, alias: sql.Identifier) -> sql.Composed:
+    """The written value of a staged scalar link (its parent's mapping joined as `alias`,
+    join_new_ids): the new id; for a link that must not point nowhere, a value with no
+    record stops the write (no second pass over the stage to look for them first)."""
+    if not caught_by_write(column):
+        return sql.SQL("{}.new_id").format(alias)
+    return sql.SQL("coalesce({}.new_id, pg_temp.xata_migration_missing_link(s.{}))").format(
+        alias, stage_name(index))
+
+
+def rewritten_array(column: Column, index: int) -> sql.Composed:
+    """The written value of a staged array link (a missing id NULL: only reached with
+    on_missing: null)."""
+    return new_ids_of_array(column.link.table, sql.SQL("s.{}").format(stage_name(index)))
+
+
+# ------------------------------------------------ links that point nowhere
+
+
+def require_parent_mapping(target: psycopg.Connection, table: Table, column: Column) -> None:
+    if not tables_exist(target, ddl.mapping_table(column.link.table)):
+        raise LoadError(
+            f"Table {table.name!r}, column {column.name!r} links to table "
+            f"{column.link.table!r}, which has not been migrated yet (no mapping "
+            f"{ddl.mapping_table(column.link.table).as_string(target)}). Materialize "
+            f"{column.link.table!r} first (`migrate_all` does it in the right order).")
+
+
+def link_values(column: Column, index: int) -> sql.Composed:
+    """The staged id(s) of a link, one per row (or per array element)."""
+    return link_elements(column, sql.SQL("s.{}").format(stage_name(index)))
+
+
+def find_missing(target: psycopg.Connection, column: Column, index: int,
+                 stage: sql.Identifier | None = None) -> tuple[int, list[tuple[str, str]]]:
+    """Count link values whose record is not in the parent's mapping, with examples
+    (old id of the row, the value); in the load's stage unless another is named."""
+    count, examples = target.execute(sql.SQL(
+        "SELECT count(*), coalesce((array_agg(ARRAY[xid, v] ORDER BY xid, v))[1:%s], '{{}}')"
+        " FROM (SELECT s.xid, {values} AS v FROM {s} s) linked WHERE v IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM {map} m WHERE m.xata_id = v)").format(
+        values=link_values(column, index), s=stage or stage_table(target),
+        map=ddl.mapping_table(column.link.table)), (EXAMPLES,)).fetchone()
+    return count, [tuple(pair) for pair in examples]
+
+
+class MissingLinks(LoadError):
+    """Link values whose record does not exist, with `on_missing: fail`: nothing written."""
+
+    def __init__(self, plan: Plan, table: Table, column: Column, count: int,
+                 examples: list[tuple[str, str]]):
+        self.table, self.column, self.count, self.examples = table, column, count, examples
+        self.source_sql = missing_links_query(plan, table, column)
+        super().__init__(
+            f"Table {table.name!r}, column {column.name!r}: {count} link value(s) point to "
+            f"records that do not exist in {column.link.table!r} (e.g. "
+            f"{[value for _, value in examples[:5]]}). Nothing was written. Fix the source, "
+            "or choose in the plan what to do with such values: `on_missing: null` on this "
+            "link sets them to NULL, `on_missing: skip` leaves those rows out (either is "
+            "counted in the metadata and the checks).")
+
+    def explain_older_parent(self, target, as_of) -> None:
+        """If the parent table was last loaded from an older source snapshot than this
+        load's, the missing records may just be newer than it: say so, and what to do."""
+        try:
+            parent_as_of = sync.source_as_of(target, self.column.link.table)
+        finally:
+            target.rollback()
+        if as_of is None or parent_as_of is None or parent_as_of >= as_of:
+            return
+        hint = (f" Note: {self.column.link.table!r} was last loaded from the source as of "
+                f"{parent_as_of.isoformat()}, this table as of {as_of.isoformat()}: records "
+                "created in between are not in it yet. Run migrate_all (every table of a "
+                "run reads the source at one point in time) to bring both to the same time.")
+        self.args = (self.args[0] + hint,)
+
+
+def missing_links_query(plan: Plan, table: Table, column: Column) -> str:
+    """SQL for the source: every row whose link points to no record."""
+    value = link_elements(column, sql.SQL("s.{}").format(sql.Identifier(column.name)))
+    parent = plan.table(column.link.table)
+    return sql.SQL(
+        "SELECT xata_id, value FROM (SELECT s.{id}::text AS xata_id, {value} AS value"
+        " FROM {table} s) linked WHERE value IS NOT NULL AND NOT EXISTS"
+        " (SELECT 1 FROM {parent} p WHERE p.{pid}::text = linked.value)"
+        " ORDER BY xata_id").format(
+        id=sql.Identifier(table.id_column), value=value,
+        table=sql.Identifier(plan.source_schema, table.name),
+        parent=sql.Identifier(plan.source_schema, parent.name),
+        pid=sql.Identifier(parent.id_column)).as_string(None)
+
+
+def _missing_condition(table: Table, column: Column, index: int,
+                       stage: sql.Identifier) -> sql.Composed:
+    """True for a staged row whose link (or an element of it) has no record to point to.
+    Before ids are given, a self-link's record may also be another staged row."""
+    known = sql.SQL("EXISTS (SELECT 1 FROM {} m WHERE m.xata_id = v)").format(
+        ddl.mapping_table(column.link.table))
+    if column.link.table == table.name:
+        known = sql.SQL("({} OR EXISTS (SELECT 1 FROM {} o WHERE o.xid = v))").format(
+            known, stage)
+    return sql.SQL("EXISTS (SELECT 1 FROM (SELECT {} AS v) x WHERE v IS NOT NULL"
+                   " AND NOT {})").format(link_values(column, index), known)
+
+
+def skip_rows_with_missing_links(target, table: Table, columns: list[Column],
+                                 result: LoadResult) -> None:
+    """Leave out rows whose `on_missing: skip` link has no record, before they get ids.
+
+    Repeated until nothing changes: a row whose self-link points at a left-out row is
+    itself left out.
+    """
+    skip = [(i, c) for i, c in enumerate(columns) if c.link and c.link.on_missing == "skip"]
+    if not skip:
+        return
+    for column in (c for _, c in skip):
+        require_parent_mapping(target, table, column)
+    stage = stage_table(target)
+    condition = sql.SQL(" OR ").join(_missing_condition(table, c, i, stage) for i, c in skip)
+    while True:
+        removed = target.execute(sql.SQL("DELETE FROM {} s WHERE {} RETURNING s.xid").format(
+            stage, condition)).fetchall()
+        if not removed:
+            return
+        result.skipped_rows += len(removed)
+        result.skipped_examples = sorted(
+            result.skipped_examples + [r[0] for r in removed])[:EXAMPLES]
+
+
+def caught_by_write(column: Column) -> bool:
+    """A link whose missing records the write itself stops at (see rewritten_link)."""
+    return (column.link.on_missing == "fail" and not column.is_array_link
+            and not column.link.deferred)
+
+
+def handle_missing_links(target, plan: Plan, table: Table, columns: list[Column],
+                         result: LoadResult, deferred_too: bool = False) -> None:
+    for index, column in enumerate(columns):
+        if not column.link or (column.link.deferred and not deferred_too):
+            continue
+        require_parent_mapping(target, table, column)
+        if column.link.on_missing == "skip" or caught_by_write(column):
+            continue  # rows left out before ids were given / the write stops at one
+        count_missing_links(target, plan, table, column, index, result)
+
+
+def count_missing_links(target, plan: Plan, table: Table, column: Column, index: int,
+                        result: LoadResult) -> None:
+    """Count the link's values that point to no record: MissingLinks if it must not have
+    any, else the count goes into the result."""
+    count, examples = find_missing(target, column, index)
+    if count and column.link.on_missing == "fail":
+        raise MissingLinks(plan, table, column, count, examples)
+    result.nulled_missing[column.name] = count
+
+
+# Raised by the write when a link's record does not exist (a user-defined SQLSTATE);
+# PARALLEL SAFE, so it does not keep the write from parallel workers (they pass the error
+# on, SQLSTATE included).
+MISSING_LINK_STATE = "XM001"
+
+
+MISSING_LINK_FUNCTION = sql.SQL(
+    "CREATE OR REPLACE FUNCTION pg_temp.xata_migration_missing_link(text) RETURNS bigint"
+    " LANGUAGE plpgsql STRICT PARALLEL SAFE AS $$ BEGIN RAISE EXCEPTION"
+    " 'no record with id %', $1 USING ERRCODE = {}; END $$").format(
+    sql.Literal(MISSING_LINK_STATE))

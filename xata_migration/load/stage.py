@@ -1,0 +1,243 @@
+"""The load's staging table: the source rows, streamed into the target by COPY.
+
+The stage is an unlogged table of the tool's schema, named after the session, made and
+dropped inside the load's transaction. Links are staged as the source's ids, values in
+their target type (except the few the write casts).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import psycopg
+from psycopg import sql
+
+from xata_migration.load import ddl, sync
+from xata_migration.load.relay import copy_between
+from xata_migration.plan.model import Column, Plan, Table
+from xata_migration.plan.names import lock_key
+
+FIRST_USER_OID = 16384  # types below this are built in and have the same binary format
+
+
+EXAMPLES = 10
+
+
+def stage_table(target: psycopg.Connection) -> sql.Identifier:
+    """The load's staging table: unlogged, in the tool's schema, named after the session
+    (loads of several tables at once never meet), made and dropped inside the load's
+    transaction (load_transaction), so never committed. Not a temporary table, because
+    PostgreSQL's parallel workers cannot read those (see parallel_plan)."""
+    return sql.Identifier(ddl.BOOKKEEPING_SCHEMA, f"load_stage_{target.info.backend_pid}")
+
+
+@contextmanager
+def load_transaction(target: psycopg.Connection):
+    """One target transaction (or savepoint) for a load; the stage goes before it ends.
+    On an error nothing is dropped by hand: the rollback takes the stage with the rest."""
+    with target.transaction():
+        yield
+        target.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage_table(target)))
+
+
+# What PostgreSQL's planner charges for starting parallel workers and for each row they
+# pass on. Charged per row, a whole table passed on to the process that writes it always
+# looks dearer than one process doing it all, so the planner never chooses them for
+# CREATE TABLE AS. Yet even on 2 cores, workers reading the stage (and joining the
+# parents' mappings) while the session writes make a large table's write and its mapping
+# markedly faster (benchmarks/NOTES.md).
+FREE_PARALLEL_PLAN = {"parallel_setup_cost": "0", "parallel_tuple_cost": "0"}
+
+
+@contextmanager
+def parallel_plan(target):
+    """Inside: the planner takes parallel workers wherever the query allows (as many as
+    the server's max_parallel_workers_per_gather lets it, none if it is 0). After: the
+    settings as they were. On an error they are left to the enclosing savepoint's
+    rollback, which restores them (a failed transaction runs no more statements)."""
+    before = {name: target.execute("SELECT current_setting(%s)", (name,)).fetchone()[0]
+              for name in FREE_PARALLEL_PLAN}
+    for name, value in FREE_PARALLEL_PLAN.items():
+        target.execute("SELECT set_config(%s, %s, true)", (name, value))
+    yield
+    for name, value in before.items():
+        target.execute("SELECT set_config(%s, %s, true)", (name, value))
+
+
+def stage_name(index: int) -> sql.Identifier:
+    """Staging columns have positional names, so no user name needs quoting there."""
+    return sql.Identifier(f"c{index}")
+
+
+# JSON's binary COPY input is a parse of its text, done by the one backend COPY has:
+# staged as text, it is parsed by the write, which parallel workers run (a shorter
+# transfer, no measurable cost to the write: benchmarks/NOTES.md).
+PARSED_BY_THE_WRITE = ("json", "jsonb")
+
+
+def stage_type(column: Column) -> str:
+    """Links are staged as the source's ids (text, or text[]), values in their target
+    type, except the few types the write casts (cast_by_the_write)."""
+    if column.link:
+        return "text[]" if column.is_array_link else "text"
+    if column.is_pgvector:  # the source has no pgvector: cast in the target
+        return "real[]"
+    if column.type in PARSED_BY_THE_WRITE:
+        return "text"
+    return column.type
+
+
+def cast_by_the_write(column: Column) -> bool:
+    """A value staged in another type than its target column's."""
+    return not column.link and stage_type(column) != column.type
+
+
+def source_select(plan: Plan, table: Table, columns: list[Column],
+                  extra: list[sql.Composable] = ()) -> sql.Composed:
+    """The source rows (alias `src`) as the stage holds them: id as text, links as text,
+    values cast, then any `extra` fields."""
+    fields = [sql.SQL("src.{}::text").format(sql.Identifier(table.id_column))]
+    for column in columns:
+        fields.append(sql.SQL("src.{}::{}").format(sql.Identifier(column.name),
+                                                    sql.SQL(stage_type(column))))
+    return sql.SQL("SELECT {} FROM {} src").format(
+        sql.SQL(", ").join(fields + list(extra)), sql.Identifier(plan.source_schema, table.name))
+
+
+def create_temp_table(target, name: sql.Identifier, definitions: list[sql.Composable]) -> None:
+    # Dropped first: a savepoint inside a longer transaction does not drop it on commit.
+    target.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(name))
+    target.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
+        name, sql.SQL(", ").join(definitions)))
+
+
+def create_stage(target: psycopg.Connection, stage: sql.Identifier,
+                 columns: list[Column], extra: list[sql.Composable] = (),
+                 temporary: bool = True) -> bool:
+    """Create the staging table (xid, c0.., then `extra` column definitions): a temporary
+    one, or else (the load's) an unlogged one; True if every column type allows binary
+    COPY."""
+    definitions = [sql.SQL("xid text")] + [
+        sql.SQL("{} {}").format(stage_name(i), sql.SQL(stage_type(c)))
+        for i, c in enumerate(columns)] + list(extra)
+    if temporary:
+        create_temp_table(target, stage, definitions)
+    else:
+        target.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
+        target.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
+            stage, sql.SQL(", ").join(definitions)))
+    row = target.execute(
+        "SELECT bool_and(atttypid < %s) FROM pg_attribute"
+        " WHERE attrelid = to_regclass(%s) AND attnum > 0",
+        (FIRST_USER_OID, ("pg_temp." if temporary else "") + stage.as_string(target))
+    ).fetchone()
+    return bool(row[0])
+
+
+def tables_exist(conn, *names: sql.Identifier) -> bool:
+    """Whether every named table exists."""
+    return conn.execute("SELECT bool_and(to_regclass(name) IS NOT NULL) FROM unnest(%s::text[])"
+                        " name", ([n.as_string(conn) for n in names],)).fetchone()[0]
+
+
+class SnapshotSharer(Protocol):
+    """Reads the source in the load's snapshot while the load writes (the checks' source
+    fingerprint, verify.fingerprint.LoadSnapshotFingerprint)."""
+
+    def share(self, source: psycopg.Connection) -> None:
+        """Join `source`'s snapshot (called inside its transaction, before the COPY)."""
+
+    def start(self) -> None:
+        """Begin reading, now that the rows are staged."""
+
+
+@dataclass
+class Staged:
+    read: int                          # source rows in the stage
+    source_rows: int                   # rows in the source snapshot
+    as_of: object                      # when the source transaction that read them began
+    ids: sql.Identifier | None = None  # a table of every source id: the stage on a full
+
+
+def count_rows(conn, table: sql.Composable) -> int:
+    return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0]
+
+
+def id_order(table: Table) -> sql.Composed:
+    """The order new ids follow: the plan's id_order columns, then the id's bytes."""
+    order = [sql.SQL("src.{}").format(sql.Identifier(name)) for name in table.id_order]
+    order.append(sql.SQL('src.{}::text COLLATE "C"').format(sql.Identifier(table.id_column)))
+    return sql.SQL(", ").join(order)
+
+
+# The stage numbers the rows as they arrive; its sequence hands this many numbers to the
+# session at a time, instead of updating the sequence for every row.
+NUMBERS_CACHED = 10_000
+
+
+def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Column],
+                      log=None, since=None, numbered: bool = False,
+                      fingerprint: SnapshotSharer | None = None) -> Staged:
+    """Inside the target transaction: take the table's lock, stream the source rows into
+    the stage (on a delta, those written since `since`), all in one source snapshot,
+    which `fingerprint` shares. `numbered`: the source sends the rows in the id order
+    and the stage numbers them as they arrive (stage column n, from 1), so that a first
+    load's ids need no sort and no join here. (Not row_number() in the source: a window
+    leaves its other columns, JSON turned into text among them, to the one process that
+    also sends the rows; sorted with ORDER BY, the parallel workers compute them.)"""
+    target.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(table.target),))
+    as_of = source.execute("SELECT now()").fetchone()[0]
+    if fingerprint:
+        fingerprint.share(source)
+    extra = [sql.SQL("n bigint GENERATED ALWAYS AS IDENTITY (CACHE {})").format(
+        sql.Literal(NUMBERS_CACHED))] if numbered else []
+    stage = stage_table(target)
+    binary = create_stage(target, stage, columns, extra, temporary=False)
+    select = source_select(plan, table, columns)
+    if since is not None:
+        select += sql.SQL(" WHERE src.{} >= {}").format(sql.Identifier(sync.UPDATED_AT),
+                                                       sql.Literal(since))
+    if numbered:
+        select += sql.SQL(" ORDER BY {}").format(id_order(table))
+    staged_columns = sql.SQL("{} ({})").format(stage, sql.SQL(", ").join(
+        [sql.Identifier("xid")] + [stage_name(i) for i in range(len(columns))]))
+    try:
+        read = copy_between(source, target, select, staged_columns, binary, log)
+        if since is None:
+            return Staged(read, read, as_of, stage)
+        staged = Staged(read, count_rows(source, sql.Identifier(plan.source_schema, table.name)),
+                        as_of)
+        if staged.source_rows != _expected_source_rows(target, table):
+            staged.ids = _stage_source_ids(source, target, plan, table)
+        return staged
+    finally:
+        source.commit()
+
+
+def _expected_source_rows(target, table: Table) -> int:
+    """On a delta: how many rows the source has if none was deleted since the last load.
+    Every unchanged source row is mapped and not listed as deleted (no skip links here),
+    every changed or new one is in the stage."""
+    return target.execute(sql.SQL(
+        "SELECT (SELECT count(*) FROM {map})"
+        " + (SELECT count(*) FROM {s} s WHERE NOT EXISTS"
+        "    (SELECT 1 FROM {map} m WHERE m.xata_id = s.xid))"
+        " - (SELECT count(*) FROM {deleted} d WHERE d.table_name = %s AND NOT EXISTS"
+        "    (SELECT 1 FROM {s} s WHERE s.xid = d.xata_id))").format(
+        map=ddl.mapping_table(table.name), s=stage_table(target),
+        deleted=ddl.DELETED_IN_SOURCE),
+        (table.name,)).fetchone()[0]
+
+
+SOURCE_ID_LIST = sql.Identifier("xata_migration_source_id_list")
+
+
+def _stage_source_ids(source, target, plan: Plan, table: Table) -> sql.Identifier:
+    """Every source id (only the id), to find the rows deleted since the last load."""
+    create_temp_table(target, SOURCE_ID_LIST, [sql.SQL("xid text")])
+    copy_between(source, target, sql.SQL("SELECT {}::text FROM {}").format(
+        sql.Identifier(table.id_column), sql.Identifier(plan.source_schema, table.name)),
+        SOURCE_ID_LIST, binary=True)
+    return SOURCE_ID_LIST

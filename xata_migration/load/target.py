@@ -1,0 +1,95 @@
+"""The target's objects around a table: the schemas and functions every table shares
+(made one at a time), pgvector, the existing table's shape, and a link's constraint.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from xata_migration.errors import LoadError
+from xata_migration.load import ddl
+from xata_migration.load.stage import cast_by_the_write, stage_table
+from xata_migration.plan.model import Column, Plan, Table
+from xata_migration.plan.names import lock_key
+
+
+def target_shape(target, schema: str, name: str) -> dict[str, str] | None:
+    rows = target.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+        " JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+        (schema, name)).fetchall()
+    return dict(rows) if rows else None
+
+
+def expected_shape(target, table: Table, columns: list[Column]) -> dict[str, str]:
+    staged = dict(target.execute(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+        " WHERE attrelid = to_regclass(%s) AND attnum > 0",
+        (stage_table(target).as_string(target),)).fetchall())
+    shape = {ddl.ID: "bigint"}
+    for index, column in enumerate(columns):
+        planned = column.link or cast_by_the_write(column)
+        shape[column.target] = column.type if planned else staged[f"c{index}"]
+    return shape
+
+
+SHARED_OBJECTS_LOCK = lock_key("xata_id_map shared objects")
+
+
+def prepare_target(target, plan: Plan, table: Table) -> None:
+    """The objects every table shares: the xata_id_map and target schemas, the pgvector
+    extension if the table needs it, the tool's bookkeeping schema (where loads also
+    stage their rows) and tables, and the lookup functions. A short transaction of its
+    own, one at a time: two assets starting together would otherwise both try to create the
+    same schema, and the second would fail on PostgreSQL's unique catalog index."""
+    with target.transaction():
+        target.execute("SELECT pg_advisory_xact_lock(%s)", (SHARED_OBJECTS_LOCK,))
+        for schema in (ddl.MAPPING_SCHEMA, plan.target_schema):
+            target.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                sql.Identifier(schema)))
+        if any(c.is_pgvector for c in table.columns):
+            require_pgvector(target, table)
+        ddl.create_bookkeeping(target)
+        if not target.execute("SELECT to_regprocedure('xata_id_map.new_id(text, text)') IS NOT"
+                              " NULL AND to_regprocedure('xata_id_map.xata_id(text, bigint)')"
+                              " IS NOT NULL").fetchone()[0]:
+            target.execute(ddl.LOOKUP_FUNCTIONS_SQL)
+
+
+def require_pgvector(target, table: Table) -> None:
+    try:
+        with target.transaction():  # a savepoint: the error must reach the user, not abort
+            target.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except psycopg.Error as error:
+        names = [c.name for c in table.columns if c.is_pgvector]
+        raise LoadError(
+            f"Table {table.name!r}: the plan stores {names} as pgvector's `vector`, but the "
+            f"target cannot have the extension ({str(error).strip()}). Install pgvector on "
+            "the target server (or let an administrator CREATE EXTENSION vector), or keep "
+            "those columns as real[] in the plan. Nothing was written.") from None
+
+
+def target_table_missing(target, plan: Plan, table: Table, columns: list[Column]) -> bool:
+    """Whether the target table is missing (True: the write makes it); if present, it must
+    have the plan's shape."""
+    existing = target_shape(target, plan.target_schema, table.target)
+    if existing is None:
+        return True
+    expected = expected_shape(target, table, columns)
+    if existing != expected:
+        raise LoadError(
+            f"Target table {plan.target_schema}.{table.target} already exists with another "
+            f"shape: expected columns {expected}, found {existing}. Drop or rename that table "
+            "in the target, or give the table another `target` name in the plan. Nothing "
+            "was written.")
+    return False
+
+
+def constraint_exists(target, plan: Plan, table: Table, column: Column) -> bool:
+    return target.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = %s"
+        " AND conrelid = to_regclass(%s))",
+        (ddl.foreign_key_name(table, column),
+         ddl.target_table(plan, table).as_string(target))).fetchone()[0]

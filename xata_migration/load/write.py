@@ -1,0 +1,116 @@
+"""The staged rows into the target table, with new ids and rewritten links.
+
+A new table is made by CREATE TABLE AS (parallel workers allowed); an existing one gets
+an upsert that inserts new rows and updates changed ones, leaving unchanged rows alone.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from xata_migration.errors import LoadError
+from xata_migration.load import ddl
+from xata_migration.load.links import (
+    MISSING_LINK_FUNCTION,
+    MISSING_LINK_STATE,
+    caught_by_write,
+    count_missing_links,
+    join_new_ids,
+    rewritten_array,
+    rewritten_link,
+)
+from xata_migration.load.result import LoadResult
+from xata_migration.load.stage import (
+    cast_by_the_write,
+    parallel_plan,
+    stage_name,
+    stage_table,
+)
+from xata_migration.plan.model import Column, Plan, Table
+
+
+def _row_select(plan: Plan, table: Table, columns: list[Column], stage: sql.Identifier,
+                offset: int | None, every_column: bool = False) -> sql.Composed:
+    """SELECT new id, values and rewritten links from the `stage`, for written columns
+    (`every_column`: for all, a deferred link as NULL, each of its type, to make the
+    table from). The new id is the mapping's, or with an `offset` the stage's number
+    plus it."""
+    if offset is None:
+        fields = [sql.SQL("m.new_id")]
+        joins = [sql.SQL("JOIN {} m ON m.xata_id = s.xid").format(
+            ddl.mapping_table(table.name))]
+    else:
+        fields, joins = [sql.SQL("s.n + {}").format(sql.Literal(offset))], []
+    for index, column in enumerate(columns):
+        if column.link and column.link.deferred:
+            if every_column:
+                fields.append(sql.SQL("NULL::{}").format(sql.SQL(column.type)))
+            continue
+        if column.is_array_link:
+            field = rewritten_array(column, index)
+        elif column.link:
+            alias = sql.Identifier(f"p{index}")
+            joins.append(join_new_ids(alias, column.link.table,
+                                      sql.SQL("s.{}").format(stage_name(index))))
+            field = rewritten_link(column, index, alias)
+        else:
+            field = sql.SQL("s.{}").format(stage_name(index))
+        if every_column or cast_by_the_write(column):
+            field = sql.SQL("CAST({} AS {})").format(field, sql.SQL(column.type))
+        fields.append(field)
+    return sql.SQL("SELECT {} FROM {} s {}").format(
+        sql.SQL(", ").join(fields), stage, sql.SQL(" ").join(joins))
+
+
+def written_columns(table: Table) -> list[Column]:
+    """Columns the table's own asset writes: all but deferred links (written later)."""
+    return [c for c in table.columns if not (c.link and c.link.deferred)]
+
+
+def write_rows(target, plan: Plan, table: Table, columns: list[Column],
+               fresh: bool, offset: int | None = None) -> tuple[int, int]:
+    """Insert new rows and update changed ones; unchanged rows are not touched. Stopped by
+    a link to no record: then MissingLinks says which and how many."""
+    target.execute(MISSING_LINK_FUNCTION)
+    try:
+        with target.transaction():  # a savepoint: the stage survives to be looked at
+            return _write_rows(target, plan, table, columns, fresh, offset)
+    except psycopg.Error as error:
+        if error.sqlstate != MISSING_LINK_STATE:
+            raise
+    for index, column in enumerate(columns):
+        if column.link and caught_by_write(column):
+            count_missing_links(target, plan, table, column, index, LoadResult())
+    raise LoadError(f"Table {table.name!r}: a link pointed to no record during the write, "
+                    "but none does now. Nothing was written; run again.")
+
+
+def _write_rows(target, plan: Plan, table: Table, columns: list[Column],
+                fresh: bool, offset: int | None) -> tuple[int, int]:
+    stage = stage_table(target)
+    if fresh:
+        make, *attributes = ddl.create_table_as_sql(
+            plan, table, _row_select(plan, table, columns, stage, offset, every_column=True))
+        with parallel_plan(target):
+            inserted = target.execute(make).rowcount
+        for statement in attributes:
+            target.execute(statement)
+        return inserted, 0
+    names = [sql.Identifier(c.target) for c in written_columns(table)]
+    insert = sql.SQL("INSERT INTO {} AS t ({}) {}").format(
+        ddl.target_table(plan, table), sql.SQL(", ").join([sql.Identifier(ddl.ID)] + names),
+        _row_select(plan, table, columns, stage, offset))
+    if names:
+        conflict = sql.SQL(" ON CONFLICT (id) DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})"
+                           ).format(
+            sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(n, n) for n in names),
+            sql.SQL(", ").join(sql.SQL("t.{}").format(n) for n in names),
+            sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(n) for n in names))
+    else:
+        conflict = sql.SQL(" ON CONFLICT (id) DO NOTHING")
+    row = target.execute(sql.SQL(
+        "WITH written AS ({} RETURNING (xmax = 0) AS inserted)"
+        " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)"
+        " FROM written").format(insert + conflict)).fetchone()
+    return row[0], row[1]

@@ -1,0 +1,16 @@
+"""The plan: what each source table becomes in the target, as a YAML file a person
+reviews.
+
+  model.py       Plan, Table, Column, Link; load_plan, save_plan, validate_plan
+  introspect.py  the source's catalog -> a Plan (Xata's shape, links, types)
+  graph.py       the order of tables and the cycles among their links
+  names.py       PostgreSQL identifiers that fit in 63 bytes; advisory lock keys
+
+May import: errors. Knows nothing of Dagster, of the target or of loading.
+"""
+
+from xata_migration.plan.model import (Column, Link, Plan, PlanError, Table, load_plan,
+                                       save_plan, validate_plan)
+
+__all__ = ["Column", "Link", "Plan", "PlanError", "Table", "load_plan", "save_plan",
+           "validate_plan"]

@@ -1,0 +1,86 @@
+"""The Dagster definitions, loaded from a plan file with no database anywhere (as Dagster's
+example projects' test_defs.py do): assets, deps, checks, job, and `dagster definitions
+validate` on the code location users run."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from xata_migration.defs.pipeline import build_definitions
+from xata_migration.plan import PlanError, load_plan
+
+# A self-link, two links to one table, a cycle broken by a deferred link, and names that
+# need quoting; written by hand, as a user may edit one.
+PLAN = {
+    "source_schema": "public", "target_schema": "public", "mapping_schema": "xata_id_map",
+    "tables": [
+        {"name": "User", "target": "User", "id_column": "xata_id", "columns": [
+            {"name": "name", "target": "name", "type": "text"},
+            {"name": "team", "target": "team", "type": "bigint",
+             "link": {"table": "team", "deferred": True}}]},
+        {"name": "team", "target": "team", "id_column": "xata_id", "columns": [
+            {"name": "owner", "target": "owner", "type": "bigint", "link": {"table": "User"}},
+            {"name": "parent", "target": "parent", "type": "bigint",
+             "link": {"table": "team"}}]},
+        {"name": "tag-to-image", "target": "tag-to-image", "id_column": "xata_id", "columns": [
+            {"name": "from", "target": "from", "type": "bigint", "link": {"table": "User"}},
+            {"name": "to", "target": "to", "type": "bigint", "link": {"table": "User"}}]},
+    ]}
+
+
+@pytest.fixture
+def plan_file(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(PLAN, sort_keys=False))
+    return path
+
+
+def test_definitions_load_from_a_plan_without_a_database(plan_file, monkeypatch):
+    monkeypatch.delenv("XATA_SOURCE_URL", raising=False)
+    monkeypatch.delenv("TARGET_DATABASE_URL", raising=False)
+    defs = build_definitions(load_plan(plan_file))
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == {"User", "team", "tag-to-image", "User/team"}
+    deps = {key.to_user_string(): sorted(k.to_user_string() for k in graph.get(key).parent_keys)
+            for key in graph.get_all_asset_keys()}
+    # a self-link (team.parent) is no dependency: the table loads its own rows at once
+    assert deps == {"User": [], "team": ["User"], "tag-to-image": ["User"],
+                    "User/team": ["User", "team"]}
+    checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
+    assert ("team", "links_intact") in checks and ("User/team", "links_intact") in checks
+    assert {name for key, name in checks if key == "User"} == {
+        "row_counts", "id_mapping", "values_unchanged"}  # its one link is written later
+    assert all(graph.get(key).kinds == {"postgres"} for key in graph.get_all_asset_keys())
+    assert defs.resolve_job_def("migrate_all").name == "migrate_all"
+
+
+def test_two_tables_that_would_share_a_dagster_step_are_refused(plan_file):
+    plan = load_plan(plan_file)
+    twin = yaml.safe_load(yaml.safe_dump(PLAN))["tables"][2]
+    twin["name"] = twin["target"] = "tag_to_image"
+    raw = dict(PLAN, tables=PLAN["tables"] + [twin])
+    plan_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    plan = load_plan(plan_file)
+    with pytest.raises(PlanError, match="would both be the Dagster step 'migrate_tag_to_image'"):
+        build_definitions(plan)
+
+
+def test_dagster_validates_the_code_location(plan_file):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("XATA_SOURCE_URL", "TARGET_DATABASE_URL")}
+    env["XATA_MIGRATION_PLAN"] = str(plan_file)
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m",
+         "xata_migration.definitions"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Validation successful" in done.stdout + done.stderr
+    env["XATA_MIGRATION_PLAN"] = str(plan_file.parent / "missing.yaml")
+    failed = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m",
+         "xata_migration.definitions"], env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode != 0
+    assert "missing.yaml' does not exist" in failed.stdout + failed.stderr
