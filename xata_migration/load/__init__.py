@@ -7,7 +7,7 @@
                 checks), scalar and array; links that point nowhere
   write.py      the rows into the target table: CREATE TABLE AS, or an upsert
   deletions.py  rows gone from the source
-  target.py     shared objects (schemas, pgvector, lookup functions), the table's shape,
+  objects.py    shared objects (schemas, pgvector, lookup functions), the table's shape,
                 constraints
   ddl.py        names and DDL of target objects: mapping, bookkeeping, keys, indexes
   sync.py       delta runs: the watermark and what the last load read

@@ -8,7 +8,7 @@ set-based SQL there. The phases, each in its module of this package:
   stage.stage_source_rows      lock the table; source rows -> the stage (COPY, streamed;
                                on a first load sent in the id order, numbered as they come)
   ids.check_ids                no NULL and no duplicate source id
-  target.target_table_missing  a new table? (the write makes it) else the existing one
+  objects.target_table_missing  a new table? (the write makes it) else the existing one
                                must have the plan's shape
   links.skip_rows_with_missing_links   `on_missing: skip` rows leave before getting ids
   ids.allocate_ids             extend xata_id_map.<table> for ids not yet mapped
@@ -29,39 +29,9 @@ import time
 import psycopg
 from psycopg import sql
 
-from xata_migration.load import ddl, sync
-from xata_migration.load.deletions import forget_deleted_ids, handle_deleted_rows
-from xata_migration.load.ids import (
-    allocate_first_ids,
-    allocate_ids,
-    check_ids,
-    ensure_mapping,
-    id_offset,
-    numbered_in_id_order,
-)
-from xata_migration.load.links import (
-    MissingLinks,
-    handle_missing_links,
-    join_new_ids,
-    skip_rows_with_missing_links,
-)
+from xata_migration.load import ddl, deletions, ids, links, objects, stage, sync, write
 from xata_migration.load.result import LoadResult
 from xata_migration.load.snapshot import SourceSnapshot
-from xata_migration.load.stage import (
-    SnapshotSharer,
-    count_rows,
-    load_transaction,
-    stage_name,
-    stage_source_rows,
-    stage_table,
-    tables_exist,
-)
-from xata_migration.load.target import (
-    constraint_exists,
-    prepare_target,
-    target_table_missing,
-)
-from xata_migration.load.write import write_rows
 from xata_migration.plan.introspect import check_source_matches_plan
 from xata_migration.plan.model import Column, Plan, Table
 
@@ -79,7 +49,7 @@ class PhaseClock:
 
 
 def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Plan,
-               table: Table, log=None, fingerprint: SnapshotSharer | None = None,
+               table: Table, log=None, fingerprint: stage.SnapshotSharer | None = None,
                snapshot: SourceSnapshot | None = None) -> LoadResult:
     """Migrate one table in one target transaction. Re-running it changes nothing.
     With a `fingerprint`, the source's side of the checks is computed from the rows read,
@@ -89,54 +59,54 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
     columns = list(table.columns)
     clock = PhaseClock(result.seconds)
     check_source_matches_plan(source, plan, table)
-    prepare_target(target, plan, table)
+    objects.prepare_target(target, plan, table)
     mapping, target_table = ddl.mapping_table(table.name), ddl.target_table(plan, table)
-    loaded_before, mapped_before = (tables_exist(target, mapping, target_table),
-                                    tables_exist(target, mapping))
+    loaded_before, mapped_before = (stage.tables_exist(target, mapping, target_table),
+                                    stage.tables_exist(target, mapping))
     target.commit()
     since = sync.delta_since(source, target, plan, table) if loaded_before else None
     mark = snapshot.watermark if snapshot else sync.watermark(source)
-    numbered = not mapped_before and numbered_in_id_order(table)
+    numbered = not mapped_before and ids.numbered_in_id_order(table)
     try:
-        with load_transaction(target):
-            staged = stage_source_rows(source, target, plan, table, columns, log, since,
-                                       numbered, fingerprint)
+        with stage.load_transaction(target):
+            staged = stage.stage_source_rows(source, target, plan, table, columns, log, since,
+                                             numbered, fingerprint)
             result.source_rows, result.rows_read, result.delta_since = (
                 staged.source_rows, staged.read, since)
             result.source_as_of = snapshot.as_of if snapshot else staged.as_of
             if fingerprint:
                 fingerprint.start()
             clock.done("transfer")
-            new_mapping = ensure_mapping(target, table, numbered)
+            new_mapping = ids.ensure_mapping(target, table, numbered)
             if not new_mapping:
-                check_ids(target, table)
-            result.created_table = target_table_missing(target, plan, table, columns)
-            skip_rows_with_missing_links(target, table, columns, result)
+                ids.check_ids(target, table)
+            result.created_table = objects.target_table_missing(target, plan, table, columns)
+            links.skip_rows_with_missing_links(target, table, columns, result)
             # Ids straight from the stage's numbering: only if the mapping was still new
             # once the table's lock was held (another run may have created it meanwhile).
-            offset = id_offset(target, plan, table) if numbered and new_mapping else None
+            offset = ids.id_offset(target, plan, table) if numbered and new_mapping else None
             if new_mapping:
-                result.new_ids = allocate_first_ids(target, plan, table, columns, offset)
+                result.new_ids = ids.allocate_first_ids(target, plan, table, columns, offset)
             else:
-                result.new_ids = allocate_ids(target, plan, table, columns)
+                result.new_ids = ids.allocate_ids(target, plan, table, columns)
             clock.done("allocate_ids")
-            handle_missing_links(target, plan, table, columns, result)
-            result.inserted, result.updated = write_rows(
+            links.handle_missing_links(target, plan, table, columns, result)
+            result.inserted, result.updated = write.write_rows(
                 target, plan, table, columns, fresh=result.created_table, offset=offset)
             if result.created_table:
-                forget_deleted_ids(target, table)
+                deletions.forget_deleted_ids(target, table)
             else:
-                handle_deleted_rows(target, plan, table, result, staged.ids)
+                deletions.handle_deleted_rows(target, plan, table, result, staged.ids)
             clock.done("write_rows")
             if result.created_table:
                 for statement in ddl.table_constraints_sql(plan, table):
                     target.execute(statement)
             target.execute(ddl.position_identity_sql(plan, table))
             result.target_rows = (result.inserted if result.created_table
-                                  else count_rows(target, target_table))
+                                  else stage.count_rows(target, target_table))
             sync.record_load(target, plan, table, mark, result.source_as_of)
             clock.done("constraints")
-    except MissingLinks as missing:
+    except links.MissingLinks as missing:
         missing.explain_older_parent(target, result.source_as_of)
         raise
     return result
@@ -148,20 +118,20 @@ def load_deferred_link(source, target, plan: Plan, table: Table, column: Column,
     result = LoadResult()
     columns = [column]
     check_source_matches_plan(source, plan, table)
-    prepare_target(target, plan, table)  # the stage's schema, whatever ran before
-    with load_transaction(target):
-        staged = stage_source_rows(source, target, plan, table, columns, log)
+    objects.prepare_target(target, plan, table)  # the stage's schema, whatever ran before
+    with stage.load_transaction(target):
+        staged = stage.stage_source_rows(source, target, plan, table, columns, log)
         result.source_rows = staged.source_rows
         result.source_as_of = snapshot.as_of if snapshot else staged.as_of
-        handle_missing_links(target, plan, table, columns, result, deferred_too=True)
+        links.handle_missing_links(target, plan, table, columns, result, deferred_too=True)
         result.updated = target.execute(sql.SQL(
             "UPDATE {t} t SET {c} = p.new_id FROM {s} s JOIN {map} m ON m.xata_id = s.xid"
             " {parent} WHERE t.id = m.new_id AND t.{c} IS DISTINCT FROM p.new_id").format(
             t=ddl.target_table(plan, table), c=sql.Identifier(column.target),
-            s=stage_table(target), map=ddl.mapping_table(table.name),
-            parent=join_new_ids(sql.Identifier("p"), column.link.table,
-                                sql.SQL("s.{}").format(stage_name(0))))).rowcount
-        if not constraint_exists(target, plan, table, column):
+            s=stage.stage_table(target), map=ddl.mapping_table(table.name),
+            parent=links.join_new_ids(sql.Identifier("p"), column.link.table,
+                                sql.SQL("s.{}").format(stage.stage_name(0))))).rowcount
+        if not objects.constraint_exists(target, plan, table, column):
             for statement in ddl.link_constraints_sql(plan, table, column):
                 target.execute(statement)
     return result

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from xata_migration.load import ddl
-from xata_migration.load.target import SHARED_OBJECTS_LOCK
+from xata_migration.load.objects import SHARED_OBJECTS_LOCK
 
 EXAMPLES = 10  # findings shown in a check's metadata
 MAX_FINDINGS = 100_000  # per check and table: enough to act on, bounded if everything differs
