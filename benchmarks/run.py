@@ -18,7 +18,9 @@ Then measures:
       xata_migration.definitions -j migrate_all`, with Dagster's run storage in
       PostgreSQL as dagster_home/dagster.yaml has it, into an empty target.
 (a) and (d) are also measured on the schema this tool was first asked for (26 tables,
-many small ones): at its demo size (--demo-rows per table of the base size) and at 10x.
+many small ones): at its demo size (--demo-rows per table of the base size) and at 10x,
+beside (e) Dagster alone: the same command on the same assets and checks whose steps do
+nothing (benchmarks/noop_definitions.py), so d - e is the tool's own work.
 Prints seconds, rows/s and peak memory (RSS) of this process and of (d)'s, the ratios
 b/a, c/b and d/a for each source, and the CPU time the whole machine used during (a) and
 during (b) (Linux's /proc/stat).
@@ -195,13 +197,14 @@ class JobCommand:
         subprocess.run([sys.executable, "-m", "dagster", "instance", "migrate"],
                        env=self.env, check=True, capture_output=True)
 
-    def run(self, source_url: str, target_url: str) -> CommandTiming:
+    def run(self, source_url: str, target_url: str,
+            module: str = "xata_migration.definitions") -> CommandTiming:
         with connect(source_url, "source", read_only=True) as conn:
             save_plan(introspect(conn)[0], self.plan)
         env = dict(self.env, XATA_SOURCE_URL=source_url, TARGET_DATABASE_URL=target_url,
                    XATA_MIGRATION_PLAN=str(self.plan))
-        command = [sys.executable, "-m", "dagster", "job", "execute", "-m",
-                   "xata_migration.definitions", "-j", "migrate_all"]
+        command = [sys.executable, "-m", "dagster", "job", "execute", "-m", module,
+                   "-j", "migrate_all"]
         with tempfile.TemporaryFile("w+") as log:
             cpu, started = busy_core_seconds(), time.monotonic()
             process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -214,6 +217,9 @@ class JobCommand:
                 raise RuntimeError(f"(d) failed: {log.read()[-2000:]}")
         return CommandTiming(seconds, None if cpu is None or used is None else used - cpu,
                              peak_rss_mb=usage.ru_maxrss / 1024)
+
+
+NOOP_DEFINITIONS = "benchmarks.noop_definitions"
 
 
 def migrate_all(instance: dg.DagsterInstance, source_url: str, target_url: str) -> Timing:
@@ -328,10 +334,11 @@ def demo_shapes(demo_rows: int) -> list[Shape]:
             Shape("demo schema, 10x", lambda url: build_demo_source(url, 10 * demo_rows))]
 
 
-def measure_command(server, command: JobCommand, source: str) -> CommandTiming:
+def measure_command(server, command: JobCommand, source: str,
+                    module: str = "xata_migration.definitions") -> CommandTiming:
     target = embedded.recreate_database(server, "bench_target")
     settle(server, target)
-    timing = command.run(source, target)
+    timing = command.run(source, target, module)
     settle(server, source)
     return timing
 
@@ -343,6 +350,14 @@ def command_line(name: str, rows: int, tables: int, a_runs: list[float],
     return (f"{name}: {tables} tables, {rows} rows\n"
             f"    (a) {a:.1f} s{spread(a_runs)}   (d) {d:.1f} s{spread(d_runs)}   d/a = {d / a:.2f}"
             f"   peak RSS of (d): {max(t.peak_rss_mb for t in d_timings):.0f} MB")
+
+
+def floor_line(d_timings: list[CommandTiming], e_timings: list[CommandTiming]) -> str:
+    """(e), Dagster alone on the same graph, and what (d) spends beyond it."""
+    e_runs = [t.seconds for t in e_timings]
+    d, e = statistics.median(t.seconds for t in d_timings), statistics.median(e_runs)
+    return (f"    (e) Dagster alone, the same assets and checks doing nothing: {e:.1f} s"
+            f"{spread(e_runs)}   d - e = {d - e:.1f} s of the tool's own work")
 
 
 def main() -> None:
@@ -362,13 +377,14 @@ def main() -> None:
             source = embedded.recreate_database(server, "bench_source")
             rows = shape.build(source)
             settle(server, source)
-            a_runs, d_timings = [], []
+            a_runs, d_timings, e_timings = [], [], []
             for _ in range(args.repeat):
                 a_runs.append(dump_and_restore(server, source).seconds)
                 embedded.recreate_database(server, "bench_restored")
                 d_timings.append(measure_command(server, command, source))
+                e_timings.append(measure_command(server, command, source, NOOP_DEFINITIONS))
             commands.append(command_line(shape.name, sum(rows.values()), len(rows), a_runs,
-                                         d_timings))
+                                         d_timings) + "\n" + floor_line(d_timings, e_timings))
         source = embedded.recreate_database(server, "bench_source")
         rows = build_source(source, args.parents, args.children)
         settle(server, source)

@@ -44,6 +44,11 @@ def test_benchmark_prints_each_method_and_the_ratios():
         assert re.fullmatch(r"    \(a\) [\d.]+ s  \(median of [\d.]+, [\d.]+\)   \(d\) [\d.]+ s"
                             r"  \(median of [\d.]+, [\d.]+\)   d/a = \d+\.\d\d"
                             r"   peak RSS of \(d\): \d+ MB", figures), figures
+        if source.startswith("demo schema"):  # with (e), Dagster alone on the same graph
+            floor = out.split(source + "\n", 1)[1].splitlines()[1]
+            assert re.fullmatch(r"    \(e\) Dagster alone, the same assets and checks doing "
+                                r"nothing: [\d.]+ s  \(median of [\d.]+, [\d.]+\)   d - e = "
+                                r"-?[\d.]+ s of the tool's own work", floor), floor
     for method in ("(a)", "(b)"):
         assert re.search(rf"CPU of the whole machine during {re.escape(method)}: \d+\.\d "
                          rf"core-seconds, \d+% of its {os.cpu_count()} cores' time  "
