@@ -22,18 +22,10 @@ import psycopg
 
 from xata_migration.connections import connect
 from xata_migration.errors import UsageError, XataMigrationError
-from xata_migration.load.links import MissingLinks
+from xata_migration.load import LoadResult, MissingLinks, load_deferred_link, load_table
 from xata_migration.load.snapshot import SourceSnapshot
-from xata_migration.load.table import LoadResult, load_deferred_link, load_table
+from xata_migration.plan import Column, Plan, PlanError, Table, load_plan, save_plan
 from xata_migration.plan.introspect import introspect
-from xata_migration.plan.model import (
-    Column,
-    Plan,
-    PlanError,
-    Table,
-    load_plan,
-    save_plan,
-)
 from xata_migration.verify import checks
 from xata_migration.verify.checks import check_table
 from xata_migration.verify.findings import CheckOutcome
