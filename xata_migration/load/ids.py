@@ -7,6 +7,8 @@ always gets the same ids.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import psycopg
 from psycopg import sql
 
@@ -70,22 +72,42 @@ def numbered_in_id_order(table: Table) -> bool:
     return not any(c.link and c.link.on_missing == "skip" for c in table.columns)
 
 
+@dataclass(frozen=True)
+class NewIds:
+    """Where a load's staged rows find their new ids: in the mapping, joined on the old id
+    (`offset` None); or, on a first load whose stage is numbered in the id order (see
+    stage_source_rows), the stage's number plus `offset`, the highest id the target
+    already holds, with no join and no sort."""
+    offset: int | None = None
+
+    @classmethod
+    def for_load(cls, target, plan: Plan, table: Table, numbered: bool) -> NewIds:
+        return cls(id_offset(target, plan, table)) if numbered else cls()
+
+    def of_staged_row(self, table: Table) -> tuple[sql.Composable, list[sql.Composable]]:
+        """The new id of stage row `s`, and the join it needs."""
+        if self.offset is None:
+            return sql.SQL("m.new_id"), [sql.SQL("JOIN {} m ON m.xata_id = s.xid").format(
+                ddl.mapping_table(table.name))]
+        return sql.SQL("s.n + {}").format(sql.Literal(self.offset)), []
+
+
 def allocate_first_ids(target, plan: Plan, table: Table, columns: list[Column],
-                       offset: int | None) -> int:
+                       new_ids: NewIds) -> int:
     """A new mapping: every staged row gets an id, then the mapping gets its keys. A NULL
     or repeated source id breaks those (cheaper than looking for them first): then
-    check_ids says which. With an `offset`, the stage is numbered in the id order (see
-    stage_source_rows): the mapping is made as that number plus the offset, with no sort
-    here; without, ensure_mapping made it and allocate_ids fills it."""
+    check_ids says which. Numbered ids make the mapping from the stage's numbers, with no
+    sort here; otherwise ensure_mapping made it and allocate_ids fills it."""
     try:
         with target.transaction():  # a savepoint: the stage survives for check_ids
-            if offset is None:
+            if new_ids.offset is None:
                 given = allocate_ids(target, plan, table, columns)
             else:
+                new_id, _ = new_ids.of_staged_row(table)
                 with parallel_plan(target):
                     given = target.execute(ddl.create_mapping_as_sql(table, sql.SQL(
-                        "SELECT xid, n + {} FROM {}").format(
-                        sql.Literal(offset), stage_table(target)))).rowcount
+                        "SELECT xid, {} FROM {} s").format(
+                        new_id, stage_table(target)))).rowcount
             target.execute(ddl.mapping_keys_sql(table))
     except (psycopg.errors.NotNullViolation, psycopg.errors.UniqueViolation):
         check_ids(target, table)

@@ -84,15 +84,15 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
             links.skip_rows_with_missing_links(target, table, columns, result)
             # Ids straight from the stage's numbering: only if the mapping was still new
             # once the table's lock was held (another run may have created it meanwhile).
-            offset = ids.id_offset(target, plan, table) if numbered and new_mapping else None
+            new_ids = ids.NewIds.for_load(target, plan, table, numbered and new_mapping)
             if new_mapping:
-                result.new_ids = ids.allocate_first_ids(target, plan, table, columns, offset)
+                result.new_ids = ids.allocate_first_ids(target, plan, table, columns, new_ids)
             else:
                 result.new_ids = ids.allocate_ids(target, plan, table, columns)
             clock.done("allocate_ids")
             links.handle_missing_links(target, plan, table, columns, result)
             result.inserted, result.updated = write.write_rows(
-                target, plan, table, columns, fresh=result.created_table, offset=offset)
+                target, plan, table, columns, fresh=result.created_table, new_ids=new_ids)
             if result.created_table:
                 deletions.forget_deleted_ids(target, table)
             else:

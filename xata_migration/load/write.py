@@ -11,6 +11,7 @@ from psycopg import sql
 
 from xata_migration.errors import LoadError
 from xata_migration.load import ddl
+from xata_migration.load.ids import NewIds
 from xata_migration.load.links import (
     MISSING_LINK_FUNCTION,
     MISSING_LINK_STATE,
@@ -31,17 +32,12 @@ from xata_migration.plan.model import Column, Plan, Table
 
 
 def _row_select(plan: Plan, table: Table, columns: list[Column], stage: sql.Identifier,
-                offset: int | None, every_column: bool = False) -> sql.Composed:
+                new_ids: NewIds, every_column: bool = False) -> sql.Composed:
     """SELECT new id, values and rewritten links from the `stage`, for written columns
     (`every_column`: for all, a deferred link as NULL, each of its type, to make the
-    table from). The new id is the mapping's, or with an `offset` the stage's number
-    plus it."""
-    if offset is None:
-        fields = [sql.SQL("m.new_id")]
-        joins = [sql.SQL("JOIN {} m ON m.xata_id = s.xid").format(
-            ddl.mapping_table(table.name))]
-    else:
-        fields, joins = [sql.SQL("s.n + {}").format(sql.Literal(offset))], []
+    table from)."""
+    new_id, joins = new_ids.of_staged_row(table)
+    fields = [new_id]
     for index, column in enumerate(columns):
         if column.link and column.link.deferred:
             if every_column:
@@ -69,13 +65,13 @@ def written_columns(table: Table) -> list[Column]:
 
 
 def write_rows(target, plan: Plan, table: Table, columns: list[Column],
-               fresh: bool, offset: int | None = None) -> tuple[int, int]:
+               fresh: bool, new_ids: NewIds = NewIds()) -> tuple[int, int]:
     """Insert new rows and update changed ones; unchanged rows are not touched. Stopped by
     a link to no record: then MissingLinks says which and how many."""
     target.execute(MISSING_LINK_FUNCTION)
     try:
         with target.transaction():  # a savepoint: the stage survives to be looked at
-            return _write_rows(target, plan, table, columns, fresh, offset)
+            return _write_rows(target, plan, table, columns, fresh, new_ids)
     except psycopg.Error as error:
         if error.sqlstate != MISSING_LINK_STATE:
             raise
@@ -87,11 +83,11 @@ def write_rows(target, plan: Plan, table: Table, columns: list[Column],
 
 
 def _write_rows(target, plan: Plan, table: Table, columns: list[Column],
-                fresh: bool, offset: int | None) -> tuple[int, int]:
+                fresh: bool, new_ids: NewIds) -> tuple[int, int]:
     stage = stage_table(target)
     if fresh:
         make, *attributes = ddl.create_table_as_sql(
-            plan, table, _row_select(plan, table, columns, stage, offset, every_column=True))
+            plan, table, _row_select(plan, table, columns, stage, new_ids, every_column=True))
         with parallel_plan(target):
             inserted = target.execute(make).rowcount
         for statement in attributes:
@@ -100,7 +96,7 @@ def _write_rows(target, plan: Plan, table: Table, columns: list[Column],
     names = [sql.Identifier(c.target) for c in written_columns(table)]
     insert = sql.SQL("INSERT INTO {} AS t ({}) {}").format(
         ddl.target_table(plan, table), sql.SQL(", ").join([sql.Identifier(ddl.ID)] + names),
-        _row_select(plan, table, columns, stage, offset))
+        _row_select(plan, table, columns, stage, new_ids))
     if names:
         conflict = sql.SQL(" ON CONFLICT (id) DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})"
                            ).format(
