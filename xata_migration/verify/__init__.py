@@ -2,6 +2,7 @@
 
   fingerprint.py  order-independent fingerprints of both sides, computed where the rows are
   checks.py       row_counts, id_mapping, links_intact, values_unchanged
+  rows.py         the row-by-row comparison, when the fingerprints differ
   findings.py     what a failed check found, in xata_migration_checks.findings
   report.py       every check of every table, as a Markdown report
 
