@@ -6,12 +6,7 @@ from psycopg import sql
 
 from xata_migration.defs.pipeline import build_definitions
 from xata_migration.defs.resources import TargetDatabase, XataSource
-from xata_migration_tests.support import (
-    create_hostile_source,
-    execute_sql,
-    migrate,
-    plan_for,
-)
+from xata_migration_tests.support import create_hostile_source, execute_sql, migrate, plan_for
 
 
 def target_state(url: str) -> list:

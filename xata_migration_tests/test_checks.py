@@ -6,13 +6,8 @@ import pytest
 from xata_migration.connections import connect
 from xata_migration.load.table import load_table
 from xata_migration.verify import checks, fingerprint
-from xata_migration_tests.support import (
-    create_hostile_source,
-    execute_sql,
-    migrate,
-    plan_for,
-    run_checks,
-)
+from xata_migration_tests.support import (create_hostile_source, execute_sql, migrate,
+                                          plan_for, run_checks)
 
 
 @pytest.fixture

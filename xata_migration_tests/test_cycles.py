@@ -3,16 +3,9 @@
 import psycopg
 
 from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
-from xata_migration_tests.support import (
-    XATA_COLUMNS,
-    Expectation,
-    check_outcomes,
-    execute_sql,
-    migrate,
-    plan_for,
-    snapshot,
-    verify_migration,
-)
+from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
+                                          execute_sql, migrate, plan_for, snapshot,
+                                          verify_migration)
 
 # Xata's own example: teams.owner -> users and users.team -> teams.
 TEAMS_AND_USERS = f"""

@@ -6,16 +6,9 @@ import pytest
 from psycopg import sql
 
 from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
-from xata_migration_tests.support import (
-    XATA_COLUMNS,
-    Expectation,
-    check_outcomes,
-    execute_sql,
-    migrate,
-    plan_for,
-    snapshot,
-    verify_migration,
-)
+from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
+                                          execute_sql, migrate, plan_for, snapshot,
+                                          verify_migration)
 
 TRIGGER = ("CREATE TRIGGER xata_maintain_metadata_trigger_pgroll BEFORE INSERT OR UPDATE ON {}"
            " FOR EACH ROW EXECUTE FUNCTION xata_private.maintain_metadata_trigger_pgroll()")

@@ -10,15 +10,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from xata_migration.cli import main
 from xata_migration.sources.dump import DumpError, import_dump
-from xata_migration_tests.support import (
-    check_outcomes,
-    create_hostile_source,
-    execute_sql,
-    hostile_expectations,
-    migrate,
-    plan_for,
-    verify_migration,
-)
+from xata_migration_tests.support import (check_outcomes, create_hostile_source, execute_sql,
+                                          hostile_expectations, migrate, plan_for,
+                                          verify_migration)
 
 
 def pg_dump(url: str, path, fmt: str) -> None:

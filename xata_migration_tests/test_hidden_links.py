@@ -4,16 +4,9 @@ import psycopg
 import pytest
 
 from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
-from xata_migration_tests.support import (
-    XATA_COLUMNS,
-    Expectation,
-    check_outcomes,
-    execute_sql,
-    migrate,
-    plan_for,
-    run_checks,
-    verify_migration,
-)
+from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
+                                          execute_sql, migrate, plan_for, run_checks,
+                                          verify_migration)
 
 HIDDEN = f"""
 CREATE TABLE users ({XATA_COLUMNS}, name text);

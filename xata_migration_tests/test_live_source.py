@@ -23,15 +23,8 @@ from xata_migration.load.snapshot import AS_OF_TAG, PROBLEM_TAG, SNAPSHOT_TAG
 from xata_migration.plan.model import save_plan
 from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
 from xata_migration_tests import reexecution_job
-from xata_migration_tests.support import (
-    XATA_COLUMNS,
-    Expectation,
-    check_outcomes,
-    execute_sql,
-    migrate,
-    plan_for,
-    verify_migration,
-)
+from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
+                                          execute_sql, migrate, plan_for, verify_migration)
 from xata_migration_tests.test_delta import TRIGGER
 
 SOURCE = f"""

@@ -11,24 +11,12 @@ from xata_migration import load
 from xata_migration.connections import connect
 from xata_migration.load import links, relay
 from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
-from xata_migration_tests.support import (
-    HOSTILE_TABLES,
-    LONG_COLUMN,
-    LONG_TABLE,
-    XATA_COLUMNS,
-    Expectation,
-    check_outcomes,
-    create_hostile_source,
-    execute_sql,
-    expected_new_id_order,
-    hostile_expectations,
-    migrate,
-    plan_for,
-    run_checks,
-    snapshot,
-    stage_tables,
-    verify_migration,
-)
+from xata_migration_tests.support import (HOSTILE_TABLES, LONG_COLUMN, LONG_TABLE,
+                                          XATA_COLUMNS, Expectation, check_outcomes,
+                                          create_hostile_source, execute_sql,
+                                          expected_new_id_order, hostile_expectations, migrate,
+                                          plan_for, run_checks, snapshot, stage_tables,
+                                          verify_migration)
 
 
 @pytest.fixture

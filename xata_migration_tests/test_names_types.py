@@ -5,16 +5,9 @@ import psycopg
 from xata_migration.connections import connect
 from xata_migration.plan.introspect import use_pgvector
 from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
-from xata_migration_tests.support import (
-    XATA_COLUMNS,
-    Expectation,
-    check_outcomes,
-    execute_sql,
-    migrate,
-    plan_for,
-    run_checks,
-    verify_migration,
-)
+from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
+                                          execute_sql, migrate, plan_for, run_checks,
+                                          verify_migration)
 
 LONGEST_ID = "a" * 200 + "_~-:" + "Z9" * 25 + "x"  # 255 characters
 assert len(LONGEST_ID) == 255

@@ -5,12 +5,8 @@ import yaml
 
 from xata_migration.defs.names import check_step_names
 from xata_migration.plan.model import PlanError, load_plan, save_plan
-from xata_migration_tests.support import (
-    LONG_COLUMN,
-    LONG_TABLE,
-    create_hostile_source,
-    plan_for,
-)
+from xata_migration_tests.support import (LONG_COLUMN, LONG_TABLE, create_hostile_source,
+                                          plan_for)
 
 
 @pytest.fixture

@@ -12,14 +12,9 @@ from xata_migration.load.table import load_table
 from xata_migration.plan.model import save_plan
 from xata_migration.plan.names import lock_key
 from xata_migration_tests import reexecution_job
-from xata_migration_tests.support import (
-    create_hostile_source,
-    execute_sql,
-    hostile_expectations,
-    migrate,
-    plan_for,
-    verify_migration,
-)
+from xata_migration_tests.support import (create_hostile_source, execute_sql,
+                                          hostile_expectations, migrate, plan_for,
+                                          verify_migration)
 
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 

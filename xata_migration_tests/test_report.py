@@ -2,12 +2,7 @@
 
 from xata_migration.cli import main
 from xata_migration.plan.model import save_plan
-from xata_migration_tests.support import (
-    create_hostile_source,
-    execute_sql,
-    migrate,
-    plan_for,
-)
+from xata_migration_tests.support import create_hostile_source, execute_sql, migrate, plan_for
 
 
 def _with_password(url: str) -> str:

@@ -14,13 +14,8 @@ from psycopg import sql
 
 from xata_migration.errors import LoadError
 from xata_migration.load import ddl
-from xata_migration.load.stage import (
-    EXAMPLES,
-    parallel_plan,
-    stage_name,
-    stage_table,
-    tables_exist,
-)
+from xata_migration.load.stage import (EXAMPLES, parallel_plan, stage_name, stage_table,
+                                       tables_exist)
 from xata_migration.plan.model import Column, Plan, Table
 
 

@@ -12,22 +12,11 @@ from psycopg import sql
 from xata_migration.errors import LoadError
 from xata_migration.load import ddl
 from xata_migration.load.ids import NewIds
-from xata_migration.load.links import (
-    MISSING_LINK_FUNCTION,
-    MISSING_LINK_STATE,
-    caught_by_write,
-    count_missing_links,
-    join_new_ids,
-    rewritten_array,
-    rewritten_link,
-)
+from xata_migration.load.links import (MISSING_LINK_FUNCTION, MISSING_LINK_STATE,
+                                       caught_by_write, count_missing_links, join_new_ids,
+                                       rewritten_array, rewritten_link)
 from xata_migration.load.result import LoadResult
-from xata_migration.load.stage import (
-    cast_by_the_write,
-    parallel_plan,
-    stage_name,
-    stage_table,
-)
+from xata_migration.load.stage import cast_by_the_write, parallel_plan, stage_name, stage_table
 from xata_migration.plan.model import Column, Plan, Table
 
 

@@ -9,16 +9,8 @@ reviews.
 May import: errors. Knows nothing of Dagster, of the target or of loading.
 """
 
-from xata_migration.plan.model import (
-                                       Column,
-                                       Link,
-                                       Plan,
-                                       PlanError,
-                                       Table,
-                                       load_plan,
-                                       save_plan,
-                                       validate_plan,
-)
+from xata_migration.plan.model import (Column, Link, Plan, PlanError, Table, load_plan,
+                                       save_plan, validate_plan)
 
 __all__ = ["Column", "Link", "Plan", "PlanError", "Table", "load_plan", "save_plan",
            "validate_plan"]

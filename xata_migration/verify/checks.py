@@ -24,38 +24,16 @@ import time
 from psycopg import Connection, sql
 
 from xata_migration.load import ddl, sync
-from xata_migration.load.links import (
-    MissingLinks,
-    elements_without_row,
-    join_new_ids,
-    link_elements,
-    mapped_old_ids,
-    old_ids_of_array,
-)
+from xata_migration.load.links import (MissingLinks, elements_without_row, join_new_ids,
+                                       link_elements, mapped_old_ids, old_ids_of_array)
 from xata_migration.load.relay import copy_between
-from xata_migration.load.stage import (
-    create_stage,
-    source_select,
-    stage_name,
-)
+from xata_migration.load.stage import create_stage, source_select, stage_name
 from xata_migration.plan.model import Column, Plan, Table
 from xata_migration.verify import fingerprint
-from xata_migration.verify.findings import (
-    CheckOutcome,
-    clear_findings,
-    ensure_bookkeeping,
-    record_findings,
-    with_findings,
-)
-from xata_migration.verify.rows import (
-    ABSENT,
-    CHECK_STAGE,
-    SOURCE_IDS,
-    Absent,
-    record_differing_rows,
-    row_hashes,
-    stream_source,
-)
+from xata_migration.verify.findings import (CheckOutcome, clear_findings, ensure_bookkeeping,
+                                            record_findings, with_findings)
+from xata_migration.verify.rows import (ABSENT, CHECK_STAGE, SOURCE_IDS, Absent,
+                                        record_differing_rows, row_hashes, stream_source)
 
 
 def row_counts(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome:

@@ -13,12 +13,8 @@ from psycopg import sql
 from xata_migration.load import ddl
 from xata_migration.load.links import link_values
 from xata_migration.load.relay import copy_between
-from xata_migration.load.stage import (
-    create_stage,
-    create_temp_table,
-    source_select,
-    stage_name,
-)
+from xata_migration.load.stage import (create_stage, create_temp_table, source_select,
+                                       stage_name)
 from xata_migration.plan.model import Column, Plan, Table
 from xata_migration.verify.findings import record_findings
 
