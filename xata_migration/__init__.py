@@ -14,6 +14,6 @@ The package, lowest layer first; a module imports only from layers below its own
   embedded.py the embedded PostgreSQL server of the demo and the tests
 """
 
-from xata_migration.plan.model import Plan, load_plan, save_plan
+from xata_migration.plan import Plan, load_plan, save_plan
 
 __all__ = ["Plan", "load_plan", "save_plan"]

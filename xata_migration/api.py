@@ -79,6 +79,12 @@ class TableRun:
         return self.error is None and all(o.passed for o in self.outcomes)
 
 
+def _stopped_by(missing: MissingLinks, started: float) -> TableRun:
+    """A load that links to no record stopped, nothing written: its failed `links_intact`."""
+    return TableRun(None, [checks.missing_links_outcome(missing)], missing,
+                    time.monotonic() - started)
+
+
 def migrate_table(plan: Plan, table: Table, connections: TableConnections,
                   log=None) -> TableRun:
     """Load one table (one target transaction: all or nothing) and run its checks against
@@ -92,8 +98,7 @@ def migrate_table(plan: Plan, table: Table, connections: TableConnections,
             result = load_table(c.source, c.target, plan, table, log=log,
                                 fingerprint=source_fingerprint, snapshot=c.snapshot)
         except MissingLinks as missing:
-            return TableRun(None, [checks.missing_links_outcome(missing)], missing,
-                            time.monotonic() - started)
+            return _stopped_by(missing, started)
         run = TableRun(result, load_seconds=time.monotonic() - started)
         run.outcomes = checks.table_checks(c.source, c.target, plan, table,
                                            source_fingerprint.side())
@@ -109,8 +114,7 @@ def write_deferred_link(plan: Plan, table: Table, column: Column,
         result = load_deferred_link(c.source, c.target, plan, table, column, log=log,
                                     snapshot=c.snapshot)
     except MissingLinks as missing:
-        return TableRun(None, [checks.missing_links_outcome(missing)], missing,
-                        time.monotonic() - started)
+        return _stopped_by(missing, started)
     run = TableRun(result, load_seconds=time.monotonic() - started)
     run.outcomes = [checks.link_check(c.source, c.target, plan, table, column)]
     return run

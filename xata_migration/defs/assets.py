@@ -56,7 +56,7 @@ def metadata_table(header: tuple, rows: list) -> dg.MetadataValue:
         schema=dg.TableSchema(columns=[dg.TableColumn(n, "string") for n in names]))
 
 
-def check_result(outcome: checks.CheckOutcome, key: dg.AssetKey) -> dg.AssetCheckResult:
+def check_result(outcome: findings.CheckOutcome, key: dg.AssetKey) -> dg.AssetCheckResult:
     metadata = {"comparison": metadata_table(("compared", "source", "target"),
                                              outcome.compared)}
     metadata.update({k: _metadata_value(v) for k, v in outcome.metadata.items()})
