@@ -16,10 +16,9 @@ from psycopg import sql
 
 from xata_migration import embedded
 from xata_migration.connections import connect
-from xata_migration.defs.pipeline import build_definitions
-from xata_migration.defs.resources import TargetDatabase, XataSource
-from xata_migration.plan.introspect import introspect
-from xata_migration.sources.demo import build_demo_source, load_schema
+from xata_migration.defs import TargetDatabase, XataSource, build_definitions
+from xata_migration.plan import introspect
+from xata_migration.sources import build_demo_source, load_schema
 
 
 def run(plan, source_url: str, target_url: str) -> float:

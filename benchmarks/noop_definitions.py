@@ -5,11 +5,10 @@ only reports success: it opens no connection and touches no database. Timing
 
 import dagster as dg
 
-from xata_migration.defs.assets import link_key, table_key
-from xata_migration.defs.names import dagster_name
-from xata_migration.defs.pipeline import plan_from_environment
+from xata_migration.defs import link_key, plan_from_environment, table_key
+from xata_migration.asset_names import dagster_name
 from xata_migration.plan import Plan
-from xata_migration.verify.checks import check_names
+from xata_migration.verify import check_names
 
 
 def _asset(name: str, key: dg.AssetKey, deps: list[dg.AssetKey], checks: list[str]):

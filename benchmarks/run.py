@@ -47,13 +47,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from xata_migration import embedded
 from xata_migration.connections import connect
-from xata_migration.defs.pipeline import build_definitions
-from xata_migration.defs.resources import TargetDatabase, XataSource
-from xata_migration.load.snapshot import RunSnapshot
-from xata_migration.plan.introspect import introspect
-from xata_migration.plan.model import save_plan
-from xata_migration.sources.demo import build_demo_source
-from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
+from xata_migration.defs import TargetDatabase, XataSource, build_definitions, run_tags
+from xata_migration.snapshot import HeldSnapshot
+from xata_migration.plan import introspect, save_plan
+from xata_migration.sources import XATA_RUNTIME_SQL, build_demo_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -230,8 +227,8 @@ def migrate_all(instance: dg.DagsterInstance, source_url: str, target_url: str) 
     job = defs.resolve_job_def("migrate_all")
 
     def run():  # in the run's source snapshot, as the project's executor takes it
-        with RunSnapshot(source_url) as held:
-            return job.execute_in_process(instance=instance, tags=held.tags())
+        with HeldSnapshot(source_url) as held:
+            return job.execute_in_process(instance=instance, tags=run_tags(held))
     timing, result = timed(run)
     print_phases(result)
     return timing

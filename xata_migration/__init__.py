@@ -1,17 +1,20 @@
 """Move a Xata-shaped PostgreSQL database to plain PostgreSQL with bigint ids.
 
-The package, lowest layer first; a module imports only from layers below its own:
+The package, lowest layer first; a module imports only from layers below its own
+(xata_migration_tests/test_layout.py holds the rules):
 
-  errors.py, connections.py   the error base; connecting with passwords masked
+  errors.py, connections.py, embedded.py   the error base; connecting with passwords
+              masked; the embedded PostgreSQL server of the demo and the tests
   plan/       what each source table becomes (Plan, YAML); knows nothing of Dagster
   sources/    a dump, CSV exports or the demo made into a Xata-shaped source
-  load/       writing one table: stage, new ids, link translation, write, deletions
-  verify/     the four checks, their findings, the report
-  api.py      the core operations, one call each: what the CLI, the assets and the
-              tests call
+  snapshot/   the source side: a held snapshot, connections reading in it, the watermark
+  pg/         PostgreSQL building blocks that load/ and verify/ share
+  load/       writing one table: stage, new ids, links, write, deletions, delta state
+  verify/     the four checks, their findings, the report; beside load/, never under it
+  asset_names.py  Dagster's names for tables;  jobs.py  migrate_all run from outside
+  api.py      the operations, one call each: what the CLI, the assets and the tests call
   defs/       the Dagster assets, checks, job, resources and executor
-  definitions.py  the Dagster code location; cli.py the `xata-migration` command;
-  embedded.py the embedded PostgreSQL server of the demo and the tests
+  definitions.py  the Dagster code location; cli.py the `xata-migration` command
 """
 
 from xata_migration.plan import Plan, load_plan, save_plan

@@ -1,15 +1,22 @@
-"""The tool's core operations, one call each. The CLI, the Dagster assets, the report and
-the tests call these; everything else in the package is how they are done.
+"""The tool's operations, one call each: every `xata-migration` command is one of these
+(after its arguments are read), and the Dagster assets and the tests call them too.
+Everything else in the package is how they are done.
 
-    plan = describe_source(source_url)            # the source's catalog -> a Plan
-    save_plan(plan, "plan.yaml"); plan = load_plan("plan.yaml")
-    run = migrate_table(plan, table, connections)  # load, then every check of the table
-    outcomes = check_table(plan, table, source, target)   # the checks alone, now
-    new_id = lookup(target, "posts", "rec_...")
+    import_dump(dump, into_url); import_csv(folder, schema_file, into_url)
+    description = write_plan(source_url, "plan.yaml")     # describe_source, then save
+    summary = migrate("plan.yaml", source_url, target_url, log_path)   # migrate_all
+    paths = report("plan.yaml", source_url, target_url, "report.md")
+    new_id = lookup(target_url, "posts", "rec_...")
+    run_demo(); open_ui()
 
-A table's operations take open connections (`TableConnections`), so that whoever calls
-them decides what the source reads: the run's one snapshot (the assets), or the source as
-it is now (the report, the tests).
+One table at a time (what each asset of migrate_all does):
+
+    with open_connections(source_url, target_url) as connections:
+        run = migrate_table(plan, table, connections)   # load, then every check of it
+        outcomes = check_table(plan, table, connections)   # the checks alone, now
+
+The load (load/) and the checks (verify/) never call each other: migrate_table hands
+the rows' source fingerprint from one to the other and records that a load passed.
 """
 
 from __future__ import annotations
@@ -17,52 +24,118 @@ from __future__ import annotations
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 
+from xata_migration import embedded, jobs
+from xata_migration.asset_names import check_step_names
 from xata_migration.connections import connect
 from xata_migration.errors import UsageError, XataMigrationError
-from xata_migration.load import LoadResult, MissingLinks, load_deferred_link, load_table
-from xata_migration.load.snapshot import SourceSnapshot
-from xata_migration.plan import Column, Plan, PlanError, Table, load_plan, save_plan
-from xata_migration.plan.introspect import introspect
-from xata_migration.verify import checks
-from xata_migration.verify.checks import check_table
-from xata_migration.verify.findings import CheckOutcome
-from xata_migration.verify.fingerprint import LoadSnapshotFingerprint
+from xata_migration.load import (LoadResult, MissingLinks, load_deferred_link, load_table,
+                                 record_verified)
+from xata_migration.plan import (Column, Plan, PlanError, Table, introspect, load_plan,
+                                 save_plan, use_pgvector)
+from xata_migration.snapshot import SourceSnapshot, source_readers
+from xata_migration.verify import (CheckOutcome, SourceFingerprint, TableReport, link_check,
+                                   missing_links_outcome, table_checks, write_report)
 
-__all__ = ["CheckOutcome", "LoadResult", "MissingLinks", "Plan", "PlanError", "TableRun",
-           "TableConnections", "UsageError", "XataMigrationError", "check_table",
-           "describe_source", "load_plan", "lookup", "migrate_table", "open_connections",
-           "save_plan", "write_deferred_link"]
+__all__ = ["CheckOutcome", "LoadResult", "MissingLinks", "Plan", "PlanError", "RunSummary",
+           "SourceDescription", "TableConnections", "TableRun", "UsageError",
+           "XataMigrationError", "check_table", "describe_source", "import_csv",
+           "import_dump", "load_plan", "lookup", "migrate", "migrate_table", "open_connections",
+           "open_ui", "read_plan", "report", "run_demo", "save_plan", "write_deferred_link",
+           "write_plan"]
+
+RunSummary = jobs.RunSummary
+DEMO_SOURCE, DEMO_TARGET = "xata_demo_source", "xata_demo_target"
 
 
-def describe_source(source_url: str, schema: str = "public") -> Plan:
-    """The plan of the source's Xata-shaped tables, as `xata-migration plan` writes it."""
+# ---------------------------------------------------------------- sources and the plan
+
+
+# sources/ is imported where it is used: the Dagster steps never need it (nor pandas).
+
+
+def import_dump(dump_file: str | Path, into_url: str) -> str:
+    """Restore a Xata pg_dump into an empty database; the dump's format."""
+    from xata_migration import sources
+    return sources.import_dump(dump_file, into_url)
+
+
+def import_csv(folder: str | Path, schema_file: str | Path, into_url: str,
+               objects: str = "jsonb"):
+    """Load a legacy CSV export and its schema file into an empty database."""
+    from xata_migration import sources
+    return sources.import_csv(folder, schema_file, into_url, objects=objects)
+
+
+@dataclass
+class SourceDescription:
+    """The plan of a source, the tables it leaves out (name -> why), and the columns
+    planned as pgvector's vector(n)."""
+    plan: Plan
+    left_out: dict[str, str] = field(default_factory=dict)
+    pgvector_columns: list[str] = field(default_factory=list)
+
+
+def describe_source(source_url: str, schema: str = "public",
+                    vectors: str = "real[]") -> SourceDescription:
+    """The plan of the source's Xata-shaped tables (`vectors="pgvector"`: Xata vectors
+    planned as pgvector's vector(n)); PlanError if Dagster could not tell two apart."""
     with connect(source_url, "source", read_only=True) as conn:
-        plan, _ = introspect(conn, schema)
+        plan, left_out = introspect(conn, schema)
+        pgvector = use_pgvector(conn, plan) if vectors == "pgvector" else []
+    check_step_names(plan)
+    return SourceDescription(plan, left_out, pgvector)
+
+
+def write_plan(source_url: str, output: str | Path, schema: str = "public",
+               vectors: str = "real[]") -> SourceDescription:
+    """describe_source, saved as the YAML file `output`."""
+    description = describe_source(source_url, schema, vectors)
+    save_plan(description.plan, output)
+    return description
+
+
+def read_plan(plan_path: str | Path) -> Plan:
+    """The plan file, validated, with names Dagster can tell apart."""
+    plan = load_plan(plan_path)
+    check_step_names(plan)
     return plan
+
+
+# ---------------------------------------------------------------- one table
 
 
 @dataclass
 class TableConnections:
-    """What one table's operations use: two source connections reading the same
-    snapshot (the second computes the source's fingerprint while the first loads), the
-    target, and that snapshot when it is the run's (None: each transaction its own)."""
+    """What one table's operations use: two source connections reading one snapshot
+    (the second computes the source's fingerprint while the first loads) and the target.
+    `snapshot`: the one they read (None: the source exports none, and each transaction
+    reads its own); `own_snapshot`: taken for this table alone, not the run's, and
+    `problem` says why."""
     source: psycopg.Connection
     second_source: psycopg.Connection
     target: psycopg.Connection
     snapshot: SourceSnapshot | None = None
+    own_snapshot: bool = False
+    problem: str = ""
 
 
 @contextmanager
-def open_connections(source_url: str, target_url: str, label: str = ""):
-    """TableConnections to the source as it is now, closed on leaving."""
+def open_connections(source_url: str, target_url: str, label: str = "",
+                     run_snapshot: SourceSnapshot | None = None, run_problem: str = ""):
+    """TableConnections, closed on leaving. The sources read the run's snapshot if one is
+    given and still held, else one held for this table (`run_problem`: why the run has
+    none, for `problem`)."""
+    labels = [label, f"{label} (fingerprint)"]
     with ExitStack() as stack:
-        source, second = (stack.enter_context(connect(source_url, "source", read_only=True,
-                                                      label=label)) for _ in range(2))
-        yield TableConnections(source, second, stack.enter_context(
-            connect(target_url, "target", label=label)))
+        readers = stack.enter_context(source_readers(source_url, labels, run_snapshot,
+                                                     run_problem))
+        target = stack.enter_context(connect(target_url, "target", label=label))
+        yield TableConnections(*readers.connections, target, readers.snapshot, readers.own,
+                               readers.problem)
 
 
 @dataclass
@@ -81,27 +154,40 @@ class TableRun:
 
 def _stopped_by(missing: MissingLinks, started: float) -> TableRun:
     """A load that links to no record stopped, nothing written: its failed `links_intact`."""
-    return TableRun(None, [checks.missing_links_outcome(missing)], missing,
-                    time.monotonic() - started)
+    outcome = missing_links_outcome(missing.column, missing.count, missing.examples,
+                                    str(missing), missing.source_sql)
+    return TableRun(None, [outcome], missing, time.monotonic() - started)
+
+
+def _record_if_verified(target: psycopg.Connection, table: Table,
+                        outcomes: list[CheckOutcome]) -> None:
+    """Every check of the table passed: its next load may read only what changed."""
+    if outcomes and all(o.passed for o in outcomes):
+        with target.transaction():
+            record_verified(target, table)
 
 
 def migrate_table(plan: Plan, table: Table, connections: TableConnections,
                   log=None) -> TableRun:
     """Load one table (one target transaction: all or nothing) and run its checks against
-    the snapshot the load read. Links that point nowhere (`on_missing: fail`) stop the load
-    with nothing written: the run then holds them as a failed `links_intact`."""
+    the snapshot the load read: the source computes its fingerprint of the rows the load
+    read while the target writes them. Links that point nowhere (`on_missing: fail`) stop
+    the load with nothing written: the run then holds them as a failed `links_intact`."""
     started = time.monotonic()
     c = connections
-    with LoadSnapshotFingerprint(c.second_source, plan, table,
-                                 pinned=c.snapshot is not None) as source_fingerprint:
+    with SourceFingerprint(c.second_source, plan, table) as source_fingerprint:
+        def on_phase(phase: str) -> None:
+            if phase == "transfer" and c.snapshot:  # both sources read the load's rows
+                source_fingerprint.start()
+
         try:
-            result = load_table(c.source, c.target, plan, table, log=log,
-                                fingerprint=source_fingerprint, snapshot=c.snapshot)
+            result = load_table(c.source, c.target, plan, table, c.snapshot, log=log,
+                                on_phase=on_phase)
         except MissingLinks as missing:
             return _stopped_by(missing, started)
         run = TableRun(result, load_seconds=time.monotonic() - started)
-        run.outcomes = checks.table_checks(c.source, c.target, plan, table,
-                                           source_fingerprint.side())
+        run.outcomes = table_checks(c.source, c.target, plan, table, source_fingerprint.side())
+    _record_if_verified(c.target, table, run.outcomes)
     return run
 
 
@@ -111,25 +197,108 @@ def write_deferred_link(plan: Plan, table: Table, column: Column,
     started = time.monotonic()
     c = connections
     try:
-        result = load_deferred_link(c.source, c.target, plan, table, column, log=log,
-                                    snapshot=c.snapshot)
+        result = load_deferred_link(c.source, c.target, plan, table, column, c.snapshot,
+                                    log=log)
     except MissingLinks as missing:
         return _stopped_by(missing, started)
     run = TableRun(result, load_seconds=time.monotonic() - started)
-    run.outcomes = [checks.link_check(c.source, c.target, plan, table, column)]
+    run.outcomes = [link_check(c.source, c.target, plan, table, column)]
     return run
 
 
-def lookup(target: psycopg.Connection, table: str, old_id: str | None = None,
+def check_table(plan: Plan, table: Table, connections: TableConnections) -> list[CheckOutcome]:
+    """Every check of a table now, without loading: its own, then those of its deferred
+    links (named `links_intact (column, deferred)`)."""
+    c = connections
+    outcomes = table_checks(c.source, c.target, plan, table)
+    _record_if_verified(c.target, table, outcomes)
+    for column in table.links:
+        if column.link.deferred:
+            outcome = link_check(c.source, c.target, plan, table, column)
+            outcome.name = f"links_intact ({column.name}, deferred)"
+            outcomes.append(outcome)
+    return outcomes
+
+
+# ---------------------------------------------------------------- the whole migration
+
+
+def migrate(plan_path: str | Path, source_url: str, target_url: str,
+            log_path: str | Path, say=print) -> RunSummary:
+    """Run migrate_all with `dagster job execute` (its log to `log_path`), after checking
+    the plan and that both databases answer; the run as Dagster recorded it. `say` is
+    told when the run starts."""
+    read_plan(plan_path)  # a plan that cannot run stops here, with its message
+    for url, role in ((source_url, "source"), (target_url, "target")):
+        connect(url, role).close()  # unreachable databases stop here, before Dagster starts
+    return _run_migrate_all(source_url, target_url, plan_path, Path(log_path), say)
+
+
+def _run_migrate_all(source_url: str, target_url: str, plan_path, log_path: Path,
+                     say) -> RunSummary:
+    say(f"Running: dagster job execute -m xata_migration.definitions -j migrate_all "
+        f"(log: {log_path})")
+    env = jobs.dagster_environment(source_url, target_url, plan_path)
+    return jobs.run_migrate_all(env, log_path)
+
+
+def report(plan_path: str | Path, source_url: str, target_url: str,
+           output: str | Path) -> tuple[Path, Path, bool]:
+    """Every check of every table, now, written to `output` (Markdown) and beside it as
+    HTML; True if every check passed."""
+    plan = read_plan(plan_path)
+    reports = []
+    for table in plan.tables:
+        started = time.monotonic()
+        with open_connections(source_url, target_url, table.name) as connections:
+            outcomes = check_table(plan, table, connections)
+        reports.append(TableReport(table.name, outcomes, time.monotonic() - started))
+    return write_report(reports, source_url, target_url, plan, str(plan_path), output)
+
+
+def lookup(target_url: str, table: str, old_id: str | None = None,
            new_id: int | None = None):
     """The new id of an old Xata id, or (given `new_id`) the old id of a new one; None if
     the mapping does not hold it. UsageError if the table has no mapping."""
-    try:
-        if new_id is not None:
-            return target.execute("SELECT xata_id_map.xata_id(%s, %s)",
-                                  (table, new_id)).fetchone()[0]
-        return target.execute("SELECT xata_id_map.new_id(%s, %s)",
-                              (table, old_id)).fetchone()[0]
-    except psycopg.Error as error:
-        target.rollback()
-        raise UsageError(f"Lookup failed: {str(error).strip().splitlines()[0]}") from None
+    with connect(target_url, "target") as target:
+        try:
+            if new_id is not None:
+                return target.execute("SELECT xata_id_map.xata_id(%s, %s)",
+                                      (table, new_id)).fetchone()[0]
+            return target.execute("SELECT xata_id_map.new_id(%s, %s)",
+                                  (table, old_id)).fetchone()[0]
+        except psycopg.Error as error:
+            target.rollback()
+            raise UsageError(f"Lookup failed: {str(error).strip().splitlines()[0]}") from None
+
+
+# ---------------------------------------------------------------- the demo
+
+
+def run_demo(rows: int = 150, say=print) -> RunSummary:
+    """A demo Xata source on the embedded server, its plan, and migrate_all into a new
+    target database; `say` is told each step."""
+    from xata_migration import sources
+
+    server = embedded.start()
+    source_url = embedded.recreate_database(server, DEMO_SOURCE)
+    target_url = embedded.recreate_database(server, DEMO_TARGET)
+    built = sources.build_demo_source(source_url, rows)
+    say(f"Demo source {DEMO_SOURCE}: {len(built)} Xata-shaped tables, "
+        f"{sum(built.values())} rows.")
+    plan_path = embedded.home() / "demo-plan.yaml"
+    write_plan(source_url, plan_path)
+    say(f"Plan written to {plan_path}.")
+    return _run_migrate_all(source_url, target_url, plan_path,
+                            embedded.home() / "demo-run.log", say)
+
+
+def open_ui(host: str = "127.0.0.1", port: int = 3000) -> int:
+    """The Dagster UI on the demo's plan and databases, until stopped; its exit code."""
+    server = embedded.start()
+    plan_path = embedded.home() / "demo-plan.yaml"
+    if not plan_path.exists():
+        raise UsageError("No demo yet: run `xata-migration demo` first.")
+    env = jobs.dagster_environment(embedded.database_url(server, DEMO_SOURCE),
+                                   embedded.database_url(server, DEMO_TARGET), plan_path)
+    return jobs.serve_ui(env, host, port)

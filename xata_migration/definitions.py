@@ -6,7 +6,7 @@ touches a database then (the multiprocess executor loads it again for every step
 
 import dagster as dg
 
-from xata_migration.defs.pipeline import build_definitions, plan_from_environment
+from xata_migration.defs import build_definitions, plan_from_environment
 
 
 @dg.definitions

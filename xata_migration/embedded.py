@@ -12,6 +12,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from xata_migration.errors import UsageError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -67,3 +69,20 @@ def ensure_database(server, name: str) -> str:
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return database_url(server, name)
+
+
+EMBEDDED_PREFIX = "embedded:"
+_server = None  # kept while this process runs: the server stops when it exits
+
+
+def resolve_url(url: str) -> str:
+    """`embedded:NAME` -> a URL to database NAME on the embedded server (created if new);
+    any other URL as it is."""
+    global _server
+    if not url.startswith(EMBEDDED_PREFIX):
+        return url
+    name = url[len(EMBEDDED_PREFIX):]
+    if not name:
+        raise UsageError("Name the database: embedded:NAME, e.g. embedded:xata_source.")
+    _server = _server or start()
+    return ensure_database(_server, name)

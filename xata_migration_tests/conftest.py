@@ -1,7 +1,12 @@
 """A real PostgreSQL for every test: the embedded server by default, or the server named
 by XATA_MIGRATION_TEST_DATABASE_URL (a URL to any database there; the user must be able to
-CREATE DATABASE). Each test gets fresh databases, dropped at the end of the session."""
+CREATE DATABASE). Each test gets fresh databases, dropped at the end of the session.
 
+Tests that start a process (the CLI, `dagster`, a browser, the multiprocess executor, a
+benchmark) are marked `slow`; `pytest -m "not slow"` runs the others, and a test not
+marked that starts a process fails, saying so."""
+
+import _posixsubprocess
 import itertools
 import os
 import shutil
@@ -16,6 +21,26 @@ from psycopg.conninfo import conninfo_to_dict
 
 EXTERNAL = "XATA_MIGRATION_TEST_DATABASE_URL"
 _counter = itertools.count()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: starts a process (the CLI, dagster, a browser, "
+                            "the multiprocess executor) or takes long; -m \"not slow\" "
+                            "leaves it out")
+
+
+@pytest.fixture(autouse=True)
+def fast_tests_start_no_process(request, monkeypatch):
+    """Outside `slow` tests, starting a process (subprocess, multiprocessing's spawn, a
+    fork) fails the test."""
+    if request.node.get_closest_marker("slow"):
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{request.node.name} starts a process: mark it "
+                             "@pytest.mark.slow")
+    monkeypatch.setattr(_posixsubprocess, "fork_exec", refuse)
+    monkeypatch.setattr(os, "fork", refuse)
 
 
 class Server:

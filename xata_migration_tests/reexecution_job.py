@@ -5,7 +5,7 @@ environment variables."""
 import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableJob
 
-from xata_migration.defs.pipeline import build_definitions, plan_from_environment
+from xata_migration.defs import build_definitions, plan_from_environment
 
 
 def migrate_all():

@@ -11,11 +11,9 @@ from psycopg import sql
 from psycopg.types.string import TextLoader
 
 from xata_migration import api
-from xata_migration.connections import connect
-from xata_migration.defs.pipeline import build_definitions
-from xata_migration.defs.resources import TargetDatabase, XataSource
-from xata_migration.load.snapshot import RunSnapshot
-from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
+from xata_migration.defs import TargetDatabase, XataSource, build_definitions, run_tags
+from xata_migration.snapshot import HeldSnapshot
+from xata_migration.sources import XATA_RUNTIME_SQL
 
 XATA_COLUMNS = """
     xata_id text NOT NULL DEFAULT ('rec_' || xata_private.xid()) CHECK (length(xata_id) < 256),
@@ -124,7 +122,7 @@ HOSTILE_TABLES = ["User", "order", "tag", "image", "tag-to-image", LONG_TABLE, "
 
 
 def plan_for(source_url: str):
-    return api.describe_source(source_url)
+    return api.describe_source(source_url).plan
 
 
 def migrate(plan, source_url: str, target_url: str, raise_on_error: bool = False):
@@ -132,17 +130,15 @@ def migrate(plan, source_url: str, target_url: str, raise_on_error: bool = False
     one source snapshot for the run as the project's executor takes it."""
     defs = build_definitions(plan, resources={"xata_source": XataSource(url=source_url),
                                               "target_database": TargetDatabase(url=target_url)})
-    with RunSnapshot(source_url) as held:
+    with HeldSnapshot(source_url) as held:
         return defs.resolve_job_def("migrate_all").execute_in_process(
-            raise_on_error=raise_on_error, tags=held.tags())
+            raise_on_error=raise_on_error, tags=run_tags(held))
 
 
 def run_checks(plan, source_url: str, target_url: str, table_name: str) -> dict:
     """Run one table's checks directly (no load first): {check name: CheckOutcome}."""
-    with connect(source_url, "source", read_only=True) as source, \
-            connect(target_url, "target") as target:
-        return {o.name: o for o in api.check_table(plan, plan.table(table_name), source,
-                                                   target)}
+    with api.open_connections(source_url, target_url) as connections:
+        return {o.name: o for o in api.check_table(plan, plan.table(table_name), connections)}
 
 
 def check_outcomes(result) -> dict[tuple[str, str], bool]:

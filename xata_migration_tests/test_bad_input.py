@@ -4,9 +4,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from xata_migration.defs.pipeline import build_definitions
-from xata_migration.defs.resources import TargetDatabase, XataSource
+from xata_migration.defs import TargetDatabase, XataSource, build_definitions
 from xata_migration_tests.support import create_hostile_source, execute_sql, migrate, plan_for
+
+pytestmark = pytest.mark.slow  # end to end through Dagster, or a process of its own
 
 
 def target_state(url: str) -> list:
@@ -138,10 +139,10 @@ def test_every_error_of_the_tool_is_one_paragraph_and_exit_2(monkeypatch, capsys
     from xata_migration.cli import main
     from xata_migration.connections import ConnectionFailed
     from xata_migration.errors import XataMigrationError
-    from xata_migration.load.links import MissingLinks
-    from xata_migration.plan.model import PlanError
-    from xata_migration.sources.csv_import import CsvImportError
-    from xata_migration.sources.dump import DumpError
+    from xata_migration.load import MissingLinks
+    from xata_migration.plan import PlanError
+    from xata_migration.sources import CsvImportError
+    from xata_migration.sources import DumpError
     for error in (ConnectionFailed, CsvImportError, DumpError, MissingLinks, PlanError):
         assert issubclass(error, XataMigrationError), error
     monkeypatch.delenv("XATA_MIGRATION_PLAN", raising=False)

@@ -9,6 +9,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # end to end through Dagster, or a process of its own
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

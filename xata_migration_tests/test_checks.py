@@ -3,11 +3,13 @@
 import psycopg
 import pytest
 
+from xata_migration import api
 from xata_migration.connections import connect
-from xata_migration.load.table import load_table
-from xata_migration.verify import checks, fingerprint
+from xata_migration.verify import source_side_of
 from xata_migration_tests.support import (create_hostile_source, execute_sql, migrate,
                                           plan_for, run_checks)
+
+pytestmark = pytest.mark.slow  # end to end through Dagster, or a process of its own
 
 
 @pytest.fixture
@@ -89,7 +91,7 @@ def test_the_fingerprints_miss_no_small_change(migrated, change):
 def test_the_list_of_deleted_ids_hides_no_row(migrated):
     plan, source_url, target_url = migrated
     # a live row listed as deleted in the source, and changed in the target
-    execute_sql(target_url, "INSERT INTO xata_migration_checks.deleted_in_source"
+    execute_sql(target_url, "INSERT INTO xata_migration_load.deleted_in_source"
                 " VALUES ('tag', 'rec_tag_a')",
                 "UPDATE tag SET name = 'changed' WHERE " + _where("tag", "rec_tag_a"))
     outcome = run_checks(plan, source_url, target_url, "tag")["values_unchanged"]
@@ -233,55 +235,40 @@ def test_a_failed_check_fails_the_step_and_stops_downstream(source_url, target_u
         e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
 
 
-def test_the_source_fingerprint_of_a_load_is_of_the_rows_it_read(source_url, target_url):
+def _tag_names(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        return {row[0] for row in conn.execute("SELECT name FROM tag")}
+
+
+def test_a_table_is_loaded_and_checked_in_one_snapshot(source_url, target_url):
+    """Outside a run, a table's connections hold a snapshot of their own: a change
+    committed after it was taken is in neither the load nor the source's fingerprint, so
+    the checks pass on the fingerprints; checks run later see the change."""
     create_hostile_source(source_url)
     plan = plan_for(source_url)
     table = plan.table("tag")
     with connect(source_url, "source", read_only=True) as conn:
-        before = fingerprint.source_side_of(conn, plan, table)
-    with connect(source_url, "source", read_only=True) as load_source, \
-            connect(source_url, "source", read_only=True) as second:
-        with fingerprint.LoadSnapshotFingerprint(second, plan, table) as shared:
-            shared.share(load_source)  # in the load's source transaction, before its COPY
-            load_source.execute("SELECT count(*) FROM tag")
-            execute_sql(source_url, "UPDATE tag SET name = 'written after the load read'")
-            load_source.commit()
-            shared.start()
-            assert shared.side() == before
-    with connect(source_url, "source", read_only=True) as conn:
-        assert fingerprint.source_side_of(conn, plan, table).sum != before.sum
-
-
-def _load_tag_sharing_its_snapshot(source_url, target_url, before_load=None):
-    """Load `tag` as the asset does, the source's fingerprint from the load's snapshot;
-    then its checks. Returns (the load's result, the shared side, the outcomes)."""
-    create_hostile_source(source_url)
-    plan = plan_for(source_url)
-    table = plan.table("tag")
-    with connect(source_url, "source", read_only=True) as source, \
-            connect(source_url, "source", read_only=True) as second, \
-            connect(target_url, "target") as target, \
-            fingerprint.LoadSnapshotFingerprint(second, plan, table) as shared:
-        if before_load:
-            before_load(second)
-        result = load_table(source, target, plan, table, fingerprint=shared)
-        outcomes = checks.table_checks(source, target, plan, table, shared.side())
-    return plan, result, shared.side(), outcomes
-
-
-def test_checks_after_a_load_compare_with_what_it_read(source_url, target_url):
-    plan, _, side, outcomes = _load_tag_sharing_its_snapshot(source_url, target_url)
-    assert side is not None
-    assert all(o.passed for o in outcomes)
-    assert {o.metadata["compared_by"] for o in outcomes} == {"fingerprint"}
-    # a change since: the checks run on their own read the source again, and see it
-    execute_sql(source_url, "UPDATE tag SET name = 'changed'")
+        before = source_side_of(conn, plan, table)
+    with api.open_connections(source_url, target_url, "tag") as connections:
+        assert connections.snapshot and connections.own_snapshot
+        execute_sql(source_url, "UPDATE tag SET name = 'written after the snapshot'")
+        run = api.migrate_table(plan, table, connections)
+        assert source_side_of(connections.second_source, plan, table) == before
+    assert run.passed and run.load.inserted == 2
+    assert {o.metadata["compared_by"] for o in run.outcomes} == {"fingerprint"}
+    assert "written after the snapshot" not in _tag_names(target_url)
     assert not run_checks(plan, source_url, target_url, "tag")["values_unchanged"].passed
 
 
-def test_a_load_whose_snapshot_cannot_be_shared_still_loads(source_url, target_url):
-    # a snapshot can only be imported before any query of the transaction
-    _, result, side, outcomes = _load_tag_sharing_its_snapshot(
-        source_url, target_url, before_load=lambda second: second.execute("SELECT 1"))
-    assert side is None  # the checks read the source themselves
-    assert result.inserted == 2 and all(o.passed for o in outcomes)
+def test_a_source_that_exports_no_snapshot_still_loads_and_checks(source_url, target_url):
+    """Connections that read no common snapshot (the source cannot export one): the
+    checks compute both fingerprints themselves."""
+    create_hostile_source(source_url)
+    plan = plan_for(source_url)
+    with connect(source_url, "source", read_only=True) as source, \
+            connect(source_url, "source", read_only=True) as second, \
+            connect(target_url, "target") as target:
+        run = api.migrate_table(plan, plan.table("tag"),
+                                api.TableConnections(source, second, target))
+    assert run.passed and run.load.inserted == 2
+    assert {o.metadata["compared_by"] for o in run.outcomes} == {"fingerprint"}

@@ -16,14 +16,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from xata_migration.load.snapshot import HOLDER_LABEL, TIMEOUT_VARIABLE
-from xata_migration.plan.model import save_plan
-from xata_migration.plan.names import lock_key
-from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
+from xata_migration.snapshot import HOLDER_LABEL, TIMEOUT_VARIABLE
+from xata_migration.plan import lock_key, save_plan
+from xata_migration.sources import XATA_RUNTIME_SQL
 from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
                                           create_hostile_source, execute_sql,
                                           hostile_expectations, migrate, plan_for,
                                           stage_tables, verify_migration)
+
+pytestmark = pytest.mark.slow  # end to end through Dagster, or a process of its own
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = 100_000

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from xata_migration.plan.model import load_plan, save_plan
-from xata_migration.sources.csv_import import CsvImportError, import_csv
+from xata_migration.plan import load_plan, save_plan
+from xata_migration.sources import CsvImportError, import_csv
 from xata_migration_tests.support import check_outcomes, migrate, plan_for
 
 SCHEMA = {"tables": [
@@ -218,6 +218,7 @@ def test_duplicate_ids_are_refused_with_the_id(tmp_path, source_url):
     assert _tables(source_url) == 0
 
 
+@pytest.mark.slow
 def test_documented_commands_on_the_embedded_server(tmp_path):
     """The README's sequence, as a new user types it, on the embedded server."""
     schema_path = write_export(tmp_path / "export")

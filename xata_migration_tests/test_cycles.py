@@ -1,11 +1,14 @@
 """Cycles of links: broken at a deferred link, every link correct and every FK in place."""
 
 import psycopg
+import pytest
 
-from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
+from xata_migration.sources import XATA_RUNTIME_SQL
 from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
                                           execute_sql, migrate, plan_for, snapshot,
                                           verify_migration)
+
+pytestmark = pytest.mark.slow  # end to end through Dagster, or a process of its own
 
 # Xata's own example: teams.owner -> users and users.team -> teams.
 TEAMS_AND_USERS = f"""

@@ -5,12 +5,16 @@ validate` on the code location users run."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from xata_migration.defs.pipeline import build_definitions
+from xata_migration.defs import build_definitions
 from xata_migration.plan import PlanError, load_plan
+from xata_migration.verify import CHECKS
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 # A self-link, two links to one table, a cycle broken by a deferred link, and names that
 # need quoting; written by hand, as a user may edit one.
@@ -58,6 +62,19 @@ def test_definitions_load_from_a_plan_without_a_database(plan_file, monkeypatch)
     assert defs.resolve_job_def("migrate_all").name == "migrate_all"
 
 
+def test_each_check_is_described_once_for_the_ui_and_the_readme(plan_file):
+    """What a check proves is written beside it (verify.CHECKS): the UI shows it on each
+    check, and the README's table of checks says the same."""
+    defs = build_definitions(load_plan(plan_file))
+    specs = {spec.name: spec.description for asset in defs.assets
+             for spec in asset.check_specs}
+    assert set(specs) == set(CHECKS)
+    readme = README.read_text()
+    for name, proves in CHECKS.items():
+        assert specs[name].lower().startswith(proves.lower()), name
+        assert f"| `{name}` | {proves} |" in readme, name
+
+
 def test_two_tables_that_would_share_a_dagster_step_are_refused(plan_file):
     plan = load_plan(plan_file)
     twin = yaml.safe_load(yaml.safe_dump(PLAN))["tables"][2]
@@ -69,6 +86,7 @@ def test_two_tables_that_would_share_a_dagster_step_are_refused(plan_file):
         build_definitions(plan)
 
 
+@pytest.mark.slow
 def test_dagster_validates_the_code_location(plan_file):
     env = {k: v for k, v in os.environ.items()
            if k not in ("XATA_SOURCE_URL", "TARGET_DATABASE_URL")}

@@ -5,10 +5,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
+from xata_migration.sources import XATA_RUNTIME_SQL
 from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
                                           execute_sql, migrate, plan_for, snapshot,
                                           verify_migration)
+
+pytestmark = pytest.mark.slow  # end to end through Dagster, or a process of its own
 
 TRIGGER = ("CREATE TRIGGER xata_maintain_metadata_trigger_pgroll BEFORE INSERT OR UPDATE ON {}"
            " FOR EACH ROW EXECUTE FUNCTION xata_private.maintain_metadata_trigger_pgroll()")
@@ -126,15 +128,48 @@ def test_a_changed_plan_entry_means_a_full_load(synced):
     assert _load(result, "parent")["load"].startswith("delta")
 
 
-def test_a_target_of_an_earlier_version_gains_the_source_time(synced):
-    """sync_state made before it had `source_as_of`: the next load adds the column."""
+def test_a_target_of_an_earlier_version_is_upgraded_in_place(synced):
+    """Versions before kept the loads' state in xata_migration_checks (and, earlier
+    still, sync_state had no `source_as_of`): the next run moves both tables into
+    xata_migration_load, rows and all, and reads a delta from the watermark they hold."""
     plan, source_url, target_url = synced
-    execute_sql(target_url, "ALTER TABLE xata_migration_checks.sync_state DROP COLUMN source_as_of")
+    execute_sql(source_url, "DELETE FROM child WHERE xata_id = 'rec_c2'")
+    assert migrate(plan, source_url, target_url).success  # rec_c2 listed as deleted
+    state = ("SELECT table_name, plan_signature, watermark, verified"
+             " FROM xata_migration_load.sync_state ORDER BY 1")
+    deleted = "SELECT * FROM xata_migration_load.deleted_in_source ORDER BY 1, 2"
+    with psycopg.connect(target_url) as conn:
+        state_before, deleted_before = (conn.execute(state).fetchall(),
+                                        conn.execute(deleted).fetchall())
+    assert deleted_before == [("child", "rec_c2")]
+    execute_sql(target_url,
+                "ALTER TABLE xata_migration_load.sync_state SET SCHEMA xata_migration_checks",
+                "ALTER TABLE xata_migration_load.deleted_in_source"
+                " SET SCHEMA xata_migration_checks",
+                "ALTER TABLE xata_migration_checks.sync_state DROP COLUMN source_as_of",
+                "DROP SCHEMA xata_migration_load")
+    execute_sql(source_url, "UPDATE child SET payload = 'upgraded' WHERE xata_id = 'rec_c1'")
     result = migrate(plan, source_url, target_url)
     assert result.success and all(check_outcomes(result).values())
-    as_of = _load(result, "child")["source_as_of"]
+    child = _load(result, "child")
+    assert child["load"].startswith("delta") and child["rows_read"] == 1
+    # the deleted id still listed: the fingerprints account for it, no row-by-row needed
+    assert {e.metadata["compared_by"].value for e in result.get_asset_check_evaluations()
+            if e.asset_key.to_user_string() == "child"} == {"fingerprint"}
     with psycopg.connect(target_url) as conn:
+        assert conn.execute(deleted).fetchall() == deleted_before
+        state_after = conn.execute(state).fetchall()
         times = conn.execute("SELECT table_name, source_as_of = %s::timestamptz"
-                             " FROM xata_migration_checks.sync_state ORDER BY 1",
-                             (as_of,)).fetchall()
+                             " FROM xata_migration_load.sync_state ORDER BY 1",
+                             (child["source_as_of"],)).fetchall()
+        left = conn.execute("SELECT table_name FROM information_schema.tables"
+                            " WHERE table_schema = 'xata_migration_checks'").fetchall()
+    # the same rows, moved; this run's loads then moved each watermark on
+    assert [(t, sig, ok) for t, sig, _, ok in state_after] == \
+        [(t, sig, ok) for t, sig, _, ok in state_before]
+    assert all(a[2] > b[2] for a, b in zip(state_after, state_before))
     assert times == [("child", True), ("parent", True)]
+    assert left == [("findings",)]
+    verify_migration(source_url, target_url, {
+        "parent": Expectation(),
+        "child": Expectation(links={"parent": "parent"}, deleted=("rec_c2",))})

@@ -9,10 +9,12 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from xata_migration.cli import main
-from xata_migration.sources.dump import DumpError, import_dump
+from xata_migration.sources import DumpError, import_dump
 from xata_migration_tests.support import (check_outcomes, create_hostile_source, execute_sql,
                                           hostile_expectations, migrate, plan_for,
                                           verify_migration)
+
+pytestmark = pytest.mark.slow  # end to end through Dagster, or a process of its own
 
 
 def pg_dump(url: str, path, fmt: str) -> None:

@@ -3,7 +3,7 @@
 import psycopg
 import pytest
 
-from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
+from xata_migration.sources import XATA_RUNTIME_SQL
 from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
                                           execute_sql, migrate, plan_for, run_checks,
                                           verify_migration)
@@ -31,7 +31,7 @@ def hidden(source_url, target_url):
 def declare_links(plan):
     posts = plan.table("posts")
     owner, liked = posts.column("ownerId"), posts.column("likedBy")
-    from xata_migration.plan.model import Link
+    from xata_migration.plan import Link
     owner.link, owner.type = Link(table="users", declared_by="plan"), "bigint"
     liked.link, liked.type = Link(table="users", declared_by="plan"), "bigint[]"
 

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import psycopg
 
-from xata_migration.plan.model import save_plan
-from xata_migration.sources.demo import build_demo_source, load_schema
+import pytest
+
+from xata_migration.plan import save_plan
+from xata_migration.sources import build_demo_source, load_schema
 from xata_migration_tests.support import Expectation, plan_for, verify_migration
+
+pytestmark = pytest.mark.slow  # end to end through Dagster, or a process of its own
 
 ROOT = Path(__file__).resolve().parents[1]
 

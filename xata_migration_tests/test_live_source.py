@@ -19,13 +19,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from xata_migration.load.snapshot import AS_OF_TAG, PROBLEM_TAG, SNAPSHOT_TAG
-from xata_migration.plan.model import save_plan
-from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
+from xata_migration.defs import AS_OF_TAG, PROBLEM_TAG, SNAPSHOT_TAG
+from xata_migration.plan import save_plan
+from xata_migration.sources import XATA_RUNTIME_SQL
 from xata_migration_tests import reexecution_job
 from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
                                           execute_sql, migrate, plan_for, verify_migration)
 from xata_migration_tests.test_delta import TRIGGER
+
+pytestmark = pytest.mark.slow  # end to end through Dagster, or a process of its own
 
 SOURCE = f"""
 CREATE TABLE artist ({XATA_COLUMNS}, name text);

@@ -9,14 +9,16 @@ from psycopg import sql
 
 from xata_migration import load
 from xata_migration.connections import connect
-from xata_migration.load import links, relay
-from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
+from xata_migration.pg import relay
+from xata_migration.sources import XATA_RUNTIME_SQL
 from xata_migration_tests.support import (HOSTILE_TABLES, LONG_COLUMN, LONG_TABLE,
                                           XATA_COLUMNS, Expectation, check_outcomes,
                                           create_hostile_source, execute_sql,
                                           expected_new_id_order, hostile_expectations, migrate,
                                           plan_for, run_checks, snapshot, stage_tables,
                                           verify_migration)
+
+pytestmark = pytest.mark.slow  # end to end through Dagster, or a process of its own
 
 
 @pytest.fixture
@@ -285,7 +287,6 @@ def test_a_new_table_and_its_mapping_are_written_from_parallel_workers(hostile):
     assert "Gather" in mapping, mapping
     assert "Gather" in table, table
     # ownerId's link to no record stops the write: its function runs in the workers
-    assert any(c.name == "ownerId" and links.caught_by_write(c) for c in plan.table("image").links)
     assert "xata_migration_missing_link" in table.split("Gather")[1], table
     assert target.costs == {default}  # the planner's costs are back as they were after
     # JSON comes staged as text: the workers parse it (profile, avatar and photos)

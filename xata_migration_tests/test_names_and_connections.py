@@ -4,10 +4,10 @@ import dagster as dg
 import pytest
 
 from xata_migration.connections import ConnectionFailed, connect, mask_url
-from xata_migration.defs.names import dagster_name
-from xata_migration.defs.resources import XataSource
+from xata_migration.asset_names import dagster_name
+from xata_migration.defs import XataSource
 from xata_migration.errors import UsageError
-from xata_migration.plan.names import MAX_IDENTIFIER_BYTES, derived_name, fit_identifier
+from xata_migration.plan import MAX_IDENTIFIER_BYTES, derived_name, fit_identifier
 
 
 def test_short_names_are_kept():
@@ -29,7 +29,7 @@ def test_long_multibyte_names_are_cut_on_a_character_boundary():
 
 
 def test_asset_key_parts_keep_names_dagster_accepts():
-    from xata_migration.defs.names import asset_key_part
+    from xata_migration.asset_names import asset_key_part
     assert [asset_key_part(n) for n in ["tag-to-image", "User", "order", "1st", "a.b"]] == \
         ["tag-to-image", "User", "order", "1st", "a.b"]
     assert [asset_key_part(n) for n in ["user group", "café", "from", "config", 'x"q']] == \

@@ -3,8 +3,8 @@
 import psycopg
 
 from xata_migration.connections import connect
-from xata_migration.plan.introspect import use_pgvector
-from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
+from xata_migration.plan import use_pgvector
+from xata_migration.sources import XATA_RUNTIME_SQL
 from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
                                           execute_sql, migrate, plan_for, run_checks,
                                           verify_migration)

@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from xata_migration.defs.names import check_step_names
-from xata_migration.plan.model import PlanError, load_plan, save_plan
+from xata_migration.asset_names import check_step_names
+from xata_migration.plan import PlanError, load_plan, save_plan
 from xata_migration_tests.support import (LONG_COLUMN, LONG_TABLE, create_hostile_source,
                                           plan_for)
 
@@ -136,7 +136,7 @@ def test_missing_plan_file_says_how_to_make_one(tmp_path):
 
 def test_source_without_xata_tables_is_reported(source_url):
     from xata_migration.connections import connect
-    from xata_migration.plan.introspect import introspect
+    from xata_migration.plan import introspect
     from xata_migration_tests.support import execute_sql
     execute_sql(source_url, "CREATE TABLE plain (id serial PRIMARY KEY)")
     with connect(source_url, "source", read_only=True) as conn:

@@ -6,15 +6,17 @@ import time
 
 import dagster as dg
 import psycopg
+import pytest
 
 from xata_migration.connections import connect
-from xata_migration.load.table import load_table
-from xata_migration.plan.model import save_plan
-from xata_migration.plan.names import lock_key
+from xata_migration.load import load_table
+from xata_migration.plan import lock_key, save_plan
 from xata_migration_tests import reexecution_job
 from xata_migration_tests.support import (create_hostile_source, execute_sql,
                                           hostile_expectations, migrate, plan_for,
                                           verify_migration)
+
+pytestmark = pytest.mark.slow  # end to end through Dagster, or a process of its own
 
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 

@@ -9,7 +9,7 @@ import pytest
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from xata_migration.load import relay
+from xata_migration.pg import relay
 
 ROWS = 20_000
 SERIES = sql.SQL("SELECT g, 'row ' || g, CASE WHEN g % 7 = 0 THEN NULL ELSE g * 0.5 END"

@@ -1,8 +1,12 @@
 """`xata-migration report`: the target against the source, for a change ticket."""
 
+import pytest
+
 from xata_migration.cli import main
-from xata_migration.plan.model import save_plan
+from xata_migration.plan import save_plan
 from xata_migration_tests.support import create_hostile_source, execute_sql, migrate, plan_for
+
+pytestmark = pytest.mark.slow  # end to end through Dagster, or a process of its own
 
 
 def _with_password(url: str) -> str:

@@ -19,8 +19,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from xata_migration.plan.model import save_plan
-from xata_migration.sources.demo import build_demo_source
+from xata_migration.plan import save_plan
+from xata_migration.sources import build_demo_source
 from xata_migration_tests.support import execute_sql, plan_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,9 +28,9 @@ SHOTS = ROOT / "test-artifacts" / "ui"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 BROKEN_TABLE, BROKEN_COLUMN = "user-saved-documents", "document"
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     os.environ.get("XATA_MIGRATION_SKIP_BROWSER") == "1",
-    reason="XATA_MIGRATION_SKIP_BROWSER=1: the browser test was turned off on purpose")
+    reason="XATA_MIGRATION_SKIP_BROWSER=1: the browser test was turned off on purpose")]
 
 
 def _free_port() -> int:

@@ -6,31 +6,28 @@ a small asset of its own (`[table, column]`) once both tables exist. Every check
 blocking with ERROR severity: a failed check fails the step, downstream tables wait, and
 "re-execute from failure" picks up from there.
 
-Every source connection of a step reads the run's source snapshot (load/snapshot.py), taken by
-the project's executor; without one, the step reads in its own and warns.
+Every source connection of a step reads the run's source snapshot, held by the
+project's executor (executor.py); without one, the step reads in one of its own and warns.
 """
 
 
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
 import dagster as dg
 
 from xata_migration import api
-from xata_migration.defs.names import asset_key_part, dagster_name
+from xata_migration.asset_names import asset_key_part, dagster_name
+from xata_migration.defs.executor import problem_from_tags, snapshot_from_tags
 from xata_migration.defs.resources import TargetDatabase, XataSource
-from xata_migration.load import LoadResult
-from xata_migration.load.snapshot import SnapshotLost, from_tags, problem_from_tags
-from xata_migration.plan.model import Column, Plan, Table
-from xata_migration.verify import checks, findings
+from xata_migration.plan import Column, Plan, Table
+from xata_migration.verify import CHECKS, FINDING_COLUMNS, check_names
 
 POOL = "xata_target"  # caps how many steps write to the target at once
-CHECK_DESCRIPTIONS = {
-    "row_counts": "Source rows = mapping rows = target rows.",
-    "id_mapping": "Every source id has exactly one new id, every new id is one target row.",
-    "links_intact": "Every link equals the new id of the record it pointed to; "
-                    "NULL stays NULL; no link points to a missing row.",
-    "values_unchanged": "Every other column of every row equals the source's value.",
-}
+
+
+def _described(check_name: str) -> str:
+    proves = CHECKS[check_name]
+    return f"{proves[0].upper()}{proves[1:]}."
 
 
 def table_key(table_name: str) -> dg.AssetKey:
@@ -56,14 +53,14 @@ def metadata_table(header: tuple, rows: list) -> dg.MetadataValue:
         schema=dg.TableSchema(columns=[dg.TableColumn(n, "string") for n in names]))
 
 
-def check_result(outcome: findings.CheckOutcome, key: dg.AssetKey) -> dg.AssetCheckResult:
+def check_result(outcome: api.CheckOutcome, key: dg.AssetKey) -> dg.AssetCheckResult:
     metadata = {"comparison": metadata_table(("compared", "source", "target"),
                                              outcome.compared)}
     metadata.update({k: _metadata_value(v) for k, v in outcome.metadata.items()})
     if outcome.examples:
         metadata["examples"] = metadata_table(
             ("old id", "new id", "column", "source value", "target value", "problem"),
-            [tuple(e[c] for c in findings.FINDING_COLUMNS) for e in outcome.examples])
+            [tuple(e[c] for c in FINDING_COLUMNS) for e in outcome.examples])
         metadata["all_findings_sql"] = dg.MetadataValue.text(
             f"Run on the {outcome.findings_on} to see every finding: {outcome.findings_sql};")
     return dg.AssetCheckResult(
@@ -75,26 +72,19 @@ def check_result(outcome: findings.CheckOutcome, key: dg.AssetKey) -> dg.AssetCh
 def table_connections(context, xata_source: XataSource, target_database: TargetDatabase,
                       label: str):
     """A step's api.TableConnections, its source connections in the run's snapshot (the
-    executor's, found in the run's tags); without one, each transaction reads its own and
-    the step warns. Also yields the `source_snapshot` metadata saying which."""
+    executor's, found in the run's tags); without one, in one of the step's own, and the
+    step warns. Also yields the `source_snapshot` metadata saying which."""
     run = context.instance.get_run_by_id(context.run_id)  # tags the executor added
     tags = run.tags if run else {}
-    snapshot, problem = from_tags(tags), problem_from_tags(tags)
-    labels = [label, f"{label} (fingerprint)"]
-    with ExitStack() as stack:
-        try:
-            sources = [stack.enter_context(xata_source.connect(
-                name, snapshot.snapshot_id if snapshot else "")) for name in labels]
-        except SnapshotLost as lost:
-            stack.close()
-            snapshot, problem = None, str(lost)
-            sources = [stack.enter_context(xata_source.connect(name)) for name in labels]
-        if snapshot is None:
+    with api.open_connections(xata_source.url, target_database.url, label,
+                              snapshot_from_tags(tags), problem_from_tags(tags)) as connections:
+        if connections.own_snapshot:
             context.log.warning(f"{label}: reads the source in a snapshot of its own, "
-                                f"not one shared by the whole run: {problem}")
-        target = stack.enter_context(target_database.connect(label))
-        note = {"source_snapshot": "the run's" if snapshot else f"this step's own: {problem}"}
-        yield api.TableConnections(*sources, target, snapshot), note
+                                f"not one shared by the whole run: {connections.problem}")
+            note = f"this step's own: {connections.problem}"
+        else:
+            note = "the run's"
+        yield connections, {"source_snapshot": note}
 
 
 def table_run_results(run: api.TableRun, key: dg.AssetKey):
@@ -114,7 +104,7 @@ def _column_schema(table: Table) -> dg.TableSchema:
     return dg.TableSchema(columns=columns)
 
 
-def _load_metadata(plan: Plan, table: Table, result: LoadResult, seconds: float) -> dict:
+def _load_metadata(plan: Plan, table: Table, result: api.LoadResult, seconds: float) -> dict:
     metadata = {
         "dagster/row_count": result.target_rows,
         "source_rows": result.source_rows,
@@ -142,8 +132,8 @@ def _load_metadata(plan: Plan, table: Table, result: LoadResult, seconds: float)
 def table_asset(plan: Plan, table: Table) -> dg.AssetsDefinition:
     key = table_key(table.name)
     check_specs = [dg.AssetCheckSpec(name, asset=key, blocking=True,
-                                     description=CHECK_DESCRIPTIONS[name])
-                   for name in checks.check_names(table)]
+                                     description=_described(name))
+                   for name in check_names(table)]
     spec = dg.AssetSpec(key, deps=[table_key(p) for p in plan.parents(table)],
                         description=f"Source table {plan.source_schema}.{table.name} with "
                                     f"new bigint ids, as {plan.target_schema}.{table.target}.",
@@ -175,7 +165,7 @@ def deferred_link_asset(plan: Plan, table: Table, column: Column) -> dg.AssetsDe
                                     "written after both tables (it closes a cycle).",
                         kinds={"postgres"}, group_name="xata_tables")
     check_spec = dg.AssetCheckSpec("links_intact", asset=key, blocking=True,
-                                   description=CHECK_DESCRIPTIONS["links_intact"])
+                                   description=_described("links_intact"))
 
     @dg.multi_asset(name=dagster_name(table.name, column.name), specs=[spec],
                     check_specs=[check_spec], pool=POOL)

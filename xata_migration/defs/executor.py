@@ -1,10 +1,10 @@
-"""The project's Dagster executor: Dagster's own, run inside the run's source snapshot.
+"""The project's Dagster executor: Dagster's own, run inside one source snapshot.
 
 Every run (the job, "Materialize all" or a selection in the UI, a re-execution from
-failure) is executed by it. Around the standard executor it takes the run's source
-snapshot (snapshot.RunSnapshot) before the first step and holds it until the last one
-ends; the run's tags carry it to every step, whatever process the step runs in, and show
-it in the UI. Steps run in this process by default (`in_process`): the tables of most Xata databases
+failure) is executed by it. Around the standard executor it holds a source snapshot
+(snapshot.HeldSnapshot) from before the first step until the last one ends; the run's
+tags carry it to every step, whatever process the step runs in, and show it in the UI.
+Steps run in this process by default (`in_process`): the tables of most Xata databases
 are small, and a Python process per step costs more than their data work.
 `multiprocess` (a process per step, as Dagster's default executor) stays available in the
 run config, with all of its options.
@@ -12,12 +12,46 @@ run config, with all of its options.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import dagster as dg
 
-from xata_migration.load.snapshot import RunSnapshot
+from xata_migration.snapshot import HeldSnapshot, SourceSnapshot
+
+# Run tags: where every step of a run finds the snapshot, and people see it in the UI.
+SNAPSHOT_TAG = "xata_migration/source_snapshot"
+AS_OF_TAG = "xata_migration/source_as_of"
+WATERMARK_TAG = "xata_migration/watermark"
+PROBLEM_TAG = "xata_migration/source_snapshot_problem"
 
 # Dagster's own choice of `in_process` or `multiprocess`, with every option of each
 STEP_EXECUTION = dg.multi_or_in_process_executor.config_schema.as_field().config_type
+
+
+def run_tags(held: HeldSnapshot) -> dict[str, str]:
+    """The tags that hand a held snapshot (or why there is none) to a run's steps."""
+    if not held.snapshot:
+        return {SNAPSHOT_TAG: "", PROBLEM_TAG: held.problem + ", so each table is read in "
+                "its own snapshot"}
+    snapshot = held.snapshot
+    return {SNAPSHOT_TAG: snapshot.snapshot_id, AS_OF_TAG: snapshot.as_of.isoformat(),
+            WATERMARK_TAG: snapshot.watermark.isoformat() if snapshot.watermark else ""}
+
+
+def snapshot_from_tags(tags: dict) -> SourceSnapshot | None:
+    """The run's snapshot, from its tags; None when the run has none."""
+    if not tags.get(SNAPSHOT_TAG):
+        return None
+    mark = tags.get(WATERMARK_TAG)
+    return SourceSnapshot(tags[SNAPSHOT_TAG], datetime.fromisoformat(tags[AS_OF_TAG]),
+                          datetime.fromisoformat(mark) if mark else None)
+
+
+def problem_from_tags(tags: dict) -> str:
+    """Why a run has no snapshot, in words for the run log and the metadata."""
+    return tags.get(PROBLEM_TAG) or (
+        "the run was not started by the project's executor (execute_in_process, say), "
+        "so no snapshot was taken for it")
 
 
 class RunSnapshotExecutor(dg.Executor):
@@ -33,14 +67,15 @@ class RunSnapshotExecutor(dg.Executor):
         return self.inner.step_dependency_config
 
     def execute(self, plan_context, execution_plan):
-        with RunSnapshot(self.source_url) as held:
-            plan_context.instance.add_run_tags(plan_context.run_id, held.tags())
+        with HeldSnapshot(self.source_url) as held:
+            plan_context.instance.add_run_tags(plan_context.run_id, run_tags(held))
             if held.snapshot:
                 plan_context.log.info(
                     f"Every table of this run reads the source as of "
                     f"{held.snapshot.as_of.isoformat()} (snapshot {held.snapshot.snapshot_id}).")
             else:
-                plan_context.log.warning(f"No single point in time for this run: {held.problem}.")
+                plan_context.log.warning(f"No single point in time for this run: "
+                                         f"{held.problem}.")
             yield from self.inner.execute(plan_context, execution_plan)
 
 

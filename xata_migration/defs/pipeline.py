@@ -10,12 +10,12 @@ import os
 
 import dagster as dg
 
+from xata_migration.asset_names import check_step_names
 from xata_migration.defs.assets import build_assets
 from xata_migration.defs.executor import run_snapshot_executor
-from xata_migration.defs.names import check_step_names
 from xata_migration.defs.resources import resources_from_environment
 from xata_migration.errors import UsageError
-from xata_migration.plan.model import Plan, load_plan, validate_plan
+from xata_migration.plan import Plan, load_plan, validate_plan
 
 PLAN_VARIABLE = "XATA_MIGRATION_PLAN"
 

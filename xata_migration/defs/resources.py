@@ -1,13 +1,15 @@
-"""Dagster resources: the source (read only) and the target database."""
+"""Dagster resources: where the source (read only) and the target database are.
+
+Each holds a URL, read from the environment when a step runs (dg.EnvVar keeps URLs and
+their passwords out of the run config and the UI); the steps open their connections
+through the core API (api.open_connections).
+"""
 
 from __future__ import annotations
 
 import dagster as dg
-import psycopg
 
-from xata_migration.connections import connect
 from xata_migration.errors import UsageError
-from xata_migration.load.snapshot import SnapshotConnection
 
 
 def _resolved(value: str) -> str:
@@ -15,7 +17,7 @@ def _resolved(value: str) -> str:
         return value
     if not value.get_value():
         raise UsageError(f"{value.env_var_name} is not set: export the source "
-                               "database's URL in it before running migrate_all.")
+                         "database's URL in it before running migrate_all.")
     return value.get_value()
 
 
@@ -23,20 +25,6 @@ class XataSource(dg.ConfigurableResource):
     """The Xata-shaped source database. Only read: nothing is ever written to it."""
 
     url: str
-
-    def connect(self, label: str = "", snapshot_id: str = "") -> psycopg.Connection:
-        """A read-only connection; with a `snapshot_id`, every transaction of it reads the
-        source as of that exported snapshot (SnapshotLost if it cannot be imported)."""
-        if not snapshot_id:
-            return connect(self.url, "source", read_only=True, label=label)
-        conn = connect(self.url, "source", read_only=True, label=label,
-                       connection_class=SnapshotConnection)
-        try:
-            conn.pin(snapshot_id)
-        except Exception:
-            conn.close()
-            raise
-        return conn
 
     def resolved_url(self) -> str:
         """The URL outside a step (the executor's): an EnvVar read now."""
@@ -48,11 +36,7 @@ class TargetDatabase(dg.ConfigurableResource):
 
     url: str
 
-    def connect(self, label: str = "") -> psycopg.Connection:
-        return connect(self.url, "target", label=label)
-
 
 def resources_from_environment() -> dict:
-    # EnvVar keeps the URLs (and their passwords) out of the run config and the UI.
     return {"xata_source": XataSource(url=dg.EnvVar("XATA_SOURCE_URL")),
             "target_database": TargetDatabase(url=dg.EnvVar("TARGET_DATABASE_URL"))}

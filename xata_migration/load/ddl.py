@@ -1,4 +1,4 @@
-"""SQL for the target's tables, mapping tables and constraints.
+"""SQL for the target's tables, mapping tables, lookup functions and constraints.
 
 Every name goes through psycopg.sql.Identifier; every derived name (constraint, index)
 through names.derived_name, so it stays valid and distinct after the 63-byte limit.
@@ -9,18 +9,9 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from xata_migration.pg.objects import ID, mapping_table, target_table
 from xata_migration.plan.model import MAPPING_SCHEMA, Column, Plan, Table
 from xata_migration.plan.names import derived_name
-
-ID = "id"
-
-
-def target_table(plan: Plan, table: Table) -> sql.Identifier:
-    return sql.Identifier(plan.target_schema, table.target)
-
-
-def mapping_table(table_name: str) -> sql.Identifier:
-    return sql.Identifier(MAPPING_SCHEMA, table_name)
 
 
 def create_mapping_sql(table: Table) -> sql.Composed:
@@ -47,47 +38,6 @@ def mapping_keys_sql(table: Table) -> sql.Composed:
         map=mapping_table(table.name),
         pkey=sql.Identifier(derived_name(table.name, "", "pkey")),
         ukey=sql.Identifier(derived_name(table.name, "new_id", "key")))
-
-
-BOOKKEEPING_SCHEMA = "xata_migration_checks"
-FINDINGS = sql.Identifier(BOOKKEEPING_SCHEMA, "findings")
-DELETED_IN_SOURCE = sql.Identifier(BOOKKEEPING_SCHEMA, "deleted_in_source")
-SYNC_STATE = sql.Identifier(BOOKKEEPING_SCHEMA, "sync_state")
-
-
-def create_bookkeeping_sql() -> sql.Composed:
-    """The tool's own tables in the target:
-      findings           what failed checks found (verify/findings.py)
-      deleted_in_source  per table, the mapped old ids the source no longer had at the
-                         last load: the checks' fingerprints leave those target rows out
-      sync_state         per table, the last load's watermark and the time of the source
-                         snapshot it read (load/sync.py)"""
-    return sql.SQL(
-        "CREATE SCHEMA IF NOT EXISTS {schema};"
-        " CREATE TABLE IF NOT EXISTS {findings} (scope text NOT NULL,"
-        " check_name text NOT NULL, xata_id text, new_id bigint, column_name text,"
-        " source_value text, target_value text, problem text NOT NULL,"
-        " found_at timestamptz NOT NULL DEFAULT now());"
-        " CREATE INDEX IF NOT EXISTS findings_scope_check ON {findings} (scope, check_name);"
-        " CREATE TABLE IF NOT EXISTS {deleted} (table_name text NOT NULL,"
-        ' xata_id text COLLATE "C" NOT NULL, PRIMARY KEY (table_name, xata_id));'
-        " CREATE TABLE IF NOT EXISTS {state} (table_name text PRIMARY KEY,"
-        " plan_signature text NOT NULL, watermark timestamptz,"
-        " verified boolean NOT NULL DEFAULT false, source_as_of timestamptz)").format(
-        schema=sql.Identifier(BOOKKEEPING_SCHEMA), findings=FINDINGS,
-        deleted=DELETED_IN_SOURCE, state=SYNC_STATE)
-
-
-def create_bookkeeping(target) -> None:
-    """The tool's own tables, and what earlier versions' tables lack (ALTER TABLE only
-    when needed: it would wait for every load in progress)."""
-    target.execute(create_bookkeeping_sql())
-    if not target.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass"
-            " AND attname = 'source_as_of' AND NOT attisdropped)",
-            (SYNC_STATE.as_string(target),)).fetchone()[0]:
-        target.execute(sql.SQL("ALTER TABLE {} ADD COLUMN source_as_of timestamptz").format(
-            SYNC_STATE))
 
 
 LOOKUP_FUNCTIONS_SQL = sql.SQL("""

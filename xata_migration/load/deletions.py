@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from xata_migration.load import ddl
 from xata_migration.load.result import LoadResult
 from xata_migration.load.stage import stage_table
+from xata_migration.pg.objects import DELETED_IN_SOURCE, mapping_table, target_table
 from xata_migration.plan.model import Plan, Table
 
 
@@ -17,7 +17,7 @@ def record_deleted_ids(target, table: Table, ids: sql.Identifier | None) -> None
     """Keep the table's list of mapped ids that are not in the source: from `ids`, a
     table of every source id; without it (a delta with no row deleted since), the ids
     written again leave the list."""
-    deleted, name = ddl.DELETED_IN_SOURCE, (table.name,)
+    deleted, name = DELETED_IN_SOURCE, (table.name,)
     if ids is None:
         target.execute(sql.SQL("DELETE FROM {} d WHERE table_name = %s AND EXISTS"
                                " (SELECT 1 FROM {} s WHERE s.xid = d.xata_id)").format(
@@ -27,12 +27,12 @@ def record_deleted_ids(target, table: Table, ids: sql.Identifier | None) -> None
     target.execute(sql.SQL(
         "INSERT INTO {deleted} (table_name, xata_id) SELECT %s, m.xata_id FROM {map} m"
         " WHERE NOT EXISTS (SELECT 1 FROM {ids} s WHERE s.xid = m.xata_id)").format(
-        deleted=deleted, map=ddl.mapping_table(table.name), ids=ids), name)
+        deleted=deleted, map=mapping_table(table.name), ids=ids), name)
 
 
 def forget_deleted_ids(target, table: Table) -> None:
     target.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(
-        ddl.DELETED_IN_SOURCE), (table.name,))
+        DELETED_IN_SOURCE), (table.name,))
 
 
 def handle_deleted_rows(target, plan: Plan, table: Table, result: LoadResult,
@@ -43,11 +43,11 @@ def handle_deleted_rows(target, plan: Plan, table: Table, result: LoadResult,
     gone = sql.SQL(
         "EXISTS (SELECT 1 FROM {deleted} d JOIN {map} m ON m.xata_id = d.xata_id"
         " WHERE d.table_name = {name} AND m.new_id = t.id)").format(
-        deleted=ddl.DELETED_IN_SOURCE, map=ddl.mapping_table(table.name),
+        deleted=DELETED_IN_SOURCE, map=mapping_table(table.name),
         name=sql.Literal(table.name))
     result.deleted_in_source = target.execute(sql.SQL(
         "SELECT count(*) FROM {} t WHERE {}").format(
-        ddl.target_table(plan, table), gone)).fetchone()[0]
+        target_table(plan, table), gone)).fetchone()[0]
     if result.deleted_in_source and table.deleted_rows == "delete":
         result.deleted_in_target = target.execute(sql.SQL("DELETE FROM {} t WHERE {}").format(
-            ddl.target_table(plan, table), gone)).rowcount
+            target_table(plan, table), gone)).rowcount

@@ -14,8 +14,9 @@ from psycopg import sql
 
 from xata_migration.errors import LoadError
 from xata_migration.load import ddl
-from xata_migration.load.stage import (EXAMPLES, parallel_plan, stage_name, stage_table,
-                                       tables_exist)
+from xata_migration.load.stage import EXAMPLES, parallel_plan, stage_table
+from xata_migration.pg.objects import ID, mapping_table, tables_exist, target_table
+from xata_migration.pg.stage import stage_name
 from xata_migration.plan.model import Column, Plan, Table
 
 
@@ -35,10 +36,10 @@ def check_ids(target: psycopg.Connection, table: Table) -> None:
 
 def id_offset(target, plan: Plan, table: Table) -> int:
     """New ids start after the highest id given or used in the target table (if any)."""
-    mapping, target_table = ddl.mapping_table(table.name), ddl.target_table(plan, table)
+    mapping, table_name = mapping_table(table.name), target_table(plan, table)
     highest = [sql.SQL("0")] + [
         sql.SQL("(SELECT coalesce(max({}), 0) FROM {})").format(sql.Identifier(column), name)
-        for column, name in ((ddl.ID, target_table), ("new_id", mapping))
+        for column, name in ((ID, table_name), ("new_id", mapping))
         if tables_exist(target, name)]
     return target.execute(sql.SQL("SELECT greatest({})").format(
         sql.SQL(", ").join(highest))).fetchone()[0]
@@ -57,7 +58,7 @@ def allocate_ids(target: psycopg.Connection, plan: Plan, table: Table,
         "INSERT INTO {map} (xata_id, new_id)"
         " SELECT s.xid, {offset} + row_number() OVER (ORDER BY {order}) FROM {s} s"
         " WHERE NOT EXISTS (SELECT 1 FROM {map} m WHERE m.xata_id = s.xid)").format(
-        map=ddl.mapping_table(table.name), offset=sql.Literal(id_offset(target, plan, table)),
+        map=mapping_table(table.name), offset=sql.Literal(id_offset(target, plan, table)),
         order=sql.SQL(", ").join(order), s=stage_table(target))).rowcount
 
 
@@ -83,7 +84,7 @@ class NewIds:
         """The new id of stage row `s`, and the join it needs."""
         if self.offset is None:
             return sql.SQL("m.new_id"), [sql.SQL("JOIN {} m ON m.xata_id = s.xid").format(
-                ddl.mapping_table(table.name))]
+                mapping_table(table.name))]
         return sql.SQL("s.n + {}").format(sql.Literal(self.offset)), []
 
 
@@ -114,7 +115,7 @@ def ensure_mapping(target, table: Table, numbered: bool) -> bool:
     """Whether the mapping table is missing (True). If so and the stage is not `numbered`
     in the id order, create it, without keys yet, for allocate_ids to fill (numbered ids
     make it in one write: allocate_first_ids)."""
-    if tables_exist(target, ddl.mapping_table(table.name)):
+    if tables_exist(target, mapping_table(table.name)):
         return False
     if not numbered:
         target.execute(ddl.create_mapping_sql(table))

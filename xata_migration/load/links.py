@@ -1,10 +1,7 @@
-"""Links: the id translation in both directions, and links that point nowhere.
-
-The write turns each old id into its parent's new id (join_new_ids, rewritten_link,
-rewritten_array); the checks and the fingerprint turn new ids back into old ones
-(join_old_ids, old_ids_of_array) through the same mapping. A link value whose record
-does not exist is counted, set NULL, skipped with its row or stops the load, as the
-plan's `on_missing` says (MissingLinks).
+"""Links in the load: each written as its parent's new id (rewritten_link,
+rewritten_array, over pg/translate.py), and link values whose record does not exist:
+counted, set NULL, skipped with their row or stopping the load, as the plan's
+`on_missing` says (MissingLinks).
 """
 
 from __future__ import annotations
@@ -13,67 +10,13 @@ import psycopg
 from psycopg import sql
 
 from xata_migration.errors import LoadError
-from xata_migration.load import ddl, sync
+from xata_migration.load import sync
 from xata_migration.load.result import LoadResult
-from xata_migration.load.stage import EXAMPLES, stage_name, stage_table, tables_exist
+from xata_migration.load.stage import EXAMPLES, stage_table
+from xata_migration.pg.objects import mapping_table, tables_exist
+from xata_migration.pg.stage import stage_name
+from xata_migration.pg.translate import link_elements, link_values, new_ids_of_array
 from xata_migration.plan.model import Column, Plan, Table
-
-# ------------------------------------------------ the id translation, both directions
-
-
-def link_elements(column: Column, value: sql.Composable) -> sql.Composed:
-    """A link's value as one row per id: the value itself, or each element of an array
-    link (NULL elements included)."""
-    return sql.SQL("unnest({})" if column.is_array_link else "{}").format(value)
-
-
-def join_new_ids(alias: sql.Identifier, parent: str, old_id: sql.Composable) -> sql.Composed:
-    """LEFT JOIN the parent's mapping as `alias`, on the old id: `alias.new_id`."""
-    return sql.SQL("LEFT JOIN {} {} ON {}.xata_id = {}").format(
-        ddl.mapping_table(parent), alias, alias, old_id)
-
-
-def join_old_ids(alias: sql.Identifier, parent: str, new_id: sql.Composable) -> sql.Composed:
-    """LEFT JOIN the parent's mapping as `alias`, on the new id: `alias.xata_id`."""
-    return sql.SQL("LEFT JOIN {} {} ON {}.new_id = {}").format(
-        ddl.mapping_table(parent), alias, alias, new_id)
-
-
-def new_ids_of_array(parent: str, old_ids: sql.Composable) -> sql.Composed:
-    """A text[] of old ids as the bigint[] of their new ids: same order, NULL elements
-    kept, an id with no mapping NULL."""
-    return _mapped_array(old_ids, "new_id", "xata_id", parent)
-
-
-def old_ids_of_array(parent: str, new_ids: sql.Composable) -> sql.Composed:
-    """A bigint[] of new ids as the text[] of the old ids they were given for."""
-    return _mapped_array(new_ids, "xata_id", "new_id", parent)
-
-
-def mapped_old_ids(parent: str, old_ids: sql.Composable) -> sql.Composed:
-    """A text[] of old ids with those the mapping lacks as NULL: what the written link
-    gives back through old_ids_of_array when every element was rewritten right."""
-    return sql.SQL(
-        "CASE WHEN {a} IS NULL THEN NULL ELSE ARRAY(SELECT CASE WHEN EXISTS (SELECT 1 FROM"
-        " {map} q WHERE q.xata_id = u.v) THEN u.v END FROM unnest({a}) WITH ORDINALITY"
-        " u(v, n) ORDER BY u.n) END").format(a=old_ids, map=ddl.mapping_table(parent))
-
-
-def _mapped_array(array: sql.Composable, to: str, key: str, parent: str) -> sql.Composed:
-    return sql.SQL(
-        "CASE WHEN {a} IS NULL THEN NULL ELSE ARRAY(SELECT q.{to} FROM unnest({a})"
-        " WITH ORDINALITY u(v, n) LEFT JOIN {map} q ON q.{key} = u.v ORDER BY u.n) END"
-    ).format(a=array, to=sql.Identifier(to), key=sql.Identifier(key),
-             map=ddl.mapping_table(parent))
-
-
-def elements_without_row(array: sql.Composable, table: sql.Composable,
-                         key: str) -> sql.Composed:
-    """How many non-NULL elements of an array link have no row in `table` whose `key`
-    equals them (a mapping on xata_id or new_id, or the parent table on id)."""
-    return sql.SQL(
-        "(SELECT count(*) FROM unnest({}) u(v) WHERE u.v IS NOT NULL AND NOT EXISTS"
-        " (SELECT 1 FROM {} q WHERE q.{} = u.v))").format(array, table, sql.Identifier(key))
 
 
 def rewritten_link(column: Column, index: int, alias: sql.Identifier) -> sql.Composed:
@@ -92,21 +35,13 @@ def rewritten_array(column: Column, index: int) -> sql.Composed:
     return new_ids_of_array(column.link.table, sql.SQL("s.{}").format(stage_name(index)))
 
 
-# ------------------------------------------------ links that point nowhere
-
-
 def require_parent_mapping(target: psycopg.Connection, table: Table, column: Column) -> None:
-    if not tables_exist(target, ddl.mapping_table(column.link.table)):
+    if not tables_exist(target, mapping_table(column.link.table)):
         raise LoadError(
             f"Table {table.name!r}, column {column.name!r} links to table "
             f"{column.link.table!r}, which has not been migrated yet (no mapping "
-            f"{ddl.mapping_table(column.link.table).as_string(target)}). Materialize "
+            f"{mapping_table(column.link.table).as_string(target)}). Materialize "
             f"{column.link.table!r} first (`migrate_all` does it in the right order).")
-
-
-def link_values(column: Column, index: int) -> sql.Composed:
-    """The staged id(s) of a link, one per row (or per array element)."""
-    return link_elements(column, sql.SQL("s.{}").format(stage_name(index)))
 
 
 def find_missing(target: psycopg.Connection, column: Column, index: int,
@@ -118,7 +53,7 @@ def find_missing(target: psycopg.Connection, column: Column, index: int,
         " FROM (SELECT s.xid, {values} AS v FROM {s} s) linked WHERE v IS NOT NULL"
         " AND NOT EXISTS (SELECT 1 FROM {map} m WHERE m.xata_id = v)").format(
         values=link_values(column, index), s=stage or stage_table(target),
-        map=ddl.mapping_table(column.link.table)), (EXAMPLES,)).fetchone()
+        map=mapping_table(column.link.table)), (EXAMPLES,)).fetchone()
     return count, [tuple(pair) for pair in examples]
 
 
@@ -173,7 +108,7 @@ def _missing_condition(table: Table, column: Column, index: int,
     """True for a staged row whose link (or an element of it) has no record to point to.
     Before ids are given, a self-link's record may also be another staged row."""
     known = sql.SQL("EXISTS (SELECT 1 FROM {} m WHERE m.xata_id = v)").format(
-        ddl.mapping_table(column.link.table))
+        mapping_table(column.link.table))
     if column.link.table == table.name:
         known = sql.SQL("({} OR EXISTS (SELECT 1 FROM {} o WHERE o.xid = v))").format(
             known, stage)

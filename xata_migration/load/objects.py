@@ -1,5 +1,6 @@
-"""The target's objects around a table: the schemas and functions every table shares
-(made one at a time), pgvector, the existing table's shape, and a link's constraint.
+"""The target's objects around a table: the schemas, the tool's tables and the lookup
+functions every table shares (made one at a time), pgvector, the existing table's
+shape, and a link's constraint.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from psycopg import sql
 
 from xata_migration.errors import LoadError
 from xata_migration.load import ddl
-from xata_migration.load.stage import cast_by_the_write, stage_table
-from xata_migration.plan.model import Column, Plan, Table
-from xata_migration.plan.names import lock_key
+from xata_migration.load.stage import stage_table
+from xata_migration.pg.objects import ID, ensure_tool_tables, target_table
+from xata_migration.pg.stage import cast_by_the_write
+from xata_migration.plan.model import MAPPING_SCHEMA, Column, Plan, Table
 
 
 def target_shape(target, schema: str, name: str) -> dict[str, str] | None:
@@ -28,30 +30,25 @@ def expected_shape(target, table: Table, columns: list[Column]) -> dict[str, str
         "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
         " WHERE attrelid = to_regclass(%s) AND attnum > 0",
         (stage_table(target).as_string(target),)).fetchall())
-    shape = {ddl.ID: "bigint"}
+    shape = {ID: "bigint"}
     for index, column in enumerate(columns):
         planned = column.link or cast_by_the_write(column)
         shape[column.target] = column.type if planned else staged[f"c{index}"]
     return shape
 
 
-SHARED_OBJECTS_LOCK = lock_key("xata_id_map shared objects")
-
-
 def prepare_target(target, plan: Plan, table: Table) -> None:
-    """The objects every table shares: the xata_id_map and target schemas, the pgvector
-    extension if the table needs it, the tool's bookkeeping schema (where loads also
-    stage their rows) and tables, and the lookup functions. A short transaction of its
-    own, one at a time: two assets starting together would otherwise both try to create the
-    same schema, and the second would fail on PostgreSQL's unique catalog index."""
+    """The objects every table shares: the tool's schemas and tables (where loads also
+    stage their rows), the xata_id_map and target schemas, the pgvector extension if the
+    table needs it, and the lookup functions. A short transaction of its own, one at a
+    time (under the lock ensure_tool_tables takes)."""
     with target.transaction():
-        target.execute("SELECT pg_advisory_xact_lock(%s)", (SHARED_OBJECTS_LOCK,))
-        for schema in (ddl.MAPPING_SCHEMA, plan.target_schema):
+        ensure_tool_tables(target)
+        for schema in (MAPPING_SCHEMA, plan.target_schema):
             target.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
                 sql.Identifier(schema)))
         if any(c.is_pgvector for c in table.columns):
             require_pgvector(target, table)
-        ddl.create_bookkeeping(target)
         if not target.execute("SELECT to_regprocedure('xata_id_map.new_id(text, text)') IS NOT"
                               " NULL AND to_regprocedure('xata_id_map.xata_id(text, bigint)')"
                               " IS NOT NULL").fetchone()[0]:
@@ -92,4 +89,4 @@ def constraint_exists(target, plan: Plan, table: Table, column: Column) -> bool:
         "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = %s"
         " AND conrelid = to_regclass(%s))",
         (ddl.foreign_key_name(table, column),
-         ddl.target_table(plan, table).as_string(target))).fetchone()[0]
+         target_table(plan, table).as_string(target))).fetchone()[0]

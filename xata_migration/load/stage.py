@@ -1,36 +1,34 @@
 """The load's staging table: the source rows, streamed into the target by COPY.
 
-The stage is an unlogged table of the tool's schema, named after the session, made and
-dropped inside the load's transaction. Links are staged as the source's ids, values in
-their target type (except the few the write casts).
+The stage (pg/stage.py) is an unlogged table of the loads' schema, named after the
+session, made and dropped inside the load's transaction.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
 
 import psycopg
 from psycopg import sql
 
-from xata_migration.load import ddl, sync
-from xata_migration.load.relay import copy_between
+from xata_migration.load import sync
+from xata_migration.pg.objects import (DELETED_IN_SOURCE, LOAD_SCHEMA, count_rows,
+                                       mapping_table)
+from xata_migration.pg.relay import copy_between
+from xata_migration.pg.stage import create_stage, create_temp_table, source_select, stage_name
 from xata_migration.plan.model import Column, Plan, Table
 from xata_migration.plan.names import lock_key
-
-FIRST_USER_OID = 16384  # types below this are built in and have the same binary format
-
 
 EXAMPLES = 10
 
 
 def stage_table(target: psycopg.Connection) -> sql.Identifier:
-    """The load's staging table: unlogged, in the tool's schema, named after the session
+    """The load's staging table: unlogged, in the loads' schema, named after the session
     (loads of several tables at once never meet), made and dropped inside the load's
     transaction (load_transaction), so never committed. Not a temporary table, because
     PostgreSQL's parallel workers cannot read those (see parallel_plan)."""
-    return sql.Identifier(ddl.BOOKKEEPING_SCHEMA, f"load_stage_{target.info.backend_pid}")
+    return sql.Identifier(LOAD_SCHEMA, f"load_stage_{target.info.backend_pid}")
 
 
 @contextmanager
@@ -66,103 +64,12 @@ def parallel_plan(target):
         target.execute("SELECT set_config(%s, %s, true)", (name, value))
 
 
-def stage_name(index: int) -> sql.Identifier:
-    """Staging columns have positional names, so no user name needs quoting there."""
-    return sql.Identifier(f"c{index}")
-
-
-# JSON's binary COPY input is a parse of its text, done by the one backend COPY has:
-# staged as text, it is parsed by the write, which parallel workers run (a shorter
-# transfer, no measurable cost to the write: benchmarks/NOTES.md).
-PARSED_BY_THE_WRITE = ("json", "jsonb")
-
-
-def stage_type(column: Column) -> str:
-    """Links are staged as the source's ids (text, or text[]), values in their target
-    type, except the few types the write casts (cast_by_the_write)."""
-    if column.link:
-        return "text[]" if column.is_array_link else "text"
-    if column.is_pgvector:  # the source has no pgvector: cast in the target
-        return "real[]"
-    if column.type in PARSED_BY_THE_WRITE:
-        return "text"
-    return column.type
-
-
-def cast_by_the_write(column: Column) -> bool:
-    """A value staged in another type than its target column's."""
-    return not column.link and stage_type(column) != column.type
-
-
-def source_select(plan: Plan, table: Table, columns: list[Column],
-                  extra: list[sql.Composable] = ()) -> sql.Composed:
-    """The source rows (alias `src`) as the stage holds them: id as text, links as text,
-    values cast, then any `extra` fields."""
-    fields = [sql.SQL("src.{}::text").format(sql.Identifier(table.id_column))]
-    for column in columns:
-        fields.append(sql.SQL("src.{}::{}").format(sql.Identifier(column.name),
-                                                    sql.SQL(stage_type(column))))
-    return sql.SQL("SELECT {} FROM {} src").format(
-        sql.SQL(", ").join(fields + list(extra)), sql.Identifier(plan.source_schema, table.name))
-
-
-def create_temp_table(target, name: sql.Identifier, definitions: list[sql.Composable]) -> None:
-    # Dropped first: a savepoint inside a longer transaction does not drop it on commit.
-    target.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(name))
-    target.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
-        name, sql.SQL(", ").join(definitions)))
-
-
-def create_stage(target: psycopg.Connection, stage: sql.Identifier,
-                 columns: list[Column], extra: list[sql.Composable] = (),
-                 temporary: bool = True) -> bool:
-    """Create the staging table (xid, c0.., then `extra` column definitions): a temporary
-    one, or else (the load's) an unlogged one; True if every column type allows binary
-    COPY."""
-    definitions = [sql.SQL("xid text")] + [
-        sql.SQL("{} {}").format(stage_name(i), sql.SQL(stage_type(c)))
-        for i, c in enumerate(columns)] + list(extra)
-    if temporary:
-        create_temp_table(target, stage, definitions)
-    else:
-        target.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
-        target.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
-            stage, sql.SQL(", ").join(definitions)))
-    row = target.execute(
-        "SELECT bool_and(atttypid < %s) FROM pg_attribute"
-        " WHERE attrelid = to_regclass(%s) AND attnum > 0",
-        (FIRST_USER_OID, ("pg_temp." if temporary else "") + stage.as_string(target))
-    ).fetchone()
-    return bool(row[0])
-
-
-def tables_exist(conn, *names: sql.Identifier) -> bool:
-    """Whether every named table exists."""
-    return conn.execute("SELECT bool_and(to_regclass(name) IS NOT NULL) FROM unnest(%s::text[])"
-                        " name", ([n.as_string(conn) for n in names],)).fetchone()[0]
-
-
-class SnapshotSharer(Protocol):
-    """Reads the source in the load's snapshot while the load writes (the checks' source
-    fingerprint, verify.fingerprint.LoadSnapshotFingerprint)."""
-
-    def share(self, source: psycopg.Connection) -> None:
-        """Join `source`'s snapshot (called inside its transaction, before the COPY)."""
-
-    def start(self) -> None:
-        """Begin reading, now that the rows are staged."""
-
-
 @dataclass
 class Staged:
     read: int                          # source rows in the stage
     source_rows: int                   # rows in the source snapshot
     as_of: object                      # when the source transaction that read them began
     ids: sql.Identifier | None = None  # a table of every source id: the stage on a full
-
-
-def count_rows(conn, table: sql.Composable) -> int:
-    return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0]
 
 
 def id_order(table: Table) -> sql.Composed:
@@ -178,19 +85,16 @@ NUMBERS_CACHED = 10_000
 
 
 def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Column],
-                      log=None, since=None, numbered: bool = False,
-                      fingerprint: SnapshotSharer | None = None) -> Staged:
+                      log=None, since=None, numbered: bool = False) -> Staged:
     """Inside the target transaction: take the table's lock, stream the source rows into
-    the stage (on a delta, those written since `since`), all in one source snapshot,
-    which `fingerprint` shares. `numbered`: the source sends the rows in the id order
+    the stage (on a delta, those written since `since`), all in one source transaction.
+    `numbered`: the source sends the rows in the id order
     and the stage numbers them as they arrive (stage column n, from 1), so that a first
     load's ids need no sort and no join here. (Not row_number() in the source: a window
     leaves its other columns, JSON turned into text among them, to the one process that
     also sends the rows; sorted with ORDER BY, the parallel workers compute them.)"""
     target.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(table.target),))
     as_of = source.execute("SELECT now()").fetchone()[0]
-    if fingerprint:
-        fingerprint.share(source)
     extra = [sql.SQL("n bigint GENERATED ALWAYS AS IDENTITY (CACHE {})").format(
         sql.Literal(NUMBERS_CACHED))] if numbered else []
     stage = stage_table(target)
@@ -226,8 +130,8 @@ def _expected_source_rows(target, table: Table) -> int:
         "    (SELECT 1 FROM {map} m WHERE m.xata_id = s.xid))"
         " - (SELECT count(*) FROM {deleted} d WHERE d.table_name = %s AND NOT EXISTS"
         "    (SELECT 1 FROM {s} s WHERE s.xid = d.xata_id))").format(
-        map=ddl.mapping_table(table.name), s=stage_table(target),
-        deleted=ddl.DELETED_IN_SOURCE),
+        map=mapping_table(table.name), s=stage_table(target),
+        deleted=DELETED_IN_SOURCE),
         (table.name,)).fetchone()[0]
 
 

@@ -1,11 +1,8 @@
 """Delta loads: read only the source rows written since the last verified load.
 
-Xata's trigger sets a row's `xata_updatedat` to now(), the start time of the transaction
-that inserts or updates it. Just before a load takes its source snapshot, it notes the
-*watermark*: the start of the oldest transaction then open on the source database (or now
-if none). A row that the snapshot does not see is written by a transaction open then or
-started later, so its `xata_updatedat` is at or after the watermark. The next load reads
-only rows with `xata_updatedat >= watermark`: a superset of what changed since.
+Just before a load's source snapshot is taken, the *watermark* is noted
+(snapshot/watermark.py); the next load reads only rows with `xata_updatedat >= watermark`,
+a superset of what changed since.
 
 A load is a delta only when all of this can be relied on; otherwise it is a full load:
   - the source table has `xata_updatedat` and Xata's metadata trigger, enabled;
@@ -14,10 +11,9 @@ A load is a delta only when all of this can be relied on; otherwise it is a full
   - the previous load's watermark is known, its plan entry is the same, and its checks
     passed (`verified`). A delta that missed a row fails its checks, so the load after
     it is a full one.
-The watermark is not known when the source shows sessions whose transactions we may not
-see (another role's, without pg_read_all_stats) or has prepared transactions.
 
-State per table: `xata_migration_checks.sync_state` in the target.
+State per table: `xata_migration_load.sync_state` in the target. Whoever ran the checks
+records that they passed (record_verified).
 """
 
 from __future__ import annotations
@@ -28,7 +24,7 @@ from datetime import datetime
 
 from psycopg import sql
 
-from xata_migration.load.ddl import SYNC_STATE
+from xata_migration.pg.objects import SYNC_STATE
 from xata_migration.plan.model import Plan, Table, plan_to_dict
 
 UPDATED_AT = "xata_updatedat"
@@ -39,24 +35,6 @@ def plan_signature(plan: Plan, table: Table) -> str:
     entry = next(t for t in plan_to_dict(plan)["tables"] if t["name"] == table.name)
     text = json.dumps([plan.source_schema, plan.target_schema, entry], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def watermark(source) -> datetime | None:
-    """The time from which the next load must read; None if it cannot be known. Its own
-    transaction, so it is taken before the load's snapshot."""
-    try:
-        now, oldest, hidden, prepared = source.execute(
-            "SELECT now(), (SELECT min(xact_start) FROM pg_stat_activity"
-            "   WHERE datname = current_database() AND pid <> pg_backend_pid()),"
-            " (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            "   AND backend_type = 'client backend' AND state IS NULL),"
-            " (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())"
-        ).fetchone()
-    finally:
-        source.commit()
-    if hidden or prepared:
-        return None
-    return min(now, oldest) if oldest else now
 
 
 def _eligible(source, plan: Plan, table: Table) -> bool:
@@ -103,7 +81,7 @@ def source_as_of(target, table_name: str) -> datetime | None:
     return row[0] if row else None
 
 
-def mark_verified(target, table: Table) -> None:
-    """In the checks' transaction, when every check of the table passed."""
+def record_verified(target, table: Table) -> None:
+    """Every check of the table's last load passed: the next load may be a delta."""
     target.execute(sql.SQL("UPDATE {} SET verified = true WHERE table_name = %s").format(
         SYNC_STATE), (table.name,))

@@ -31,51 +31,56 @@ from psycopg import sql
 
 from xata_migration.load import ddl, deletions, ids, links, objects, stage, sync, write
 from xata_migration.load.result import LoadResult
-from xata_migration.load.snapshot import SourceSnapshot
+from xata_migration.pg.objects import count_rows, mapping_table, tables_exist, target_table
+from xata_migration.pg.stage import stage_name
+from xata_migration.pg.translate import join_new_ids
 from xata_migration.plan.introspect import check_source_matches_plan
 from xata_migration.plan.model import Column, Plan, Table
+from xata_migration.snapshot import SourceSnapshot, watermark
 
 
 class PhaseClock:
-    """The seconds each phase of a load took, into `seconds` (name -> seconds)."""
+    """The seconds each phase of a load took, into `seconds` (name -> seconds); each
+    phase's end is told to `on_phase(name)`, if given."""
 
-    def __init__(self, seconds: dict[str, float]):
-        self.seconds, self._last = seconds, time.monotonic()
+    def __init__(self, seconds: dict[str, float], on_phase=None):
+        self.seconds, self._last, self.on_phase = seconds, time.monotonic(), on_phase
 
     def done(self, name: str) -> None:
         now = time.monotonic()
         self.seconds[name] = round(now - self._last, 3)
         self._last = now
+        if self.on_phase:
+            self.on_phase(name)
 
 
 def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Plan,
-               table: Table, log=None, fingerprint: stage.SnapshotSharer | None = None,
-               snapshot: SourceSnapshot | None = None) -> LoadResult:
+               table: Table, snapshot: SourceSnapshot | None = None, log=None,
+               on_phase=None) -> LoadResult:
     """Migrate one table in one target transaction. Re-running it changes nothing.
-    With a `fingerprint`, the source's side of the checks is computed from the rows read,
-    while the target writes them. With the run's `snapshot` (the source connections read
-    in it), the watermark is the run's; without, the load notes its own."""
+    `snapshot`: the one `source` reads in (snapshot.source_readers), whose watermark the
+    next delta reads from; without one, the load notes its own. `on_phase(name)` is
+    called as each phase ends ("transfer": every row read from the source is staged;
+    "allocate_ids", "write_rows", "constraints"), inside the load's transaction."""
     result = LoadResult()
     columns = list(table.columns)
-    clock = PhaseClock(result.seconds)
+    clock = PhaseClock(result.seconds, on_phase)
     check_source_matches_plan(source, plan, table)
     objects.prepare_target(target, plan, table)
-    mapping, target_table = ddl.mapping_table(table.name), ddl.target_table(plan, table)
-    loaded_before, mapped_before = (stage.tables_exist(target, mapping, target_table),
-                                    stage.tables_exist(target, mapping))
+    mapping, written = mapping_table(table.name), target_table(plan, table)
+    loaded_before, mapped_before = (tables_exist(target, mapping, written),
+                                    tables_exist(target, mapping))
     target.commit()
     since = sync.delta_since(source, target, plan, table) if loaded_before else None
-    mark = snapshot.watermark if snapshot else sync.watermark(source)
+    mark = snapshot.watermark if snapshot else watermark(source)
     numbered = not mapped_before and ids.numbered_in_id_order(table)
     try:
         with stage.load_transaction(target):
             staged = stage.stage_source_rows(source, target, plan, table, columns, log, since,
-                                             numbered, fingerprint)
+                                             numbered)
             result.source_rows, result.rows_read, result.delta_since = (
                 staged.source_rows, staged.read, since)
             result.source_as_of = snapshot.as_of if snapshot else staged.as_of
-            if fingerprint:
-                fingerprint.start()
             clock.done("transfer")
             new_mapping = ids.ensure_mapping(target, table, numbered)
             if not new_mapping:
@@ -103,7 +108,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
                     target.execute(statement)
             target.execute(ddl.position_identity_sql(plan, table))
             result.target_rows = (result.inserted if result.created_table
-                                  else stage.count_rows(target, target_table))
+                                  else count_rows(target, written))
             sync.record_load(target, plan, table, mark, result.source_as_of)
             clock.done("constraints")
     except links.MissingLinks as missing:
@@ -113,7 +118,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
 
 
 def load_deferred_link(source, target, plan: Plan, table: Table, column: Column,
-                       log=None, snapshot: SourceSnapshot | None = None) -> LoadResult:
+                       snapshot: SourceSnapshot | None = None, log=None) -> LoadResult:
     """Write one deferred link once both tables are loaded, then add its FOREIGN KEY."""
     result = LoadResult()
     columns = [column]
@@ -127,10 +132,10 @@ def load_deferred_link(source, target, plan: Plan, table: Table, column: Column,
         result.updated = target.execute(sql.SQL(
             "UPDATE {t} t SET {c} = p.new_id FROM {s} s JOIN {map} m ON m.xata_id = s.xid"
             " {parent} WHERE t.id = m.new_id AND t.{c} IS DISTINCT FROM p.new_id").format(
-            t=ddl.target_table(plan, table), c=sql.Identifier(column.target),
-            s=stage.stage_table(target), map=ddl.mapping_table(table.name),
-            parent=links.join_new_ids(sql.Identifier("p"), column.link.table,
-                                sql.SQL("s.{}").format(stage.stage_name(0))))).rowcount
+            t=target_table(plan, table), c=sql.Identifier(column.target),
+            s=stage.stage_table(target), map=mapping_table(table.name),
+            parent=join_new_ids(sql.Identifier("p"), column.link.table,
+                                sql.SQL("s.{}").format(stage_name(0))))).rowcount
         if not objects.constraint_exists(target, plan, table, column):
             for statement in ddl.link_constraints_sql(plan, table, column):
                 target.execute(statement)

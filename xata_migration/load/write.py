@@ -13,10 +13,13 @@ from xata_migration.errors import LoadError
 from xata_migration.load import ddl
 from xata_migration.load.ids import NewIds
 from xata_migration.load.links import (MISSING_LINK_FUNCTION, MISSING_LINK_STATE,
-                                       caught_by_write, count_missing_links, join_new_ids,
-                                       rewritten_array, rewritten_link)
+                                       caught_by_write, count_missing_links, rewritten_array,
+                                       rewritten_link)
 from xata_migration.load.result import LoadResult
-from xata_migration.load.stage import cast_by_the_write, parallel_plan, stage_name, stage_table
+from xata_migration.load.stage import parallel_plan, stage_table
+from xata_migration.pg.objects import ID, target_table
+from xata_migration.pg.stage import cast_by_the_write, stage_name
+from xata_migration.pg.translate import join_new_ids
 from xata_migration.plan.model import Column, Plan, Table
 
 
@@ -84,7 +87,7 @@ def _write_rows(target, plan: Plan, table: Table, columns: list[Column],
         return inserted, 0
     names = [sql.Identifier(c.target) for c in written_columns(table)]
     insert = sql.SQL("INSERT INTO {} AS t ({}) {}").format(
-        ddl.target_table(plan, table), sql.SQL(", ").join([sql.Identifier(ddl.ID)] + names),
+        target_table(plan, table), sql.SQL(", ").join([sql.Identifier(ID)] + names),
         _row_select(plan, table, columns, stage, new_ids))
     if names:
         conflict = sql.SQL(" ON CONFLICT (id) DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})"

@@ -9,8 +9,12 @@ reviews.
 May import: errors. Knows nothing of Dagster, of the target or of loading.
 """
 
+from xata_migration.plan.introspect import introspect, use_pgvector
 from xata_migration.plan.model import (Column, Link, Plan, PlanError, Table, load_plan,
                                        save_plan, validate_plan)
+from xata_migration.plan.names import (MAX_IDENTIFIER_BYTES, derived_name, fit_identifier,
+                                       lock_key)
 
-__all__ = ["Column", "Link", "Plan", "PlanError", "Table", "load_plan", "save_plan",
-           "validate_plan"]
+__all__ = ["MAX_IDENTIFIER_BYTES", "Column", "Link", "Plan", "PlanError", "Table",
+           "derived_name", "fit_identifier", "introspect", "load_plan", "lock_key",
+           "save_plan", "use_pgvector", "validate_plan"]

@@ -8,3 +8,18 @@
 
 May import: errors, connections, plan.
 """
+
+from xata_migration.sources.demo import build_demo_source, load_schema
+from xata_migration.sources.dump import DumpError, import_dump
+from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL
+
+__all__ = ["XATA_RUNTIME_SQL", "CsvImportError", "DumpError", "build_demo_source",
+           "import_csv", "import_dump", "load_schema"]
+
+
+def __getattr__(name: str):
+    """csv_import, and pandas with it, only when one of its names is asked for."""
+    if name in ("CsvImportError", "import_csv"):
+        from xata_migration.sources import csv_import
+        return getattr(csv_import, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,11 +1,22 @@
 """Proving a migrated table equals its source: the four checks and what they found.
 
+  checks.py       row_counts, id_mapping, links_intact, values_unchanged, and what
+                  each proves (CHECKS)
   fingerprint.py  order-independent fingerprints of both sides, computed where the rows are
-  checks.py       row_counts, id_mapping, links_intact, values_unchanged
   rows.py         the row-by-row comparison, when the fingerprints differ
   findings.py     what a failed check found, in xata_migration_checks.findings
-  report.py       every check of every table, as a Markdown report
+  report.py       the checks' outcomes as a Markdown and HTML report
 
-May import: errors, connections, plan, load (its stage and link translation). Never
-defs, api or the CLI.
+May import: errors, connections, plan, pg. Never load (the two stand side by side on
+pg/; api hands results between them), snapshot, api, defs or the CLI.
 """
+
+from xata_migration.verify.checks import (CHECKS, check_names, link_check,
+                                          missing_links_outcome, proves, table_checks)
+from xata_migration.verify.findings import FINDING_COLUMNS, CheckOutcome
+from xata_migration.verify.fingerprint import SourceFingerprint, source_side_of
+from xata_migration.verify.report import TableReport, write_report
+
+__all__ = ["CHECKS", "FINDING_COLUMNS", "CheckOutcome", "SourceFingerprint", "TableReport",
+           "check_names", "link_check", "missing_links_outcome", "proves", "source_side_of",
+           "table_checks", "write_report"]

@@ -12,7 +12,7 @@ First each side's fingerprint (fingerprint.py): when they match, every check pas
 that, with no row crossing the network. Otherwise the rows are compared one by one: each
 source row's id, its link values and an md5 of its other values are streamed into the
 target, where counts and the mapping are compared exactly by anti-joins, links through
-both mappings (load/links.py), and each row's hash with the target row's. When hashes
+both mappings (pg/translate.py), and each row's hash with the target row's. When hashes
 differ, the source's values are streamed across to name the rows and columns. The row-by-row
 streaming is in rows.py; what a failed check found goes to findings.py.
 """
@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import time
 
-from psycopg import Connection, sql
+from psycopg import sql
 
-from xata_migration.load import ddl, sync
-from xata_migration.load.links import (MissingLinks, elements_without_row, join_new_ids,
-                                       link_elements, mapped_old_ids, old_ids_of_array)
-from xata_migration.load.relay import copy_between
-from xata_migration.load.stage import create_stage, source_select, stage_name
+from xata_migration.pg.objects import mapping_table, target_table
+from xata_migration.pg.relay import copy_between
+from xata_migration.pg.stage import create_stage, source_select, stage_name
+from xata_migration.pg.translate import (elements_without_row, join_new_ids, link_elements,
+                                         mapped_old_ids, old_ids_of_array)
 from xata_migration.plan.model import Column, Plan, Table
 from xata_migration.verify import fingerprint
 from xata_migration.verify.findings import (CheckOutcome, clear_findings, ensure_bookkeeping,
@@ -35,11 +35,24 @@ from xata_migration.verify.findings import (CheckOutcome, clear_findings, ensure
 from xata_migration.verify.rows import (ABSENT, CHECK_STAGE, SOURCE_IDS, Absent,
                                         record_differing_rows, row_hashes, stream_source)
 
+# What each check proves, as the UI, the report and the README's table of checks say it.
+CHECKS = {
+    "row_counts": "source rows = mapping rows = target rows",
+    "id_mapping": "every source id has exactly one new id, every new id is exactly one "
+                  "target row, every target row has a mapping",
+    "links_intact": "every link equals the new id of the record it pointed to in the source "
+                    "(compared through both mappings), NULL stays NULL, and no link points "
+                    "to a missing row",
+    "values_unchanged": "every other column of every row equals the source's value, text "
+                        "for text, compared in the source's own type (so NaN, -0, "
+                        "microseconds, JSON and array NULLs count)",
+}
+
 
 def row_counts(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome:
     source_rows, target_rows, mapped = target.execute(sql.SQL(
         "SELECT (SELECT count(*) FROM {}), (SELECT count(*) FROM {}), (SELECT count(*) FROM {})"
-    ).format(SOURCE_IDS, ddl.target_table(plan, table), ddl.mapping_table(table.name))
+    ).format(SOURCE_IDS, target_table(plan, table), mapping_table(table.name))
     ).fetchone()
     removed = absent.deleted if table.deleted_rows == "delete" else 0
     passed = (mapped == source_rows - absent.skipped + absent.deleted
@@ -70,8 +83,8 @@ def row_counts(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome
             " WHEN 'skipped' THEN 'left out: a skip link points nowhere'"
             " ELSE 'in the source, not migrated' END"
             " FROM {absent} a LEFT JOIN {map} m ON m.xata_id = a.xid LEFT JOIN {t} t"
-            " ON t.id = m.new_id").format(absent=ABSENT, map=ddl.mapping_table(table.name),
-                                          t=ddl.target_table(plan, table)))
+            " ON t.id = m.new_id").format(absent=ABSENT, map=mapping_table(table.name),
+                                          t=target_table(plan, table)))
         record_findings(target, table.name, "row_counts", _mapping_without_row(plan, table))
     return outcome
 
@@ -81,8 +94,8 @@ def _mapping_without_row(plan: Plan, table: Table) -> sql.Composed:
         "SELECT m.xata_id, m.new_id, NULL, NULL, NULL, 'mapped, but no target row'"
         " FROM {map} m WHERE NOT EXISTS (SELECT 1 FROM {t} t WHERE t.id = m.new_id)"
         " AND NOT EXISTS (SELECT 1 FROM {absent} a WHERE a.xid = m.xata_id"
-        " AND a.reason = 'deleted')").format(map=ddl.mapping_table(table.name),
-                                             t=ddl.target_table(plan, table), absent=ABSENT)
+        " AND a.reason = 'deleted')").format(map=mapping_table(table.name),
+                                             t=target_table(plan, table), absent=ABSENT)
 
 
 def id_mapping(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome:
@@ -98,7 +111,7 @@ def id_mapping(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome
             "   (SELECT 1 FROM {map} m WHERE m.new_id = t.id)),"
             " (SELECT count(*) - count(DISTINCT new_id) FROM {map}),"
             " (SELECT count(*) - count(DISTINCT xata_id) FROM {map})").format(
-            map=ddl.mapping_table(table.name), t=ddl.target_table(plan, table),
+            map=mapping_table(table.name), t=target_table(plan, table),
             absent=ABSENT)).fetchone()
     should_be_gone = deleted_still_there if table.deleted_rows == "delete" else 0
     metadata = {"source_ids_without_mapping": absent.unexplained,
@@ -116,7 +129,7 @@ def id_mapping(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome
                             ("new ids given to two old ids", "", repeated_new),
                             ("old ids given two new ids", "", repeated_old)])
     if not passed:
-        target_table, mapping = ddl.target_table(plan, table), ddl.mapping_table(table.name)
+        written, mapping = target_table(plan, table), mapping_table(table.name)
         record_findings(target, table.name, "id_mapping", sql.SQL(
             "SELECT a.xid, NULL::bigint, NULL, 'present', NULL, 'source id without a new id'"
             " FROM {absent} a WHERE a.reason = 'unexplained'").format(absent=ABSENT))
@@ -130,7 +143,7 @@ def id_mapping(target, plan: Plan, table: Table, absent: Absent) -> CheckOutcome
             " UNION ALL SELECT m.xata_id, m.new_id, NULL, NULL, NULL,"
             " 'old id given several new ids' FROM {map} m WHERE m.xata_id IN"
             " (SELECT xata_id FROM {map} GROUP BY xata_id HAVING count(*) > 1)").format(
-            t=target_table, map=mapping))
+            t=written, map=mapping))
     return outcome
 
 
@@ -168,7 +181,7 @@ def _link_expressions(column: Column, index: int) -> dict:
     return {"join": sql.SQL(""),
             "wrong": sql.SQL("({}) IS DISTINCT FROM ({})").format(
                 old_ids_of_array(parent, written), mapped_old_ids(parent, staged)),
-            "missing": elements_without_row(staged, ddl.mapping_table(parent), "xata_id")}
+            "missing": elements_without_row(staged, mapping_table(parent), "xata_id")}
 
 
 def _pointing_nowhere(target, plan: Plan, table: Table, column: Column, scope: str) -> int:
@@ -179,9 +192,9 @@ def _pointing_nowhere(target, plan: Plan, table: Table, column: Column, scope: s
         " FROM (SELECT t.id, {v} AS v FROM {t} t) linked LEFT JOIN {map} m"
         " ON m.new_id = linked.id WHERE v IS NOT NULL"
         " AND NOT EXISTS (SELECT 1 FROM {p} p WHERE p.id = v)").format(
-        name=sql.Literal(column.name), v=value, t=ddl.target_table(plan, table),
-        map=ddl.mapping_table(table.name),
-        p=ddl.target_table(plan, plan.table(column.link.table)))
+        name=sql.Literal(column.name), v=value, t=target_table(plan, table),
+        map=mapping_table(table.name),
+        p=target_table(plan, plan.table(column.link.table)))
     count = target.execute(sql.SQL("SELECT count(*) FROM ({}) q").format(nowhere)).fetchone()[0]
     if count:
         record_findings(target, scope, "links_intact", nowhere)
@@ -192,8 +205,8 @@ def _link_report(target, plan: Plan, table: Table, column: Column, index: int,
                  scope: str, stage: sql.Identifier) -> dict:
     expressions = _link_expressions(column, index)
     rows = sql.SQL("FROM {s} s JOIN {map} m ON m.xata_id = s.xid JOIN {t} t ON t.id = m.new_id"
-                   " {join}").format(s=stage, map=ddl.mapping_table(table.name),
-                                     t=ddl.target_table(plan, table), join=expressions["join"])
+                   " {join}").format(s=stage, map=mapping_table(table.name),
+                                     t=target_table(plan, table), join=expressions["join"])
     linked, null_links, missing, wrong = target.execute(sql.SQL(
         "SELECT count(s.{c}), count(*) - count(s.{c}), coalesce(sum({missing}), 0),"
         " count(*) FILTER (WHERE {wrong}) {rows}").format(
@@ -206,7 +219,7 @@ def _link_report(target, plan: Plan, table: Table, column: Column, index: int,
             name=sql.Literal(column.name), c=stage_name(index),
             col=sql.Identifier(column.target), rows=rows, wrong=expressions["wrong"]))
     target_linked = target.execute(sql.SQL("SELECT count({}) FROM {}").format(
-        sql.Identifier(column.target), ddl.target_table(plan, table))).fetchone()[0]
+        sql.Identifier(column.target), target_table(plan, table))).fetchone()[0]
     return {"linked": linked, "target_linked": target_linked, "null": null_links,
             "missing_in_source": int(missing), "wrong": wrong,
             "pointing_nowhere": _pointing_nowhere(target, plan, table, column, scope),
@@ -242,20 +255,22 @@ def links_intact(source, target, plan: Plan, table: Table, links: list[Column],
                         compared=compared)
 
 
-def missing_links_outcome(error: MissingLinks) -> CheckOutcome:
-    """A load stopped by links that point nowhere, as a failed `links_intact`: the report
-    names the rows, and the SQL lists them all in the source (nothing was written)."""
-    column = error.column.name
+def missing_links_outcome(column: Column, count: int, examples: list[tuple[str, str]],
+                          message: str, source_sql: str) -> CheckOutcome:
+    """A load stopped by `count` values of the link `column` that point nowhere, as a
+    failed `links_intact`: the `examples` (old id, value) name rows, and `source_sql`
+    lists them all in the source (nothing was written)."""
+    parent = column.link.table
     return CheckOutcome(
-        "links_intact", False, str(error),
-        {"links_pointing_nowhere": {column: error.count}},
-        compared=[(f"{column}: values pointing to no record of {error.column.link.table}",
-                   error.count, "nothing written")],
-        examples=[{"xata_id": xid, "new_id": None, "column_name": column,
+        "links_intact", False, message,
+        {"links_pointing_nowhere": {column.name: count}},
+        compared=[(f"{column.name}: values pointing to no record of {parent}",
+                   count, "nothing written")],
+        examples=[{"xata_id": xid, "new_id": None, "column_name": column.name,
                    "source_value": value, "target_value": None,
-                   "problem": f"no such record in {error.column.link.table}"}
-                  for xid, value in error.examples],
-        findings_sql=error.source_sql, findings_on="source")
+                   "problem": f"no such record in {parent}"}
+                  for xid, value in examples],
+        findings_sql=source_sql, findings_on="source")
 
 
 def table_checks(source, target, plan: Plan, table: Table,
@@ -275,8 +290,6 @@ def table_checks(source, target, plan: Plan, table: Table,
         else:
             outcomes = [with_findings(target, o, table.name)
                         for o in row_by_row_outcomes(source, target, plan, table)]
-        if all(o.passed for o in outcomes):  # the next load may read only what changed
-            sync.mark_verified(target, table)
         target.commit()
         for outcome in outcomes:
             outcome.metadata["checks_seconds"] = round(time.monotonic() - started, 3)
@@ -367,17 +380,10 @@ def link_check(source, target, plan: Plan, table: Table, column: Column) -> Chec
     return outcome
 
 
-def check_table(plan: Plan, table: Table, source: Connection,
-                target: Connection) -> list[CheckOutcome]:
-    """Every check of a table now, without loading: its own, then those of its deferred
-    links (named `links_intact (column, deferred)`)."""
-    outcomes = table_checks(source, target, plan, table)
-    for column in table.links:
-        if column.link.deferred:
-            outcome = link_check(source, target, plan, table, column)
-            outcome.name = f"links_intact ({column.name}, deferred)"
-            outcomes.append(outcome)
-    return outcomes
+def proves(check_name: str) -> str:
+    """What a check proves; for a deferred link's `links_intact (column, deferred)`, what
+    links_intact proves."""
+    return CHECKS[check_name.split(" ")[0]]
 
 
 def check_names(table: Table) -> list[str]:

@@ -11,14 +11,10 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
-from xata_migration.load import ddl
-from xata_migration.load.objects import SHARED_OBJECTS_LOCK
+from xata_migration.pg.objects import FINDINGS, ensure_tool_tables
 
 EXAMPLES = 10  # findings shown in a check's metadata
 MAX_FINDINGS = 100_000  # per check and table: enough to act on, bounded if everything differs
-
-
-FINDINGS = ddl.FINDINGS
 
 
 FINDING_COLUMNS = ("xata_id", "new_id", "column_name", "source_value", "target_value",
@@ -40,11 +36,10 @@ class CheckOutcome:
 
 
 def ensure_bookkeeping(target) -> None:
-    """The tables the checks write (the checks may run on a target loaded long ago): its
-    own short transaction, under the lock that guards the shared objects."""
+    """The tables the checks read and write (the checks may run on a target loaded long
+    ago, by an earlier version): its own short transaction."""
     with target.transaction():
-        target.execute("SELECT pg_advisory_xact_lock(%s)", (SHARED_OBJECTS_LOCK,))
-        ddl.create_bookkeeping(target)
+        ensure_tool_tables(target)
 
 
 def record_findings(target, scope: str, check: str, select: sql.Composable) -> None:

@@ -27,10 +27,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import psycopg
 from psycopg import sql
 
-from xata_migration.load import ddl, links
+from xata_migration.pg import translate
+from xata_migration.pg.objects import DELETED_IN_SOURCE, ID, mapping_table, target_table
 from xata_migration.plan.model import Column, Plan, Table
 
 HASHED_AS_TEXT_BYTES = {"text", "character varying"}
@@ -145,18 +145,18 @@ def _link_back(plan: Plan, column: Column, index: int,
     """For one link of target row t: the old id(s) it points to (`old_ids`), how many of
     its values have no mapping (`unmapped`) or no parent row (`no_row`), and the joins.
     `proven`: a validated FOREIGN KEY already says every value has a parent row."""
-    col, pmap = sql.Identifier(column.target), ddl.mapping_table(column.link.table)
-    parent = ddl.target_table(plan, plan.table(column.link.table))
+    col, pmap = sql.Identifier(column.target), mapping_table(column.link.table)
+    parent = target_table(plan, plan.table(column.link.table))
     value = sql.SQL("t.{}").format(col)
     if column.is_array_link:
-        return {"old_ids": links.old_ids_of_array(column.link.table, value),
-                "unmapped": links.elements_without_row(value, pmap, "new_id"),
-                "no_row": links.elements_without_row(value, parent, ddl.ID),
+        return {"old_ids": translate.old_ids_of_array(column.link.table, value),
+                "unmapped": translate.elements_without_row(value, pmap, "new_id"),
+                "no_row": translate.elements_without_row(value, parent, ID),
                 "joins": sql.SQL("")}
     p, r = sql.Identifier(f"p{index}"), sql.Identifier(f"r{index}")
     link = {"old_ids": sql.SQL("{}.xata_id").format(p),
             "unmapped": sql.SQL("(t.{} IS NOT NULL AND {}.xata_id IS NULL)::int").format(col, p),
-            "joins": sql.SQL(" ") + links.join_old_ids(p, column.link.table, value)}
+            "joins": sql.SQL(" ") + translate.join_old_ids(p, column.link.table, value)}
     if proven:
         return link | {"no_row": sql.SQL("0")}
     return link | {
@@ -179,7 +179,7 @@ def _target_sql(plan: Plan, table: Table, proven: set[str], any_deleted: bool) -
     name = sql.Literal(table.name)
     gone = sql.SQL(
         "EXISTS (SELECT 1 FROM {} d WHERE d.table_name = {} AND d.xata_id = m.xata_id)"
-    ).format(ddl.DELETED_IN_SOURCE, name) if any_deleted else sql.SQL("false")
+    ).format(DELETED_IN_SOURCE, name) if any_deleted else sql.SQL("false")
     fields = [sql.SQL("m.xata_id"), _row_hash(row), sql.SQL("{} AS gone").format(gone)]
     counts = []
     for i, (column, link) in enumerate(zip(table.own_links, links)):
@@ -199,9 +199,9 @@ def _target_sql(plan: Plan, table: Table, proven: set[str], any_deleted: bool) -
         " count(*) FILTER (WHERE gone){counts}"
         " FROM (SELECT {fields} FROM {t} t LEFT JOIN {map} m ON m.new_id = t.id{joins}"
         ") x").format(
-        t=ddl.target_table(plan, table), map=ddl.mapping_table(table.name),
+        t=target_table(plan, table), map=mapping_table(table.name),
         sum=_sum(sql.SQL("NOT gone")),
-        map_name=sql.Literal(ddl.mapping_table(table.name).as_string(None)),
+        map_name=sql.Literal(mapping_table(table.name).as_string(None)),
         counts=sql.SQL("").join(counts), fields=sql.SQL(", ").join(fields),
         joins=sql.SQL("").join(link["joins"] for link in links))
 
@@ -224,9 +224,9 @@ def proven_by_foreign_key(target, plan: Plan, table: Table) -> set[str]:
                 "   WHERE attrelid = c.confrelid AND attname = %(id)s)]"
                 " AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgconstraint = c.oid"
                 "   AND g.tgenabled = 'D'))",
-                {"child": ddl.target_table(plan, table).as_string(target),
-                 "parent": ddl.target_table(plan, parent).as_string(target),
-                 "column": column.target, "id": ddl.ID}).fetchone()[0]:
+                {"child": target_table(plan, table).as_string(target),
+                 "parent": target_table(plan, parent).as_string(target),
+                 "column": column.target, "id": ID}).fetchone()[0]:
             proven.add(column.name)
     return proven
 
@@ -244,7 +244,7 @@ def source_side_of(source, plan: Plan, table: Table) -> Side:
 def target_side_of(target, plan: Plan, table: Table) -> TargetSide:
     """The target's fingerprint of the table, its mapping's counts and its links' checks."""
     deleted_ids = target.execute(sql.SQL("SELECT count(*) FROM {} WHERE table_name = %s").format(
-        ddl.DELETED_IN_SOURCE), (table.name,)).fetchone()[0]
+        DELETED_IN_SOURCE), (table.name,)).fetchone()[0]
     proven = proven_by_foreign_key(target, plan, table)
     row = target.execute(_target_sql(plan, table, proven, deleted_ids > 0)).fetchone()
     links = table.own_links
@@ -270,45 +270,28 @@ def compare(source, target, plan: Plan, table: Table,
         return Comparison(future.result(), target_side, table.deleted_rows)
 
 
-class LoadSnapshotFingerprint:
-    """The source's fingerprint of exactly the rows a load read, computed on a second
-    source connection while the target is still busy writing them.
+class SourceFingerprint:
+    """The source's fingerprint of a table, computed on `connection` in a thread of its
+    own: `start` begins it (the load calls for it once its rows are read, so the source
+    computes it while the target still writes them), `side` waits for it (None if it was
+    never started). `connection` must read the snapshot the load read. Use it as a
+    context manager: on leaving, a computation nobody waited for (the load failed) is
+    stopped."""
 
-    Inside the load's source transaction, `share` exports its snapshot and this
-    connection imports it; `start` then computes in the background; `side` waits for it.
-    `pinned`: both connections already read the run's snapshot (load/snapshot.py), so there
-    is nothing to share. Where a snapshot cannot be shared (a standby, say), `side` is
-    None and the checks read the source themselves, as they do when run on their own.
-    Use it as a context manager: on leaving, a computation nobody waited for (the load
-    failed) is stopped."""
-
-    def __init__(self, connection, plan: Plan, table: Table, pinned: bool = False):
+    def __init__(self, connection, plan: Plan, table: Table):
         self.connection, self.plan, self.table = connection, plan, table
-        self.pinned = self.shared = pinned
         self._pool = ThreadPoolExecutor(max_workers=1)
         self._future = None
 
-    def share(self, source) -> None:
-        if self.pinned:
-            return
-        try:
-            snapshot = source.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            self.connection.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(
-                sql.Literal(snapshot)))
-            self.shared = True
-        except psycopg.Error:  # nothing else ran in either transaction yet
-            self.connection.rollback()
-            source.rollback()
-
     def start(self) -> None:
-        if self.shared:
+        if self._future is None:
             self._future = self._pool.submit(source_side_of, self.connection, self.plan,
                                              self.table)
 
     def side(self) -> Side | None:
         return self._future.result() if self._future else None
 
-    def __enter__(self) -> LoadSnapshotFingerprint:
+    def __enter__(self) -> SourceFingerprint:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,15 +1,15 @@
-"""`xata-migration report`: the target's state against the source, as Markdown and HTML,
-fit to attach to a change ticket.
+"""`xata-migration report`: the checks' outcomes, as Markdown and HTML, fit to attach to
+a change ticket.
 
-Every table's checks are run again now (the same code as the assets' checks), timed, and
-written with the counts on both sides, the links checked, the values compared, the first
-findings of a failed check with the SQL that lists them all, and the plan it ran with.
-Database URLs appear with their password masked; the plan holds none.
+api.report runs every table's checks again now (the same code as the assets' checks) and
+hands them here, timed, to be written with the counts on both sides, the links checked,
+the values compared, the first findings of a failed check with the SQL that lists them
+all, and the plan it ran with. Database URLs appear with their password masked; the plan
+holds none.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +17,7 @@ from pathlib import Path
 import markdown
 import yaml
 
-from xata_migration.connections import connect, mask_url
+from xata_migration.connections import mask_url
 from xata_migration.plan.model import Plan, plan_to_dict
 from xata_migration.verify import checks, findings
 
@@ -49,18 +49,6 @@ class TableReport:
             if outcome.name == check:
                 return outcome.metadata.get(key, default)
         return default
-
-
-def check_tables(source_url: str, target_url: str, plan: Plan) -> list[TableReport]:
-    reports = []
-    for table in plan.tables:
-        report, started = TableReport(table.name), time.monotonic()
-        with connect(source_url, "source", read_only=True, label=table.name) as source, \
-                connect(target_url, "target", label=table.name) as target:
-            report.outcomes = checks.check_table(plan, table, source, target)
-        report.seconds = time.monotonic() - started
-        reports.append(report)
-    return reports
 
 
 def render(reports: list[TableReport], plan: Plan, source_url: str, target_url: str,
@@ -106,8 +94,9 @@ def _summary_row(report: TableReport) -> tuple:
 
 def _table_section(report: TableReport) -> list[str]:
     lines = [f"### {report.name}", ""]
-    lines += [markdown_table(("check", "result", "what it found"),
-                             [(o.name, "passed" if o.passed else "**FAILED**", o.summary)
+    lines += [markdown_table(("check", "proves", "result", "what it found"),
+                             [(o.name, checks.proves(o.name),
+                               "passed" if o.passed else "**FAILED**", o.summary)
                               for o in report.outcomes]), ""]
     for outcome in report.outcomes:
         lines += [f"{outcome.name}:", "",
@@ -130,10 +119,9 @@ pre{{background:#f4f4f4;padding:.5em;overflow-x:auto}}</style></head>
 """
 
 
-def write_report(source_url: str, target_url: str, plan: Plan, plan_path: str,
-                 output: str | Path) -> tuple[Path, Path, bool]:
+def write_report(reports: list[TableReport], source_url: str, target_url: str, plan: Plan,
+                 plan_path: str, output: str | Path) -> tuple[Path, Path, bool]:
     """Write OUTPUT (Markdown) and OUTPUT with .html; True if every check passed."""
-    reports = check_tables(source_url, target_url, plan)
     text = render(reports, plan, source_url, target_url, plan_path)
     output = Path(output)
     html_path = output.with_suffix(".html") if output.suffix != ".html" else output

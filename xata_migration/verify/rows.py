@@ -10,11 +10,10 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from xata_migration.load import ddl
-from xata_migration.load.links import link_values
-from xata_migration.load.relay import copy_between
-from xata_migration.load.stage import (create_stage, create_temp_table, source_select,
-                                       stage_name)
+from xata_migration.pg.objects import mapping_table, target_table
+from xata_migration.pg.relay import copy_between
+from xata_migration.pg.stage import create_stage, create_temp_table, source_select, stage_name
+from xata_migration.pg.translate import link_values
 from xata_migration.plan.model import Column, Plan, Table
 from xata_migration.verify.findings import record_findings
 
@@ -51,7 +50,7 @@ def stream_source(source, target, plan: Plan, table: Table) -> Absent:
         missing.append(sql.SQL(
             "EXISTS (SELECT 1 FROM (SELECT {} AS v) x WHERE v IS NOT NULL AND NOT EXISTS"
             " (SELECT 1 FROM {} q WHERE q.xata_id = v))").format(
-            link_values(column, index), ddl.mapping_table(column.link.table)))
+            link_values(column, index), mapping_table(column.link.table)))
     create_temp_table(target, ABSENT, [sql.SQL("xid text"), sql.SQL("reason text")])
     target.execute(sql.SQL(
         "INSERT INTO {absent} SELECT s.xid, CASE WHEN {missing} THEN 'skipped'"
@@ -60,7 +59,7 @@ def stream_source(source, target, plan: Plan, table: Table) -> Absent:
         " UNION ALL SELECT m.xata_id, 'deleted' FROM {map} m"
         " WHERE NOT EXISTS (SELECT 1 FROM {ids} s WHERE s.xid = m.xata_id)").format(
         absent=ABSENT, missing=sql.SQL(" OR ").join(missing), ids=SOURCE_IDS,
-        map=ddl.mapping_table(table.name)))
+        map=mapping_table(table.name)))
     absent = Absent()
     for reason, count in target.execute(sql.SQL(
             "SELECT reason, count(*) FROM {} GROUP BY reason").format(ABSENT)):
@@ -78,8 +77,8 @@ def row_hashes(plan: Plan, table: Table) -> sql.Composed:
         " JOIN {map} m ON m.new_id = t.id) x ON x.xata_id = s.xid"
         " WHERE NOT EXISTS (SELECT 1 FROM {absent} a WHERE a.xid = coalesce(s.xid, x.xata_id)"
         " AND a.reason IN ('skipped', 'deleted'))").format(
-        ids=SOURCE_IDS, row=value_rows(table)[1], t=ddl.target_table(plan, table),
-        map=ddl.mapping_table(table.name), absent=ABSENT)
+        ids=SOURCE_IDS, row=value_rows(table)[1], t=target_table(plan, table),
+        map=mapping_table(table.name), absent=ABSENT)
 
 
 def record_differing_rows(source, target, plan: Plan, table: Table) -> None:
@@ -104,7 +103,7 @@ def record_differing_rows(source, target, plan: Plan, table: Table) -> None:
             " LEFT JOIN {stage} v ON v.xid = r.xid LEFT JOIN {t} t ON t.id = r.new_id"
             " WHERE r.source_h IS DISTINCT FROM r.target_h").format(
             values=values, hashes=row_hashes(plan, table), stage=CHECK_STAGE,
-            t=ddl.target_table(plan, table)))
+            t=target_table(plan, table)))
         record_findings(target, table.name, "values_unchanged", value_findings(columns))
 
 

@@ -1,5 +1,6 @@
 """Dagster's names for a plan's tables: asset keys (the table's own name where Dagster
-allows it) and op names, and the rule that no two tables share one.
+allows it) and op names, and the rule that no two tables share one. Pure names: the
+plan is checked with it before any Dagster definition is built.
 """
 
 import re

@@ -1,4 +1,4 @@
-"""Stream rows from a query on the source into a table of the target, with COPY.
+"""Stream rows from a query on one server into a table of another, with COPY.
 
 The source sends one COPY message per row; the relay reads them straight from libpq
 (copied_rows), gathers them into chunks of a megabyte and hands each to a thread that

@@ -1,0 +1,96 @@
+"""migrate_all as Dagster runs it, from the outside: the environment the code location
+reads, `dagster job execute` in a process of its own, the run's outcome read back from
+Dagster's storage, and `dagster dev` on the same plan and databases.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xata_migration import embedded
+
+DAGSTER_DB = "dagster"  # the embedded server's database for run history
+LOG_LINES = 15  # of a failed run's log, shown with its outcome
+
+
+def dagster_environment(source_url: str, target_url: str, plan_path) -> dict:
+    """The job's environment. Run history goes where DAGSTER_HOME / DAGSTER_PG_URL say,
+    by default to the project's dagster_home and the embedded server's `dagster` database."""
+    env = dict(os.environ)
+    env.setdefault("DAGSTER_HOME", str(embedded.PROJECT_ROOT / "dagster_home"))
+    if "DAGSTER_PG_URL" not in env:
+        env["DAGSTER_PG_URL"] = embedded.dagster_storage_url(
+            embedded.resolve_url(embedded.EMBEDDED_PREFIX + DAGSTER_DB))
+    env.update({"XATA_SOURCE_URL": source_url, "TARGET_DATABASE_URL": target_url,
+                "XATA_MIGRATION_PLAN": str(Path(plan_path).resolve())})
+    return env
+
+
+@dataclass
+class RunSummary:
+    """The latest migrate_all run: its id and status, the rows of each asset materialized,
+    every check's outcome ((asset, check, passed)), and the process's own exit."""
+    run_id: str = ""
+    status: str = ""
+    succeeded: bool = False
+    rows: dict[str, int | None] = field(default_factory=dict)
+    checks: list[tuple[str, str, bool]] = field(default_factory=list)
+    exit_code: int = 0
+    log_tail: list[str] = field(default_factory=list)  # a failed process's last lines
+
+    @property
+    def passed(self) -> bool:
+        return self.succeeded and bool(self.checks) and all(p for _, _, p in self.checks)
+
+
+def run_migrate_all(env: dict, log_path: Path) -> RunSummary:
+    """`dagster job execute ... -j migrate_all`, its log to `log_path`; then the run as
+    Dagster's storage holds it."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        finished = subprocess.run([sys.executable, "-m", "dagster", "job", "execute", "-m",
+                                   "xata_migration.definitions", "-j", "migrate_all"],
+                                  env=env, cwd=embedded.PROJECT_ROOT, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    summary = read_latest_run(env)
+    summary.exit_code = finished.returncode
+    if finished.returncode != 0:
+        summary.log_tail = log_path.read_text().splitlines()[-LOG_LINES:]
+    return summary
+
+
+def read_latest_run(env: dict) -> RunSummary:
+    """The latest migrate_all run in the storage `env` names (empty if none started)."""
+    os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "DAGSTER_PG_URL")})
+    import dagster as dg  # only here: the rest of the package's commands start faster
+
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name="migrate_all"), limit=1)
+        if not runs:
+            return RunSummary()
+        run = runs[0]
+        summary = RunSummary(run.run_id, run.status.value,
+                             run.status == dg.DagsterRunStatus.SUCCESS)
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event is None:
+                continue
+            if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+                mat = event.event_specific_data.materialization
+                rows = mat.metadata.get("dagster/row_count")
+                summary.rows[mat.asset_key.to_user_string()] = rows.value if rows else None
+            elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+                data = event.event_specific_data
+                summary.checks.append((data.asset_key.to_user_string(), data.check_name,
+                                       data.passed))
+    return summary
+
+
+def serve_ui(env: dict, host: str, port: int) -> int:
+    """`dagster dev` on the code location, until it is stopped; its exit code."""
+    return subprocess.call([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml",
+                            "-h", host, "-p", str(port)], env=env, cwd=embedded.PROJECT_ROOT)

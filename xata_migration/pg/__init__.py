@@ -1,0 +1,19 @@
+"""PostgreSQL building blocks that the load and the checks share.
+
+  objects.py    the target's objects by name (tables, mappings), and the tool's own
+                schemas and tables: the loads' state, the checks' findings
+  relay.py      COPY from a query on one server into a table of another, streamed
+  stage.py      staging tables: source rows as the target receives them
+  translate.py  the id translation of links, old -> new and new -> old
+
+May import: errors, connections, plan. Never load, verify, snapshot, api or defs: both
+load/ and verify/ stand on it, and neither imports the other.
+"""
+
+from xata_migration.pg import relay
+from xata_migration.pg.objects import (CHECKS_SCHEMA, FINDINGS, LOAD_SCHEMA, mapping_table,
+                                       target_table)
+from xata_migration.pg.relay import copy_between
+
+__all__ = ["CHECKS_SCHEMA", "FINDINGS", "LOAD_SCHEMA", "copy_between", "mapping_table",
+           "relay", "target_table"]

@@ -1,0 +1,95 @@
+"""The target's objects by name, and the tool's own schemas and tables.
+
+Every name goes through psycopg.sql.Identifier. The tool keeps, beside the migrated
+tables (plan.target_schema) and the permanent mapping (xata_id_map):
+
+  xata_migration_load    what the loads keep between runs, and their staging tables
+    sync_state           per table: the last load's watermark, plan signature, source
+                         time, and whether its checks passed (load/sync.py)
+    deleted_in_source    per table: mapped ids the source no longer had at the last load
+                         (the checks leave those target rows out)
+  xata_migration_checks  what the checks found
+    findings             the rows of a failed check (verify/findings.py)
+
+A target written by an earlier version kept all of it in xata_migration_checks: its
+tables are moved, rows and all, the first time this version touches the target.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from xata_migration.plan.model import MAPPING_SCHEMA, Plan, Table
+from xata_migration.plan.names import lock_key
+
+ID = "id"
+LOAD_SCHEMA = "xata_migration_load"
+CHECKS_SCHEMA = "xata_migration_checks"
+SYNC_STATE = sql.Identifier(LOAD_SCHEMA, "sync_state")
+DELETED_IN_SOURCE = sql.Identifier(LOAD_SCHEMA, "deleted_in_source")
+FINDINGS = sql.Identifier(CHECKS_SCHEMA, "findings")
+# Guards the objects every table shares: two steps starting together would otherwise both
+# create the same schema, and the second fail on PostgreSQL's unique catalog index.
+SHARED_OBJECTS_LOCK = lock_key("xata_id_map shared objects")
+
+
+def target_table(plan: Plan, table: Table) -> sql.Identifier:
+    return sql.Identifier(plan.target_schema, table.target)
+
+
+def mapping_table(table_name: str) -> sql.Identifier:
+    return sql.Identifier(MAPPING_SCHEMA, table_name)
+
+
+def tables_exist(conn, *names: sql.Identifier) -> bool:
+    """Whether every named table exists."""
+    return conn.execute("SELECT bool_and(to_regclass(name) IS NOT NULL) FROM unnest(%s::text[])"
+                        " name", ([n.as_string(conn) for n in names],)).fetchone()[0]
+
+
+def count_rows(conn, table: sql.Composable) -> int:
+    return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0]
+
+
+TOOL_TABLES_SQL = sql.SQL(
+    "CREATE SCHEMA IF NOT EXISTS {load};"
+    " CREATE SCHEMA IF NOT EXISTS {checks};"
+    " CREATE TABLE IF NOT EXISTS {findings} (scope text NOT NULL,"
+    " check_name text NOT NULL, xata_id text, new_id bigint, column_name text,"
+    " source_value text, target_value text, problem text NOT NULL,"
+    " found_at timestamptz NOT NULL DEFAULT now());"
+    " CREATE INDEX IF NOT EXISTS findings_scope_check ON {findings} (scope, check_name);"
+    " CREATE TABLE IF NOT EXISTS {deleted} (table_name text NOT NULL,"
+    ' xata_id text COLLATE "C" NOT NULL, PRIMARY KEY (table_name, xata_id));'
+    " CREATE TABLE IF NOT EXISTS {state} (table_name text PRIMARY KEY,"
+    " plan_signature text NOT NULL, watermark timestamptz,"
+    " verified boolean NOT NULL DEFAULT false, source_as_of timestamptz)").format(
+    load=sql.Identifier(LOAD_SCHEMA), checks=sql.Identifier(CHECKS_SCHEMA), findings=FINDINGS,
+    deleted=DELETED_IN_SOURCE, state=SYNC_STATE)
+
+
+def ensure_tool_tables(target) -> None:
+    """The tool's schemas and tables, those of an earlier version moved into place first.
+    In the caller's transaction, under SHARED_OBJECTS_LOCK. DDL only where needed: it
+    would wait for every load in progress."""
+    target.execute("SELECT pg_advisory_xact_lock(%s)", (SHARED_OBJECTS_LOCK,))
+    if tables_exist(target, SYNC_STATE, DELETED_IN_SOURCE, FINDINGS) and _has_column(
+            target, SYNC_STATE, "source_as_of"):
+        return
+    target.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(LOAD_SCHEMA)))
+    for name in ("sync_state", "deleted_in_source"):
+        earlier, now = sql.Identifier(CHECKS_SCHEMA, name), sql.Identifier(LOAD_SCHEMA, name)
+        if tables_exist(target, earlier) and not tables_exist(target, now):
+            target.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                earlier, sql.Identifier(LOAD_SCHEMA)))
+    target.execute(TOOL_TABLES_SQL)
+    if not _has_column(target, SYNC_STATE, "source_as_of"):
+        target.execute(sql.SQL("ALTER TABLE {} ADD COLUMN source_as_of timestamptz").format(
+            SYNC_STATE))
+
+
+def _has_column(target, table: sql.Identifier, column: str) -> bool:
+    return target.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+        " AND attname = %s AND NOT attisdropped)",
+        (table.as_string(target), column)).fetchone()[0]
