@@ -91,9 +91,12 @@ def pg_server():
     embedded = pgserver.get_server(pgdata, cleanup_mode="stop")
     server = Server(embedded.get_uri("postgres"))
     server.pgserver = embedded
+    with psycopg.connect(server.admin_url, autocommit=True) as conn:
+        # a throwaway server: nothing is waited for on disk (CREATE DATABASE, checkpoints)
+        conn.execute("ALTER SYSTEM SET fsync = off")
+        conn.execute("SELECT pg_reload_conf()")
     yield server
-    server.drop_all()
-    embedded.cleanup()
+    embedded.cleanup()  # its databases go with its data directory: none to drop one by one
     shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 

@@ -105,7 +105,7 @@ def test_a_column_named_like_the_new_key_is_refused(plan, tmp_path):
 
 
 def test_bad_type_and_bad_choices_are_refused(plan, tmp_path):
-    assert "not a PostgreSQL type" in _edited(
+    assert "is not exactly a type name: found a `;`" in _edited(
         plan, tmp_path, lambda raw: _column(raw, "tag", "name").update(type="text; DROP TABLE x"))
     assert "on_missing" in _edited(
         plan, tmp_path, lambda raw: _column(raw, "order", "buyer")["link"].update(

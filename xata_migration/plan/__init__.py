@@ -5,6 +5,7 @@ reviews.
   introspect.py  the source's catalog -> a Plan (Xata's shape, links, types)
   graph.py       the order of tables and the cycles among their links
   names.py       PostgreSQL identifiers that fit in 63 bytes; advisory lock keys
+  sql_text.py    a plan's SQL text (types, defaults) parsed as exactly what it claims
 
 May import: errors. Knows nothing of Dagster, of the target or of loading.
 """

@@ -7,7 +7,6 @@ plan validates it and names the table, the column and the fix for every problem.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,15 +15,13 @@ import yaml
 from xata_migration.errors import XataMigrationError
 from xata_migration.plan import graph
 from xata_migration.plan.names import MAX_IDENTIFIER_BYTES
+from xata_migration.plan.sql_text import SqlTextError, check_expression, check_type_name
 
 PLAN_VERSION = 1
 MAPPING_SCHEMA = "xata_id_map"
 ON_DELETE_ACTIONS = ("NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT")
 ON_MISSING_CHOICES = ("fail", "null", "skip")
 LINK_DECLARATIONS = ("foreign_key", "comment", "plan")
-# A type is SQL text placed into CREATE TABLE: allow what type names are made of, nothing
-# that could end a statement or start a comment.
-_TYPE_TEXT = re.compile(r'^[A-Za-z0-9_ ."(),\[\]]+$')
 
 
 class PlanError(XataMigrationError, ValueError):
@@ -217,9 +214,11 @@ def _column_from_dict(raw: dict, table_name: str) -> Column:
     name = str(_require(raw, "name", f"Table {table_name!r}, a column"))
     where = f"Table {table_name!r}, column {name!r}"
     link = _link_from_dict(raw["link"], where) if raw.get("link") else None
+    default = raw.get("default")
     return Column(name=name, type=str(_require(raw, "type", where)),
                   target=str(raw.get("target") or name), not_null=bool(raw.get("not_null")),
-                  unique=bool(raw.get("unique")), default=raw.get("default"), link=link,
+                  unique=bool(raw.get("unique")),
+                  default=None if default is None else str(default), link=link,
                   source_type=str(raw.get("source_type") or ""),
                   note=str(raw.get("note") or ""))
 
@@ -300,10 +299,24 @@ def _validate_table(plan: Plan, table: Table, names: set[str]) -> None:
     for column in table.columns:
         cwhere = f"{where}, column {column.name!r}"
         _fits(column.target, cwhere)
-        if not _TYPE_TEXT.match(column.type):
-            raise PlanError(f"{cwhere}: type {column.type!r} is not a PostgreSQL type name.")
+        _check_sql(column, cwhere)
         if column.link:
             _validate_link(column, cwhere, names)
+
+
+def _check_sql(column: Column, where: str) -> None:
+    """A column's type and default are SQL text the target runs: each must be exactly one
+    type name, one expression (plan/sql_text.py)."""
+    checks = [("type", column.type, check_type_name)]
+    if column.default is not None:
+        checks.append(("default", column.default, check_expression))
+    for field_name, text, check in checks:
+        try:
+            check(text)
+        except SqlTextError as error:
+            raise PlanError(f"{where}: {field_name} {text!r} is {error}. Correct it in the "
+                            "plan, or write the plan again with `xata-migration plan`. "
+                            "Nothing was written.") from None
 
 
 def _validate_link(column: Column, where: str, names: set[str]) -> None:
