@@ -137,12 +137,12 @@ def test_the_public_rule_sees_a_reach_inside(tmp_path):
     module = tmp_path / "test_bad.py"
     module.write_text("from xata_migration.load.table import load_table\n"
                       "from xata_migration.load import PhaseClock\n"
-                      "from xata_migration.connections import _password_of\n"
+                      "from xata_migration.connections import _password_spans\n"
                       "from xata_migration.load import load_table\n"
                       "from xata_migration import api\n")
     assert non_public_imports(module) == [
         "test_bad.py: xata_migration.load.table", "test_bad.py: xata_migration.load.PhaseClock",
-        "test_bad.py: xata_migration.connections._password_of"]
+        "test_bad.py: xata_migration.connections._password_spans"]
 
 
 def test_every_command_is_its_arguments_and_one_api_call():

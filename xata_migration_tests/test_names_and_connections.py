@@ -1,13 +1,19 @@
 """Derived names under PostgreSQL's 63-byte limit, and connections that never leak a password."""
 
-import dagster as dg
-import pytest
+from urllib.parse import quote
 
-from xata_migration.connections import ConnectionFailed, connect, mask_url
+import dagster as dg
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
 from xata_migration.asset_names import dagster_name
+from xata_migration.connections import ConnectionFailed, connect, mask_url
 from xata_migration.defs import XataSource
 from xata_migration.errors import UsageError
-from xata_migration.plan import MAX_IDENTIFIER_BYTES, derived_name, fit_identifier
+from xata_migration.plan import MAX_IDENTIFIER_BYTES, derived_name, fit_identifier, save_plan
+from xata_migration_tests import reexecution_job
+from xata_migration_tests.support import create_hostile_source, plan_for
 
 
 def test_short_names_are_kept():
@@ -49,9 +55,38 @@ def test_step_names_are_valid_for_dagster():
     ("host=db user=alice password=s3cret dbname=app", "host=db user=alice password=*** dbname=app"),
     ("postgresql://db/app?password=s3cret&sslmode=require",
      "postgresql://db/app?password=***&sslmode=require"),
+    ("host=db user=alice password='my secret' dbname=app",
+     "host=db user=alice password='***' dbname=app"),
+    ("password = 'it\\'s @:/% mine' host=db", "password = '***' host=db"),
+    ("postgresql://alice:p%40ss%3Aw%2Fo%25rd%20x@db/app", "postgresql://alice:***@db/app"),
+    ("postgresql://alice:p@ss@db/app", "postgresql://alice:***@db/app"),
+    ("postgresql://alice@db/app?sslmode=require&password=a%20b%26c",
+     "postgresql://alice@db/app?sslmode=require&password=***"),
 ])
 def test_mask_url(url, masked):
     assert mask_url(url) == masked
+
+
+# A password of every awkward character, in each form a user may write it; its parts
+# (letters and digits between the special characters) must appear in no message.
+PASSWORD = "Kq7x Wm9y@Xp3z:Rt5a/Yv8b%4Fc'Hj2d\"Ns6e"
+PARTS = ["Kq7x", "Wm9y", "Xp3z", "Rt5a", "Yv8b", "4Fc", "Hj2d", "Ns6e"]
+
+
+def _password_forms(socket_dir) -> list[str]:
+    escaped = PASSWORD.replace("\\", "\\\\").replace("'", "\\'")
+    return [f"postgresql://alice:{quote(PASSWORD, safe='')}@/app?host={socket_dir}",
+            f"postgresql:///app?host={socket_dir}&user=alice&password={quote(PASSWORD)}",
+            f"host={socket_dir} user=alice password='{escaped}' dbname=app"]
+
+
+def test_every_form_of_a_password_is_masked_in_errors(tmp_path):
+    for url in _password_forms(tmp_path):  # a socket folder with no server in it
+        assert conninfo_to_dict(url)["password"] == PASSWORD  # libpq reads it whole
+        with pytest.raises(ConnectionFailed) as error:
+            connect(url, "source")
+        for text in (mask_url(url), str(error.value)):
+            assert not [part for part in PARTS if part in text], (url, text)
 
 
 def test_unreachable_database_error_has_no_password(tmp_path):
@@ -79,8 +114,36 @@ def test_source_connection_is_read_only(source_url):
 def test_the_executor_names_a_source_url_that_is_not_set(monkeypatch):
     """The executor reads the source's URL before any step: a missing variable is named."""
     monkeypatch.delenv("XATA_SOURCE_URL", raising=False)
-    with pytest.raises(UsageError, match="XATA_SOURCE_URL is not set"):
-        XataSource(url=dg.EnvVar("XATA_SOURCE_URL")).resolved_url()
+    with pytest.raises(UsageError, match="XATA_SOURCE_URL is not set.*--source-url URL"):
+        XataSource().resolved_url()
     monkeypatch.setenv("XATA_SOURCE_URL", "postgresql://u:secret@h/db")
-    assert XataSource(url=dg.EnvVar("XATA_SOURCE_URL")).resolved_url() == \
-        "postgresql://u:secret@h/db"
+    assert XataSource().resolved_url() == "postgresql://u:secret@h/db"
+
+
+@pytest.mark.parametrize("variable, option", [("TARGET_DATABASE_URL", "--target-url"),
+                                              ("XATA_SOURCE_URL", "--source-url"),
+                                              ("XATA_MIGRATION_PLAN", "--plan")])
+def test_a_run_without_a_setting_names_it_and_writes_nothing(
+        source_url, target_url, tmp_path, monkeypatch, variable, option):
+    """migrate_all as `dagster job execute` runs it, one of its settings missing: it stops
+    before any step with a UsageError naming the variable and the option."""
+    create_hostile_source(source_url)
+    plan_path = tmp_path / "plan.yaml"
+    save_plan(plan_for(source_url), plan_path)
+    monkeypatch.setenv("XATA_MIGRATION_PLAN", str(plan_path))
+    monkeypatch.setenv("XATA_SOURCE_URL", source_url)
+    monkeypatch.setenv("TARGET_DATABASE_URL", target_url)
+    monkeypatch.delenv(variable)
+    if variable == "XATA_MIGRATION_PLAN":  # the code location itself cannot load
+        with pytest.raises(UsageError, match=f"{variable} is not set.*{option} PATH"):
+            reexecution_job.migrate_all()
+        return
+    with dg.DagsterInstance.ephemeral() as instance:
+        with pytest.raises(UsageError, match=f"{variable} is not set.*{option} URL"):
+            dg.execute_job(reexecution_job.reconstructable_migrate_all(), instance,
+                           run_config={"execution": {"config": {"in_process": {}}}})
+        assert not [r for r in instance.all_logs(instance.get_runs()[0].run_id)
+                    if r.dagster_event and r.dagster_event.event_type_value == "STEP_START"]
+    with psycopg.connect(target_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'xata%'"
+                            ).fetchone()[0] == 0

@@ -76,7 +76,7 @@ def table_connections(context, xata_source: XataSource, target_database: TargetD
     step warns. Also yields the `source_snapshot` metadata saying which."""
     run = context.instance.get_run_by_id(context.run_id)  # tags the executor added
     tags = run.tags if run else {}
-    with api.open_connections(xata_source.url, target_database.url, label,
+    with api.open_connections(xata_source.resolved_url(), target_database.resolved_url(), label,
                               snapshot_from_tags(tags), problem_from_tags(tags)) as connections:
         if connections.own_snapshot:
             context.log.warning(f"{label}: reads the source in a snapshot of its own, "

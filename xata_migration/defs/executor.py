@@ -83,14 +83,16 @@ def _requirements(config) -> list:
     return dg.multiple_process_executor_requirements() if "multiprocess" in config else []
 
 
-def run_snapshot_executor(source) -> dg.ExecutorDefinition:
-    """The executor for definitions whose source is the `source` resource (XataSource)."""
+def run_snapshot_executor(source, target) -> dg.ExecutorDefinition:
+    """The executor for definitions whose databases are the `source` (XataSource) and
+    `target` (TargetDatabase) resources: before any step, both URLs must be set."""
 
     @dg.executor(
         name="xata_migration",
         config_schema=dg.Field(STEP_EXECUTION, default_value={"in_process": {}}),
         requirements=_requirements)
     def xata_migration_executor(init_context) -> dg.Executor:
+        target.resolved_url()  # a missing variable is named now, not by a step's config
         inner = dg.multi_or_in_process_executor.executor_creation_fn(init_context)
         return RunSnapshotExecutor(inner, source.resolved_url())
 

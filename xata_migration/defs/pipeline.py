@@ -28,13 +28,15 @@ def build_definitions(plan: Plan, resources: dict | None = None) -> dg.Definitio
         description="Migrate every table of the plan, with every check.")
     resources = resources or resources_from_environment()
     return dg.Definitions(assets=build_assets(plan), jobs=[migrate_all], resources=resources,
-                          executor=run_snapshot_executor(resources["xata_source"]))
+                          executor=run_snapshot_executor(resources["xata_source"],
+                                                         resources["target_database"]))
 
 
 def plan_from_environment() -> Plan:
     path = os.environ.get(PLAN_VARIABLE)
     if not path:
         raise UsageError(f"{PLAN_VARIABLE} is not set. Write a plan with `xata-migration plan "
-                        f"--source-url URL --output plan.yaml`, then `export "
-                        f"{PLAN_VARIABLE}=$PWD/plan.yaml`.")
+                         f"--source-url URL --output plan.yaml`, then `export "
+                         f"{PLAN_VARIABLE}=$PWD/plan.yaml` (`xata-migration migrate` takes "
+                         "it as --plan PATH).")
     return load_plan(path)

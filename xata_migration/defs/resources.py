@@ -1,42 +1,50 @@
 """Dagster resources: where the source (read only) and the target database are.
 
-Each holds a URL, read from the environment when a step runs (dg.EnvVar keeps URLs and
-their passwords out of the run config and the UI); the steps open their connections
-through the core API (api.open_connections).
+Each holds the name of the environment variable its URL is read from when a run starts
+and when a step runs, so URLs and their passwords never enter the run config or the UI
+(a URL given directly, as the tests do, is used as it is). The steps open their
+connections through the core API (api.open_connections).
 """
 
 from __future__ import annotations
+
+import os
 
 import dagster as dg
 
 from xata_migration.errors import UsageError
 
 
-def _resolved(value: str) -> str:
-    if not isinstance(value, dg.EnvVar):
-        return value
-    if not value.get_value():
-        raise UsageError(f"{value.env_var_name} is not set: export the source "
-                         "database's URL in it before running migrate_all.")
-    return value.get_value()
+def _from_environment(variable: str, what: str, option: str) -> str:
+    url = os.environ.get(variable)
+    if not url:
+        raise UsageError(f"{variable} is not set: export the {what} database's URL in it "
+                         f"before running migrate_all (`xata-migration migrate` takes it as "
+                         f"{option} URL). Nothing was written.")
+    return url
 
 
 class XataSource(dg.ConfigurableResource):
     """The Xata-shaped source database. Only read: nothing is ever written to it."""
 
-    url: str
+    url: str = ""
+    url_variable: str = "XATA_SOURCE_URL"
 
     def resolved_url(self) -> str:
-        """The URL outside a step (the executor's): an EnvVar read now."""
-        return _resolved(self.url)
+        """`url`, or else the URL in `url_variable` (UsageError naming it if unset)."""
+        return self.url or _from_environment(self.url_variable, "source", "--source-url")
 
 
 class TargetDatabase(dg.ConfigurableResource):
     """The PostgreSQL database the migrated tables and the id mapping are written to."""
 
-    url: str
+    url: str = ""
+    url_variable: str = "TARGET_DATABASE_URL"
+
+    def resolved_url(self) -> str:
+        """`url`, or else the URL in `url_variable` (UsageError naming it if unset)."""
+        return self.url or _from_environment(self.url_variable, "target", "--target-url")
 
 
 def resources_from_environment() -> dict:
-    return {"xata_source": XataSource(url=dg.EnvVar("XATA_SOURCE_URL")),
-            "target_database": TargetDatabase(url=dg.EnvVar("TARGET_DATABASE_URL"))}
+    return {"xata_source": XataSource(), "target_database": TargetDatabase()}
