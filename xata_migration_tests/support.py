@@ -5,6 +5,7 @@ mapping and the target with plain queries and compares them row by row in Python
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -12,6 +13,7 @@ from psycopg.types.string import TextLoader
 
 from xata_migration import api
 from xata_migration.defs import TargetDatabase, XataSource, build_definitions, run_tags
+from xata_migration.plan import save_plan
 from xata_migration.snapshot import HeldSnapshot
 from xata_migration.sources import XATA_RUNTIME_SQL
 
@@ -123,6 +125,17 @@ HOSTILE_TABLES = ["User", "order", "tag", "image", "tag-to-image", LONG_TABLE, "
 
 def plan_for(source_url: str):
     return api.describe_source(source_url).plan
+
+
+def run_environment(source_url: str, target_url: str, tmp_path, monkeypatch) -> Path:
+    """The source's plan written to a file, and the three variables the code location
+    reads (as `dagster job execute` finds them) pointing at it and the databases."""
+    plan_path = tmp_path / "plan.yaml"
+    save_plan(plan_for(source_url), plan_path)
+    monkeypatch.setenv("XATA_MIGRATION_PLAN", str(plan_path))
+    monkeypatch.setenv("XATA_SOURCE_URL", source_url)
+    monkeypatch.setenv("TARGET_DATABASE_URL", target_url)
+    return plan_path
 
 
 def migrate(plan, source_url: str, target_url: str, raise_on_error: bool = False):

@@ -20,11 +20,11 @@ import pytest
 from psycopg import sql
 
 from xata_migration.defs import AS_OF_TAG, PROBLEM_TAG, SNAPSHOT_TAG
-from xata_migration.plan import save_plan
 from xata_migration.sources import XATA_RUNTIME_SQL
 from xata_migration_tests import reexecution_job
 from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
-                                          execute_sql, migrate, plan_for, verify_migration)
+                                          execute_sql, migrate, plan_for, run_environment,
+                                          verify_migration)
 from xata_migration_tests.test_delta import TRIGGER
 
 pytestmark = pytest.mark.slow  # end to end through Dagster, or a process of its own
@@ -117,11 +117,7 @@ class Writer:
 @pytest.fixture
 def live(source_url, target_url, tmp_path, monkeypatch):
     execute_sql(source_url, XATA_RUNTIME_SQL, SOURCE)
-    plan_path = tmp_path / "plan.yaml"
-    save_plan(plan_for(source_url), plan_path)
-    monkeypatch.setenv("XATA_MIGRATION_PLAN", str(plan_path))
-    monkeypatch.setenv("XATA_SOURCE_URL", source_url)
-    monkeypatch.setenv("TARGET_DATABASE_URL", target_url)
+    run_environment(source_url, target_url, tmp_path, monkeypatch)
     return source_url, target_url
 
 

@@ -11,9 +11,9 @@ from xata_migration.asset_names import dagster_name
 from xata_migration.connections import ConnectionFailed, connect, mask_url
 from xata_migration.defs import XataSource
 from xata_migration.errors import UsageError
-from xata_migration.plan import MAX_IDENTIFIER_BYTES, derived_name, fit_identifier, save_plan
+from xata_migration.plan import MAX_IDENTIFIER_BYTES, derived_name, fit_identifier
 from xata_migration_tests import reexecution_job
-from xata_migration_tests.support import create_hostile_source, plan_for
+from xata_migration_tests.support import create_hostile_source, run_environment
 
 
 def test_short_names_are_kept():
@@ -128,11 +128,7 @@ def test_a_run_without_a_setting_names_it_and_writes_nothing(
     """migrate_all as `dagster job execute` runs it, one of its settings missing: it stops
     before any step with a UsageError naming the variable and the option."""
     create_hostile_source(source_url)
-    plan_path = tmp_path / "plan.yaml"
-    save_plan(plan_for(source_url), plan_path)
-    monkeypatch.setenv("XATA_MIGRATION_PLAN", str(plan_path))
-    monkeypatch.setenv("XATA_SOURCE_URL", source_url)
-    monkeypatch.setenv("TARGET_DATABASE_URL", target_url)
+    run_environment(source_url, target_url, tmp_path, monkeypatch)
     monkeypatch.delenv(variable)
     if variable == "XATA_MIGRATION_PLAN":  # the code location itself cannot load
         with pytest.raises(UsageError, match=f"{variable} is not set.*{option} PATH"):

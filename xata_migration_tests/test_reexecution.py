@@ -10,11 +10,11 @@ import pytest
 
 from xata_migration.connections import connect
 from xata_migration.load import load_table
-from xata_migration.plan import lock_key, save_plan
+from xata_migration.plan import lock_key
 from xata_migration_tests import reexecution_job
 from xata_migration_tests.support import (create_hostile_source, execute_sql,
                                           hostile_expectations, migrate, plan_for,
-                                          verify_migration)
+                                          run_environment, verify_migration)
 
 pytestmark = pytest.mark.slow  # end to end through Dagster, or a process of its own
 
@@ -28,11 +28,7 @@ def _steps(instance, run_id: str, event_type: str) -> set[str]:
 
 def test_fix_and_reexecute_from_failure(source_url, target_url, tmp_path, monkeypatch):
     create_hostile_source(source_url)
-    plan_path = tmp_path / "plan.yaml"
-    save_plan(plan_for(source_url), plan_path)
-    monkeypatch.setenv("XATA_MIGRATION_PLAN", str(plan_path))
-    monkeypatch.setenv("XATA_SOURCE_URL", source_url)
-    monkeypatch.setenv("TARGET_DATABASE_URL", target_url)
+    run_environment(source_url, target_url, tmp_path, monkeypatch)
     execute_sql(source_url, "UPDATE image SET \"ownerId\" = 'rec_gone' WHERE xata_id = 'rec_img_2'")
     job = reexecution_job.reconstructable_migrate_all()
     with dg.DagsterInstance.ephemeral() as instance:
