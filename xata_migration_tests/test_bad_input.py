@@ -50,10 +50,45 @@ def test_plan_that_no_longer_matches_the_source(hostile, change, expected):
                             ).fetchone() == (None, None)
 
 
-def test_target_table_with_another_shape_is_left_alone(hostile):
+def _shape(url: str, table: str) -> str:
+    """The column definitions of a table, as CREATE TABLE takes them."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT string_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod),"
+            " ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+            " AND attnum > 0 AND NOT attisdropped", (table,)).fetchone()[0]
+
+
+@pytest.mark.parametrize("same_shape", [False, True])
+@pytest.mark.parametrize("with_rows", [False, True])
+def test_a_target_table_the_tool_did_not_make_is_left_alone(hostile, pg_server, same_shape,
+                                                            with_rows):
+    """A table of the same name already in the target, of any shape, empty or not, that
+    no load made: its table stops before anything is written."""
     plan, source_url, target_url = hostile
-    execute_sql(target_url, "CREATE TABLE tag (id bigint PRIMARY KEY, label text)",
-                "INSERT INTO tag VALUES (7, 'keep me')")
+    if same_shape:  # exactly what a load would make: its shape read off a migrated target
+        elsewhere = pg_server.create_database("tgt")
+        assert migrate(plan, source_url, elsewhere).success
+        columns = _shape(elsewhere, "public.tag")
+    else:
+        columns = "id bigint PRIMARY KEY, label text"
+    execute_sql(target_url, f"CREATE TABLE tag ({columns})")
+    if with_rows:
+        execute_sql(target_url, "INSERT INTO tag (id) VALUES (7)")
+    before = target_state(target_url)
+    result = migrate(plan, source_url, target_url)
+    message = failure_message(result, "migrate_tag")
+    assert "Target table public.tag already exists, and xata-migration did not make it" \
+        in message, message
+    after = target_state(target_url)
+    assert [t for t in after if t[1] == "tag"] == [t for t in before if t[1] == "tag"]
+    assert ("xata_id_map", "tag") not in [(s, n) for s, n, _ in after]
+
+
+def test_a_table_of_the_tool_with_another_shape_is_refused(hostile):
+    plan, source_url, target_url = hostile
+    assert migrate(plan, source_url, target_url).success
+    execute_sql(target_url, "ALTER TABLE tag ADD COLUMN label text")
     before = target_state(target_url)
     result = migrate(plan, source_url, target_url)
     message = failure_message(result, "migrate_tag")
@@ -61,7 +96,6 @@ def test_target_table_with_another_shape_is_left_alone(hostile):
     assert "'label': 'text'" in message
     after = target_state(target_url)
     assert [t for t in after if t[1] == "tag"] == [t for t in before if t[1] == "tag"]
-    assert ("xata_id_map", "tag") not in [(s, n) for s, n, _ in after]
 
 
 @pytest.mark.parametrize("damage, expected", [

@@ -9,7 +9,7 @@ import psycopg
 from psycopg import sql
 
 from xata_migration.errors import LoadError
-from xata_migration.load import ddl
+from xata_migration.load import ddl, sync
 from xata_migration.load.stage import stage_table
 from xata_migration.pg.objects import ID, ensure_tool_tables, target_table
 from xata_migration.pg.stage import cast_by_the_write
@@ -70,10 +70,17 @@ def require_pgvector(target, table: Table) -> None:
 
 def target_table_missing(target, plan: Plan, table: Table, columns: list[Column]) -> bool:
     """Whether the target table is missing (True: the write makes it); if present, it must
-    have the plan's shape."""
+    be the one this table's loads made, with the plan's shape."""
     existing = target_shape(target, plan.target_schema, table.target)
     if existing is None:
         return True
+    if not sync.made_by_a_load(target, plan, table):
+        raise LoadError(
+            f"Target table {plan.target_schema}.{table.target} already exists, and "
+            f"xata-migration did not make it (no load of table {table.name!r} is recorded in "
+            "xata_migration_load.sync_state): it is left alone. Drop or rename that table in "
+            "the target, or give the table another `target` name in the plan. Nothing was "
+            "written.")
     expected = expected_shape(target, table, columns)
     if existing != expected:
         raise LoadError(

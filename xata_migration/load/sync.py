@@ -24,7 +24,7 @@ from datetime import datetime
 
 from psycopg import sql
 
-from xata_migration.pg.objects import SYNC_STATE
+from xata_migration.pg.objects import SYNC_STATE, target_table
 from xata_migration.plan.model import Plan, Table, plan_to_dict
 
 UPDATED_AT = "xata_updatedat"
@@ -65,13 +65,27 @@ def delta_since(source, target, plan: Plan, table: Table) -> datetime | None:
 
 def record_load(target, plan: Plan, table: Table, mark: datetime | None,
                 as_of: datetime | None) -> None:
-    """In the load's transaction: this load's watermark and source time, not yet verified."""
+    """In the load's transaction: the target table it wrote, this load's watermark and
+    source time, not yet verified."""
     target.execute(sql.SQL(
-        "INSERT INTO {} (table_name, plan_signature, watermark, verified, source_as_of)"
-        " VALUES (%s, %s, %s, false, %s) ON CONFLICT (table_name) DO UPDATE SET"
-        " plan_signature = EXCLUDED.plan_signature, watermark = EXCLUDED.watermark,"
-        " verified = false, source_as_of = EXCLUDED.source_as_of").format(SYNC_STATE),
-        (table.name, plan_signature(plan, table), mark, as_of))
+        "INSERT INTO {} (table_name, plan_signature, watermark, verified, source_as_of,"
+        " target_table) VALUES (%s, %s, %s, false, %s, %s) ON CONFLICT (table_name) DO UPDATE"
+        " SET plan_signature = EXCLUDED.plan_signature, watermark = EXCLUDED.watermark,"
+        " verified = false, source_as_of = EXCLUDED.source_as_of,"
+        " target_table = EXCLUDED.target_table").format(SYNC_STATE),
+        (table.name, plan_signature(plan, table), mark, as_of, _written(target, plan, table)))
+
+
+def _written(target, plan: Plan, table: Table) -> str:
+    return target_table(plan, table).as_string(target)
+
+
+def made_by_a_load(target, plan: Plan, table: Table) -> bool:
+    """Whether the existing target table is the one the table's loads made: the state
+    names it (or, written by a version that did not name it, has the table's row)."""
+    row = target.execute(sql.SQL("SELECT target_table FROM {} WHERE table_name = %s").format(
+        SYNC_STATE), (table.name,)).fetchone()
+    return row is not None and row[0] in (None, _written(target, plan, table))
 
 
 def source_as_of(target, table_name: str) -> datetime | None:

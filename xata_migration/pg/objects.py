@@ -4,8 +4,9 @@ Every name goes through psycopg.sql.Identifier. The tool keeps, beside the migra
 tables (plan.target_schema) and the permanent mapping (xata_id_map):
 
   xata_migration_load    what the loads keep between runs, and their staging tables
-    sync_state           per table: the last load's watermark, plan signature, source
-                         time, and whether its checks passed (load/sync.py)
+    sync_state           per table: the target table its loads made, the last load's
+                         watermark, plan signature, source time, and whether its checks
+                         passed (load/sync.py)
     deleted_in_source    per table: mapped ids the source no longer had at the last load
                          (the checks leave those target rows out)
   xata_migration_checks  what the checks found
@@ -63,9 +64,14 @@ TOOL_TABLES_SQL = sql.SQL(
     ' xata_id text COLLATE "C" NOT NULL, PRIMARY KEY (table_name, xata_id));'
     " CREATE TABLE IF NOT EXISTS {state} (table_name text PRIMARY KEY,"
     " plan_signature text NOT NULL, watermark timestamptz,"
-    " verified boolean NOT NULL DEFAULT false, source_as_of timestamptz)").format(
+    " verified boolean NOT NULL DEFAULT false, source_as_of timestamptz,"
+    " target_table text)").format(
     load=sql.Identifier(LOAD_SCHEMA), checks=sql.Identifier(CHECKS_SCHEMA), findings=FINDINGS,
     deleted=DELETED_IN_SOURCE, state=SYNC_STATE)
+
+
+# sync_state's columns that earlier versions' tables lack, and their types
+ADDED_SINCE = {"source_as_of": "timestamptz", "target_table": "text"}
 
 
 def ensure_tool_tables(target) -> None:
@@ -73,8 +79,8 @@ def ensure_tool_tables(target) -> None:
     In the caller's transaction, under SHARED_OBJECTS_LOCK. DDL only where needed: it
     would wait for every load in progress."""
     target.execute("SELECT pg_advisory_xact_lock(%s)", (SHARED_OBJECTS_LOCK,))
-    if tables_exist(target, SYNC_STATE, DELETED_IN_SOURCE, FINDINGS) and _has_column(
-            target, SYNC_STATE, "source_as_of"):
+    if tables_exist(target, SYNC_STATE, DELETED_IN_SOURCE, FINDINGS) and all(
+            _has_column(target, SYNC_STATE, column) for column in ADDED_SINCE):
         return
     target.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(LOAD_SCHEMA)))
     for name in ("sync_state", "deleted_in_source"):
@@ -83,9 +89,10 @@ def ensure_tool_tables(target) -> None:
             target.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
                 earlier, sql.Identifier(LOAD_SCHEMA)))
     target.execute(TOOL_TABLES_SQL)
-    if not _has_column(target, SYNC_STATE, "source_as_of"):
-        target.execute(sql.SQL("ALTER TABLE {} ADD COLUMN source_as_of timestamptz").format(
-            SYNC_STATE))
+    for column in ADDED_SINCE:
+        if not _has_column(target, SYNC_STATE, column):
+            target.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                SYNC_STATE, sql.Identifier(column), sql.SQL(ADDED_SINCE[column])))
 
 
 def _has_column(target, table: sql.Identifier, column: str) -> bool:
