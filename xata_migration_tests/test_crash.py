@@ -13,12 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import psycopg
 import pytest
 
-from xata_migration.snapshot import HOLDER_LABEL, TIMEOUT_VARIABLE
 from xata_migration.plan import lock_key, save_plan
+from xata_migration.snapshot import HOLDER_LABEL, TIMEOUT_VARIABLE
 from xata_migration.sources import XATA_RUNTIME_SQL
+from xata_migration_tests import reexecution_job
 from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
                                           create_hostile_source, execute_sql,
                                           hostile_expectations, migrate, plan_for,
@@ -172,3 +174,37 @@ def test_a_dead_or_hung_run_leaves_no_transaction_on_the_source(
     result = migrate(plan_for(source_url), source_url, target_url)
     assert result.success and all(check_outcomes(result).values())
     verify_migration(source_url, target_url, hostile_expectations())
+
+
+def test_a_killed_run_is_marked_failed_by_the_next_one(crash_source, target_url, tmp_path,
+                                                        monkeypatch):
+    """`kill -9` leaves a run STARTED in Dagster's storage: the next run of the project's
+    executor finds its process gone and marks it failed, saying why."""
+    run = _start_run(tmp_path, crash_source, target_url)
+    _kill_when(run, target_url, PHASES["transfer"])
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("XATA_MIGRATION_PLAN", str(tmp_path / "plan.yaml"))
+    monkeypatch.setenv("XATA_SOURCE_URL", crash_source)
+    monkeypatch.setenv("TARGET_DATABASE_URL", target_url)
+    in_process = {"execution": {"config": {"in_process": {}}}}
+    with dg.DagsterInstance.get() as instance:
+        (killed,) = instance.get_runs()
+        assert killed.status == dg.DagsterRunStatus.STARTED
+        dead_pid = killed.tags["xata_migration/pid"]
+        # while its process (here: this one, standing in) lives, a run is left alone
+        instance.add_run_tags(killed.run_id, {"xata_migration/pid": str(os.getpid())})
+        assert dg.execute_job(reexecution_job.reconstructable_migrate_all(), instance,
+                              run_config=in_process).success
+        assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.STARTED
+        instance.add_run_tags(killed.run_id, {"xata_migration/pid": dead_pid})
+        second = dg.execute_job(reexecution_job.reconstructable_migrate_all(), instance,
+                                run_config=in_process)
+        assert second.success
+        killed = instance.get_run_by_id(killed.run_id)
+        failure = [r.dagster_event.message for r in instance.all_logs(killed.run_id)
+                   if r.dagster_event
+                   and r.dagster_event.event_type == dg.DagsterEventType.RUN_FAILURE]
+    assert killed.status == dg.DagsterRunStatus.FAILURE
+    assert len(failure) == 1 and f"pid {killed.tags['xata_migration/pid']}" in failure[0]
+    assert f"Marked failed by run {second.run_id}" in failure[0]
+    assert verify_migration(crash_source, target_url, EXPECT) == 2 * ROWS

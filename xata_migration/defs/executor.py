@@ -12,6 +12,8 @@ run config, with all of its options.
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime
 
 import dagster as dg
@@ -23,6 +25,8 @@ SNAPSHOT_TAG = "xata_migration/source_snapshot"
 AS_OF_TAG = "xata_migration/source_as_of"
 WATERMARK_TAG = "xata_migration/watermark"
 PROBLEM_TAG = "xata_migration/source_snapshot_problem"
+# Which process coordinates a run: a later run finds runs whose process is gone.
+HOST_TAG, PID_TAG = "xata_migration/host", "xata_migration/pid"
 
 # Dagster's own choice of `in_process` or `multiprocess`, with every option of each
 STEP_EXECUTION = dg.multi_or_in_process_executor.config_schema.as_field().config_type
@@ -54,6 +58,38 @@ def problem_from_tags(tags: dict) -> str:
         "so no snapshot was taken for it")
 
 
+def _process_is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: only whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, run by another user
+        return False
+    return False
+
+
+def fail_runs_whose_process_is_gone(instance, this_run_id: str, log) -> list[str]:
+    """Runs still STARTED whose coordinating process on this machine no longer exists
+    (killed with SIGKILL, or its machine's power went): marked failed, with why. Their
+    tables are each as before them or complete (one transaction per table). Returns their
+    ids."""
+    host, failed = socket.gethostname(), []
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED],
+                                                   tags={HOST_TAG: host}))
+    for run in runs:
+        pid = run.tags.get(PID_TAG, "")
+        if run.run_id == this_run_id or not pid.isdigit() or not _process_is_gone(int(pid)):
+            continue
+        message = (f"Run {run.run_id}'s process (pid {pid} on {host}) is gone: it was killed "
+                   f"or crashed while the run was STARTED. Marked failed by run {this_run_id}. "
+                   "Each table it was writing is as before that run or complete: run "
+                   "migrate_all (or re-execute from failure) to finish.")
+        instance.report_run_failed(run, message=message)
+        log.warning(message)
+        failed.append(run.run_id)
+    return failed
+
+
 class RunSnapshotExecutor(dg.Executor):
     def __init__(self, inner: dg.Executor, source_url: str):
         self.inner, self.source_url = inner, source_url
@@ -67,6 +103,9 @@ class RunSnapshotExecutor(dg.Executor):
         return self.inner.step_dependency_config
 
     def execute(self, plan_context, execution_plan):
+        instance, run_id = plan_context.instance, plan_context.run_id
+        instance.add_run_tags(run_id, {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())})
+        fail_runs_whose_process_is_gone(instance, run_id, plan_context.log)
         with HeldSnapshot(self.source_url) as held:
             plan_context.instance.add_run_tags(plan_context.run_id, run_tags(held))
             if held.snapshot:
