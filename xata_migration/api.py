@@ -34,6 +34,7 @@ from xata_migration.connections import connect
 from xata_migration.errors import UsageError, XataMigrationError
 from xata_migration.load import (LoadResult, MissingLinks, load_deferred_link, load_table,
                                  record_verified)
+from xata_migration.pg import LockWatch
 from xata_migration.plan import (Column, Plan, PlanError, Table, introspect, load_plan,
                                  save_plan, use_pgvector)
 from xata_migration.snapshot import SourceSnapshot, source_readers
@@ -121,6 +122,17 @@ class TableConnections:
     snapshot: SourceSnapshot | None = None
     own_snapshot: bool = False
     problem: str = ""
+    target_url: str = ""  # for a second target session that explains lock waits
+
+    @contextmanager
+    def lock_waits_explained(self, label: str, log=None):
+        """Inside: the target session's lock waits logged with who blocks them, and a
+        wait past XATA_MIGRATION_LOCK_TIMEOUT raised as a LoadError naming them."""
+        with LockWatch(self.target_url, self.target.info.backend_pid, label, log) as watch:
+            try:
+                yield
+            except psycopg.errors.LockNotAvailable as error:
+                raise watch.explained(error) from None
 
 
 @contextmanager
@@ -135,7 +147,7 @@ def open_connections(source_url: str, target_url: str, label: str = "",
                                                      run_problem))
         target = stack.enter_context(connect(target_url, "target", label=label))
         yield TableConnections(*readers.connections, target, readers.snapshot, readers.own,
-                               readers.problem)
+                               readers.problem, target_url)
 
 
 @dataclass
@@ -175,7 +187,8 @@ def migrate_table(plan: Plan, table: Table, connections: TableConnections,
     the load with nothing written: the run then holds them as a failed `links_intact`."""
     started = time.monotonic()
     c = connections
-    with SourceFingerprint(c.second_source, plan, table) as source_fingerprint:
+    with c.lock_waits_explained(table.name, log), \
+            SourceFingerprint(c.second_source, plan, table) as source_fingerprint:
         def on_phase(phase: str) -> None:
             if phase == "transfer" and c.snapshot:  # both sources read the load's rows
                 source_fingerprint.start()
@@ -187,7 +200,7 @@ def migrate_table(plan: Plan, table: Table, connections: TableConnections,
             return _stopped_by(missing, started)
         run = TableRun(result, load_seconds=time.monotonic() - started)
         run.outcomes = table_checks(c.source, c.target, plan, table, source_fingerprint.side())
-    _record_if_verified(c.target, table, run.outcomes)
+        _record_if_verified(c.target, table, run.outcomes)
     return run
 
 
@@ -196,13 +209,14 @@ def write_deferred_link(plan: Plan, table: Table, column: Column,
     """Write a link that closes a cycle, once both its tables are loaded, and check it."""
     started = time.monotonic()
     c = connections
-    try:
-        result = load_deferred_link(c.source, c.target, plan, table, column, c.snapshot,
-                                    log=log)
-    except MissingLinks as missing:
-        return _stopped_by(missing, started)
-    run = TableRun(result, load_seconds=time.monotonic() - started)
-    run.outcomes = [link_check(c.source, c.target, plan, table, column)]
+    with c.lock_waits_explained(f"{table.name}.{column.name}", log):
+        try:
+            result = load_deferred_link(c.source, c.target, plan, table, column, c.snapshot,
+                                        log=log)
+        except MissingLinks as missing:
+            return _stopped_by(missing, started)
+        run = TableRun(result, load_seconds=time.monotonic() - started)
+        run.outcomes = [link_check(c.source, c.target, plan, table, column)]
     return run
 
 
@@ -210,13 +224,14 @@ def check_table(plan: Plan, table: Table, connections: TableConnections) -> list
     """Every check of a table now, without loading: its own, then those of its deferred
     links (named `links_intact (column, deferred)`)."""
     c = connections
-    outcomes = table_checks(c.source, c.target, plan, table)
-    _record_if_verified(c.target, table, outcomes)
-    for column in table.links:
-        if column.link.deferred:
-            outcome = link_check(c.source, c.target, plan, table, column)
-            outcome.name = f"links_intact ({column.name}, deferred)"
-            outcomes.append(outcome)
+    with c.lock_waits_explained(table.name):
+        outcomes = table_checks(c.source, c.target, plan, table)
+        _record_if_verified(c.target, table, outcomes)
+        for column in table.links:
+            if column.link.deferred:
+                outcome = link_check(c.source, c.target, plan, table, column)
+                outcome.name = f"links_intact ({column.name}, deferred)"
+                outcomes.append(outcome)
     return outcomes
 
 

@@ -5,6 +5,7 @@
   relay.py      COPY from a query on one server into a table of another, streamed
   stage.py      staging tables: source rows as the target receives them
   translate.py  the id translation of links, old -> new and new -> old
+  waits.py      lock waits on the target: who blocks, and an error that says so
 
 May import: errors, connections, plan. Never load, verify, snapshot, api or defs: both
 load/ and verify/ stand on it, and neither imports the other.
@@ -13,7 +14,9 @@ load/ and verify/ stand on it, and neither imports the other.
 from xata_migration.pg import relay
 from xata_migration.pg.objects import (CHECKS_SCHEMA, FINDINGS, LOAD_SCHEMA, mapping_table,
                                        target_table)
+from xata_migration.pg import waits
 from xata_migration.pg.relay import copy_between
+from xata_migration.pg.waits import LockWatch
 
-__all__ = ["CHECKS_SCHEMA", "FINDINGS", "LOAD_SCHEMA", "copy_between", "mapping_table",
-           "relay", "target_table"]
+__all__ = ["CHECKS_SCHEMA", "FINDINGS", "LOAD_SCHEMA", "LockWatch", "copy_between",
+           "mapping_table", "relay", "target_table", "waits"]
