@@ -3,8 +3,8 @@
 The package, lowest layer first; a module imports only from layers below its own
 (xata_migration_tests/test_layout.py holds the rules):
 
-  errors.py, connections.py, embedded.py   the error base; connecting with passwords
-              masked; the embedded PostgreSQL server of the demo and the tests
+  errors.py, masking.py, connections.py, embedded.py   the error base; passwords out of
+              every text; connecting, every wait bounded; the embedded PostgreSQL server
   plan/       what each source table becomes (Plan, YAML); knows nothing of Dagster
   sources/    a dump, CSV exports or the demo made into a Xata-shaped source
   snapshot/   the source side: a held snapshot, connections reading in it, the watermark

@@ -14,9 +14,9 @@ import sys
 import time
 
 from xata_migration import api
-from xata_migration.connections import mask_url
 from xata_migration.embedded import EMBEDDED_PREFIX, resolve_url
 from xata_migration.errors import UsageError, XataMigrationError
+from xata_migration.masking import mask_url
 
 
 def _url(given: str | None, variable: str, option: str, what: str) -> str:

@@ -10,10 +10,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "xata_migration"
 TESTS = Path(__file__).resolve().parent
 BENCHMARKS = PACKAGE.parent / "benchmarks"
-GROUND = {"errors", "connections", "embedded"}
+GROUND = {"errors", "masking", "connections", "embedded"}
 # each layer, and the layers below it that it may import
 MAY_IMPORT = {
-    "errors": set(), "connections": {"errors"}, "embedded": {"errors"},
+    "errors": set(), "masking": set(), "connections": {"errors", "masking"},
+    "embedded": {"errors"},
     "plan": {"errors"},
     "asset_names": {"errors", "plan"},
     "sources": GROUND | {"plan"},
@@ -137,12 +138,12 @@ def test_the_public_rule_sees_a_reach_inside(tmp_path):
     module = tmp_path / "test_bad.py"
     module.write_text("from xata_migration.load.table import load_table\n"
                       "from xata_migration.load import PhaseClock\n"
-                      "from xata_migration.connections import _password_spans\n"
+                      "from xata_migration.masking import _password_spans\n"
                       "from xata_migration.load import load_table\n"
                       "from xata_migration import api\n")
     assert non_public_imports(module) == [
         "test_bad.py: xata_migration.load.table", "test_bad.py: xata_migration.load.PhaseClock",
-        "test_bad.py: xata_migration.connections._password_spans"]
+        "test_bad.py: xata_migration.masking._password_spans"]
 
 
 def test_every_command_is_its_arguments_and_one_api_call():
@@ -156,8 +157,8 @@ def test_every_command_is_its_arguments_and_one_api_call():
                  and n.func.value.id == "api"]
         assert len(calls) == 1, (command.name, calls)
     package_imports = {m for m in imports(PACKAGE / "cli.py")}
-    assert package_imports == {"xata_migration.api", "xata_migration.connections",
-                               "xata_migration.embedded", "xata_migration.errors"}
+    assert package_imports == {"xata_migration.api", "xata_migration.embedded",
+                               "xata_migration.errors", "xata_migration.masking"}
 
 
 def test_every_folder_says_what_it_owns_and_may_import():

@@ -8,7 +8,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from xata_migration.asset_names import dagster_name
-from xata_migration.connections import ConnectionFailed, connect, mask_url
+from xata_migration.connections import ConnectionFailed, connect
+from xata_migration.masking import mask_url
 from xata_migration.defs import XataSource
 from xata_migration.errors import UsageError
 from xata_migration.plan import MAX_IDENTIFIER_BYTES, derived_name, fit_identifier

@@ -26,7 +26,8 @@ from datetime import datetime
 
 import psycopg
 
-from xata_migration.connections import connect, scrub
+from xata_migration.connections import connect
+from xata_migration.masking import scrub
 from xata_migration.snapshot.watermark import watermark
 
 TIMEOUT_VARIABLE = "XATA_MIGRATION_SNAPSHOT_TIMEOUT"

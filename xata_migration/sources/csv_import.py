@@ -35,8 +35,9 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from xata_migration.connections import connect, mask_url
+from xata_migration.connections import connect
 from xata_migration.errors import XataMigrationError
+from xata_migration.masking import mask_url
 from xata_migration.sources.xata_shape import XATA_TYPES, create_tables, require_empty
 
 # header -> staging column; the alternatives are how newer exports spell them

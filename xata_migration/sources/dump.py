@@ -18,8 +18,8 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from xata_migration.connections import scrub
 from xata_migration.errors import XataMigrationError
+from xata_migration.masking import scrub
 from xata_migration.sources.xata_shape import XATA_RUNTIME_SQL, require_empty
 
 

@@ -13,7 +13,8 @@ import json
 import psycopg
 from psycopg import sql
 
-from xata_migration.connections import connect, mask_url
+from xata_migration.connections import connect
+from xata_migration.masking import mask_url
 
 XATA_RUNTIME_SQL = """
 CREATE SCHEMA IF NOT EXISTS xata_private;

@@ -17,7 +17,7 @@ from pathlib import Path
 import markdown
 import yaml
 
-from xata_migration.connections import mask_url
+from xata_migration.masking import mask_url
 from xata_migration.plan.model import Plan, plan_to_dict
 from xata_migration.verify import checks, findings
 
