@@ -10,6 +10,7 @@ import _posixsubprocess
 import itertools
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -98,6 +99,39 @@ def pg_server():
     yield server
     embedded.cleanup()  # its databases go with its data directory: none to drop one by one
     shutil.rmtree(pgdata.parent, ignore_errors=True)
+
+
+DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")  # Debian's postgresql-15 (.ci/run installs it)
+
+
+@pytest.fixture(scope="session")
+def pg15_server():
+    """A PostgreSQL 15 server of Debian's binaries, run by the `postgres` system user on a
+    socket in a new temporary folder, stopped and deleted at the end of the session."""
+    if os.environ.get("XATA_MIGRATION_SKIP_PG15") == "1":
+        pytest.skip("XATA_MIGRATION_SKIP_PG15=1: the PostgreSQL 15 case was turned off on purpose")
+    if not (DEBIAN_PG15 / "postgres").exists():
+        pytest.fail(f"No PostgreSQL 15 in {DEBIAN_PG15}: as root, apt-get install "
+                    "postgresql-15 (xata_migration_tests/install_postgresql15.sh), or set "
+                    "XATA_MIGRATION_SKIP_PG15=1")
+    folder = Path(tempfile.mkdtemp(prefix="xm-pg15-"))
+    folder.chmod(0o755)
+    shutil.chown(folder, "postgres")
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    pgdata = folder / "pgdata"
+
+    def pg_ctl(*args):
+        subprocess.run([*as_postgres, str(DEBIAN_PG15 / "pg_ctl"), "-D", str(pgdata), *args],
+                       check=True, capture_output=True, timeout=60)
+    subprocess.run([*as_postgres, str(DEBIAN_PG15 / "initdb"), "-D", str(pgdata), "-U",
+                    "postgres", "--auth=trust", "-E", "UTF8"], check=True,
+                   capture_output=True, timeout=120)
+    pg_ctl("-w", "-o", f"-k {folder} -h '' -F", "-l", str(folder / "log"), "start")
+    try:
+        yield Server(f"host={folder} user=postgres dbname=postgres")
+    finally:
+        pg_ctl("-w", "-m", "immediate", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,6 +1,9 @@
 """Delta loads: after a verified run, a table with Xata's metadata trigger reads only the
 rows written since, and still ends identical to the source, every old id unchanged."""
 
+import itertools
+from urllib.parse import urlsplit, urlunsplit
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -29,6 +32,7 @@ INSERT INTO child (xata_id, parent, payload) SELECT 'rec_c' || g,
   FROM generate_series(1, 500) g;
 """
 EXPECT = {"parent": Expectation(), "child": Expectation(links={"parent": "parent"})}
+_readers = itertools.count()
 TABLES = ["parent", "child"]
 
 
@@ -102,6 +106,49 @@ def test_a_transaction_open_during_a_run_is_read_by_the_next(synced):
     assert after.success and all(check_outcomes(after).values())
     assert _load(after, "child")["load"].startswith("delta")
     assert _load(after, "child")["updated"] == 1
+    verify_migration(source_url, target_url, EXPECT)
+
+
+@pytest.fixture(params=["embedded", "postgresql-15"])
+def least_privilege(request, pg_server, target_url):
+    """The synced source, on the embedded server or on Debian's PostgreSQL 15, and a URL
+    to it through a role with only CONNECT, USAGE and SELECT: no pg_read_all_stats, so
+    other roles' sessions are hidden from it."""
+    server = pg_server if request.param == "embedded" else request.getfixturevalue(
+        "pg15_server")
+    source_url = server.create_database("src")
+    execute_sql(source_url, XATA_RUNTIME_SQL, SOURCE)
+    plan = plan_for(source_url)
+    role = f"xm_reader_{next(_readers)}"
+    with psycopg.connect(source_url, autocommit=True) as conn:
+        database = conn.execute("SELECT current_database()").fetchone()[0]
+        for statement in ("CREATE ROLE {role} LOGIN PASSWORD 'reader'",
+                          "GRANT CONNECT ON DATABASE {db} TO {role}",
+                          "GRANT USAGE ON SCHEMA public TO {role}",
+                          "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"):
+            conn.execute(sql.SQL(statement).format(role=sql.Identifier(role),
+                                                   db=sql.Identifier(database)))
+    parts = urlsplit(source_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    reader_url = urlunsplit(parts._replace(netloc=f"{role}:reader@{host}"))
+    first = migrate(plan, reader_url, target_url)
+    assert first.success and all(check_outcomes(first).values())
+    return plan, source_url, reader_url, target_url
+
+
+def test_a_role_that_cannot_see_other_sessions_misses_no_open_transaction(least_privilege):
+    """The application's transaction, open across a run and hidden from the migration's
+    role, commits after the run's snapshot: the next load must still read its rows."""
+    plan, source_url, reader_url, target_url = least_privilege
+    with psycopg.connect(source_url) as writer:  # another role: the application
+        writer.execute("UPDATE child SET payload = 'hidden writer' WHERE xata_id = 'rec_c7'")
+        during = migrate(plan, reader_url, target_url)
+        assert during.success and all(check_outcomes(during).values())
+        writer.commit()
+    after = migrate(plan, reader_url, target_url)
+    assert after.success and all(check_outcomes(after).values())
+    # the watermark could not be known during the run: this load read everything
+    assert _load(after, "child")["load"] == "full"
     verify_migration(source_url, target_url, EXPECT)
 
 

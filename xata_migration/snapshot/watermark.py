@@ -7,8 +7,11 @@ none). A row that the snapshot does not see is written by a transaction open the
 started later, so its `xata_updatedat` is at or after the watermark: the next load reads
 only rows with `xata_updatedat >= watermark`, a superset of what changed since.
 
-It is not known (None) when the source shows sessions whose transactions we may not see
-(another role's, without pg_read_all_stats) or has prepared transactions.
+It is not known (None), and the next load is a full one, when the source has prepared
+transactions or shows sessions on its database whose transactions the migration's role
+may not see: another role's, without pg_read_all_stats. PostgreSQL names their database
+but hides the rest (backend_type, state, xact_start NULL; query '<insufficient
+privilege>').
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ def watermark(source) -> datetime | None:
             "SELECT now(), (SELECT min(xact_start) FROM pg_stat_activity"
             "   WHERE datname = current_database() AND pid <> pg_backend_pid()),"
             " (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            "   AND backend_type = 'client backend' AND state IS NULL),"
+            "   AND pid <> pg_backend_pid()"
+            "   AND (backend_type IS NULL OR query = '<insufficient privilege>')),"
             " (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())"
         ).fetchone()
     finally:
