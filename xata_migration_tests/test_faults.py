@@ -1,17 +1,23 @@
-"""Faults with a bound: a lock held on the target, a server that accepts and never answers.
-Each ends within its limit plus a margin, saying what it waited for."""
+"""Faults: a lock held on the target, a server that accepts and never answers (each ends
+within its limit plus a margin, saying what it waited for), and a password of every
+awkward character, which nothing the tool writes may show."""
 
 import socket
 import time
+from urllib.parse import quote
 
 import dagster as dg
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
+from xata_migration.cli import main
 from xata_migration.connections import ConnectionFailed, connect
 from xata_migration.defs import TargetDatabase, XataSource, build_definitions
 from xata_migration.errors import UsageError
 from xata_migration.pg import waits
+from xata_migration.plan import save_plan
 from xata_migration_tests.support import (check_outcomes, create_hostile_source,
                                           hostile_expectations, plan_for, verify_migration)
 
@@ -101,3 +107,53 @@ def test_a_bad_timeout_setting_is_named(monkeypatch, source_url):
     monkeypatch.setenv("XATA_MIGRATION_LOCK_TIMEOUT", "a minute")
     with pytest.raises(UsageError, match="XATA_MIGRATION_LOCK_TIMEOUT must be a whole number"):
         connect(source_url, "source")
+
+
+# A password of every awkward character; its parts (the letters and digits between the
+# special characters) must appear in no output, log, stored run or report.
+PASSWORD = "Kq7x Wm9y@Xp3z:Rt5a/Yv8b%4Fc'Hj2d\"Ns6e\\Lp1q"
+PARTS = ["Kq7x", "Wm9y", "Xp3z", "Rt5a", "Yv8b", "4Fc", "Hj2d", "Ns6e", "Lp1q"]
+
+
+def _with_password(url: str, form: str) -> str:
+    """The test server's URL with PASSWORD (the server trusts local connections: it is
+    sent and ignored), as a key=value string or a percent-encoded URL."""
+    params = conninfo_to_dict(url)
+    if form == "url":
+        return url.replace("postgresql://postgres@",
+                           f"postgresql://postgres:{quote(PASSWORD, safe='')}@", 1)
+    escaped = PASSWORD.replace("\\", "\\\\").replace("'", "\\'")
+    return (f"host={params['host']} user={params['user']} dbname={params['dbname']} "
+            f"password='{escaped}'")
+
+
+@pytest.mark.slow  # `dagster job execute` in a process of its own
+def test_an_awkward_password_is_in_no_output_log_stored_run_or_report(
+        source_url, target_url, pg_server, tmp_path, monkeypatch, capsys):
+    storage = pg_server.create_database("dagster")
+    monkeypatch.setenv("DAGSTER_PG_URL", storage.replace("postgresql://", "postgresql+psycopg2://"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # the project's dagster_home
+    create_hostile_source(source_url)
+    save_plan(plan_for(source_url), tmp_path / "plan.yaml")
+    source, target = _with_password(source_url, "key=value"), _with_password(target_url, "url")
+    assert conninfo_to_dict(source)["password"] == PASSWORD == \
+        conninfo_to_dict(target)["password"]
+    urls = ["--plan", str(tmp_path / "plan.yaml"), "--source-url", source,
+            "--target-url", target]
+    assert main(["migrate", *urls, "--log", str(tmp_path / "run.log")]) == 0
+    assert main(["report", *urls, "--output", str(tmp_path / "report.md")]) == 0
+    printed = capsys.readouterr()
+    texts = {"printed": printed.out + printed.err,
+             "run log": (tmp_path / "run.log").read_text(),
+             "report": (tmp_path / "report.md").read_text(),
+             "report html": (tmp_path / "report.html").read_text()}
+    with psycopg.connect(storage) as conn:  # every row of Dagster's run storage, as text
+        tables = conn.execute("SELECT table_name FROM information_schema.tables"
+                              " WHERE table_schema = 'public'").fetchall()
+        texts["run storage"] = "\n".join(
+            row[0] for (table,) in tables for row in conn.execute(
+                sql.SQL("SELECT t::text FROM {} t").format(sql.Identifier("public", table))))
+    assert "Every table migrated and every check passed." in texts["printed"]
+    assert "ASSET_CHECK_EVALUATION" in texts["run storage"]  # the storage holds the run
+    leaks = {what: [part for part in PARTS if part in text] for what, text in texts.items()}
+    assert not any(leaks.values()), leaks
