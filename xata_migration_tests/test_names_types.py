@@ -91,3 +91,43 @@ def test_values_check_sees_a_changed_vector(source_url, target_url):
                 " = '[1,2]'")
     outcome = run_checks(plan, source_url, target_url, "docs")["values_unchanged"]
     assert not outcome.passed and outcome.metadata["rows_differing"] == 1
+
+
+PGVECTOR_SOURCE = f"""
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE items ({XATA_COLUMNS}, embedding vector(3));
+CREATE UNIQUE INDEX items_id ON items (xata_id);
+INSERT INTO items (xata_id, embedding) VALUES ('rec_i1', '[1.5,-2,0.1]'),
+  ('rec_i2', '[-0,3.4028235e+38,1e-45]'), ('rec_i3', NULL);
+"""
+
+
+def test_a_pgvector_column_of_the_source_stays_vector_and_is_compared_as_such(
+        source_url, target_url):
+    """The source already uses pgvector: the column stays vector(n), and the checks compare
+    it as the vector it is on both sides (not as the real[] of a Xata vector)."""
+    execute_sql(source_url, XATA_RUNTIME_SQL, PGVECTOR_SOURCE)
+    plan = plan_for(source_url)
+    column = plan.table("items").column("embedding")
+    assert column.type == column.source_type == "vector(3)"
+    result = migrate(plan, source_url, target_url)
+    assert result.success and all(check_outcomes(result).values())
+    with psycopg.connect(target_url) as conn:
+        assert conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+                            " WHERE attrelid = 'items'::regclass AND attname = 'embedding'"
+                            ).fetchone() == ("vector(3)",)
+        target = conn.execute("SELECT m.xata_id, i.embedding::text FROM items i"
+                              " JOIN xata_id_map.items m ON m.new_id = i.id ORDER BY 1"
+                              ).fetchall()
+    with psycopg.connect(source_url) as conn:
+        source = conn.execute("SELECT xata_id, embedding::text FROM items ORDER BY 1").fetchall()
+    assert target == source and len(source) == 3
+    with psycopg.connect(target_url) as conn:  # the next float4 up from 0.1
+        changed = conn.execute("UPDATE items SET embedding = '[1.5,-2,0.10000001]'"
+                               " WHERE embedding = '[1.5,-2,0.1]' RETURNING embedding::text"
+                               ).fetchall()
+    assert changed == [("[1.5,-2,0.10000001]",)]
+    outcome = run_checks(plan, source_url, target_url, "items")["values_unchanged"]
+    assert not outcome.passed and outcome.metadata["rows_differing"] == 1
+    assert [(e["xata_id"], e["column_name"]) for e in outcome.examples] == \
+        [("rec_i1", "embedding")]

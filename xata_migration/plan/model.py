@@ -60,8 +60,15 @@ class Column:
 
     @property
     def is_pgvector(self) -> bool:
-        """A Xata vector (real[]) stored as pgvector's vector(n) in the target."""
+        """A column stored as pgvector's vector(n) in the target."""
         return not self.link and self.type.startswith("vector(")
+
+    @property
+    def compared_as_real_array(self) -> bool:
+        """A Xata vector (real[] in the source) stored as pgvector's vector(n): the checks
+        read the target's value back as the real[] it was. A source column that is already
+        a vector is compared as a vector on both sides."""
+        return self.is_pgvector and not self.source_type.startswith("vector(")
 
     @property
     def is_array_link(self) -> bool:

@@ -57,7 +57,7 @@ AS_TEXT = "any type, as its text"
 def value_type(column: Column) -> str:
     """The type both sides hash a value column as: its own if the target kept the
     source's type, else its text (a vector's as the real[] it was)."""
-    if column.type == column.source_type and not column.is_pgvector:
+    if column.type == column.source_type:
         return column.type
     return AS_TEXT
 
@@ -173,7 +173,7 @@ def _target_sql(plan: Plan, table: Table, proven: set[str], any_deleted: bool) -
     row += [hashed(link["old_ids"], link_type(c)) for c, link in zip(table.own_links, links)]
     for column in table.value_columns:
         # pgvector's vector holds float4 exactly as real[] does: compared as real[]
-        cast = sql.SQL("::real[]") if column.is_pgvector else sql.SQL("")
+        cast = sql.SQL("::real[]") if column.compared_as_real_array else sql.SQL("")
         row.append(hashed(sql.SQL("t.{}{}").format(sql.Identifier(column.target), cast),
                           value_type(column)))
     name = sql.Literal(table.name)

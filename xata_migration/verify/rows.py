@@ -108,7 +108,7 @@ def record_differing_rows(source, target, plan: Plan, table: Table) -> None:
 
 
 def target_value(column: Column) -> sql.Composed:
-    as_source = sql.SQL("::real[]") if column.is_pgvector else sql.SQL("")
+    as_source = sql.SQL("::real[]") if column.compared_as_real_array else sql.SQL("")
     return sql.SQL("t.{}{}").format(sql.Identifier(column.target), as_source)
 
 
