@@ -45,13 +45,13 @@ class ConnectionFailed(XataMigrationError, RuntimeError):
     """A database could not be reached or refused us; the message holds no password."""
 
 
-def seconds_from(variable: str, default: int) -> int:
-    """Whole seconds from an environment variable (0 or more), or the default."""
+def seconds_from(variable: str, default: int, minimum: int = 0) -> int:
+    """Whole seconds from an environment variable (`minimum` or more), or the default."""
     value = os.environ.get(variable, "")
     if not value:
         return default
-    if not value.isdigit():
-        raise UsageError(f"{variable} must be a whole number of seconds (0 or more), "
+    if not value.isdigit() or int(value) < minimum:
+        raise UsageError(f"{variable} must be a whole number of seconds ({minimum} or more), "
                          f"not {value!r}.")
     return int(value)
 

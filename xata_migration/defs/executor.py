@@ -64,16 +64,15 @@ def _process_is_gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     except PermissionError:  # it exists, run by another user
-        return False
+        pass
     return False
 
 
-def fail_runs_whose_process_is_gone(instance, this_run_id: str, log) -> list[str]:
+def fail_runs_whose_process_is_gone(instance, this_run_id: str, log) -> None:
     """Runs still STARTED whose coordinating process on this machine no longer exists
     (killed with SIGKILL, or its machine's power went): marked failed, with why. Their
-    tables are each as before them or complete (one transaction per table). Returns their
-    ids."""
-    host, failed = socket.gethostname(), []
+    tables are each as before them or complete (one transaction per table)."""
+    host = socket.gethostname()
     runs = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED],
                                                    tags={HOST_TAG: host}))
     for run in runs:
@@ -86,8 +85,6 @@ def fail_runs_whose_process_is_gone(instance, this_run_id: str, log) -> list[str
                    "migrate_all (or re-execute from failure) to finish.")
         instance.report_run_failed(run, message=message)
         log.warning(message)
-        failed.append(run.run_id)
-    return failed
 
 
 class RunSnapshotExecutor(dg.Executor):
@@ -104,10 +101,11 @@ class RunSnapshotExecutor(dg.Executor):
 
     def execute(self, plan_context, execution_plan):
         instance, run_id = plan_context.instance, plan_context.run_id
-        instance.add_run_tags(run_id, {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())})
+        instance.add_run_tags(run_id, {HOST_TAG: socket.gethostname(),
+                                       PID_TAG: str(os.getpid())})
         fail_runs_whose_process_is_gone(instance, run_id, plan_context.log)
         with HeldSnapshot(self.source_url) as held:
-            plan_context.instance.add_run_tags(plan_context.run_id, run_tags(held))
+            instance.add_run_tags(run_id, run_tags(held))
             if held.snapshot:
                 plan_context.log.info(
                     f"Every table of this run reads the source as of "

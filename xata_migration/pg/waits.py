@@ -89,6 +89,5 @@ class LockWatch:
             f"{self.label}: gave up waiting for a lock after "
             f"{seconds_from(LOCK_TIMEOUT_VARIABLE, DEFAULT_LOCK_TIMEOUT)} s "
             f"({LOCK_TIMEOUT_VARIABLE}; {str(error).strip().splitlines()[0]}).{held_by} "
-            "Nothing was written. Let "
-            "that session finish or end it, then run again; or give "
-            f"{LOCK_TIMEOUT_VARIABLE} more seconds (0 waits for as long as it takes).")
+            "Nothing was written. Let that session finish or end it, then run again; or "
+            f"give {LOCK_TIMEOUT_VARIABLE} more seconds (0 waits for as long as it takes).")

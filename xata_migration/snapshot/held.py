@@ -19,14 +19,13 @@ Where the source cannot export a snapshot (a standby, a role without the right, 
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
 
-from xata_migration.connections import connect
+from xata_migration.connections import connect, seconds_from
 from xata_migration.masking import scrub
 from xata_migration.snapshot.watermark import watermark
 
@@ -44,16 +43,6 @@ class SourceSnapshot:
     watermark: datetime | None
 
 
-def timeout_seconds() -> int:
-    value = os.environ.get(TIMEOUT_VARIABLE, "")
-    if not value:
-        return DEFAULT_TIMEOUT
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{TIMEOUT_VARIABLE} must be a whole number of seconds (1 or more), "
-                         f"not {value!r}.")
-    return int(value)
-
-
 class HeldSnapshot:
     """Holds an exported snapshot of the source while inside `with`. `.snapshot` is the
     SourceSnapshot, or None with `.problem` saying why the source could not export one.
@@ -62,7 +51,7 @@ class HeldSnapshot:
     def __init__(self, source_url: str, timeout: int | None = None,
                  label: str = HOLDER_LABEL):
         self.source_url, self.label = source_url, label
-        self.timeout = timeout or timeout_seconds()
+        self.timeout = timeout or seconds_from(TIMEOUT_VARIABLE, DEFAULT_TIMEOUT, minimum=1)
         self.snapshot: SourceSnapshot | None = None
         self.problem = ""
         self._connection: psycopg.Connection | None = None
