@@ -12,7 +12,8 @@
   sync.py       delta runs: what the last load read, and whether it was verified
   result.py     LoadResult, what a load did
 
-May import: errors, connections, plan, pg, snapshot. Never verify, api, defs or the CLI.
+May import: errors, masking, connections, plan, pg, snapshot. Never verify, api, defs or
+the CLI.
 """
 
 from xata_migration.errors import LoadError

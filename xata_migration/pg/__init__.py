@@ -7,8 +7,8 @@
   translate.py  the id translation of links, old -> new and new -> old
   waits.py      lock waits on the target: who blocks, and an error that says so
 
-May import: errors, connections, plan. Never load, verify, snapshot, api or defs: both
-load/ and verify/ stand on it, and neither imports the other.
+May import: errors, masking, connections, plan. Never load, verify, snapshot, api or
+defs: both load/ and verify/ stand on it, and neither imports the other.
 """
 
 from xata_migration.pg import relay

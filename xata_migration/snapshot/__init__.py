@@ -4,8 +4,8 @@
   connections.py  source connections that read in it, wherever they run
   watermark.py    from when the next delta load must read
 
-May import: errors, connections. Knows nothing of Dagster (defs/ turns a run's snapshot
-into run tags), of the plan, of loading or of checks.
+May import: errors, masking, connections. Knows nothing of Dagster (defs/ turns a run's
+snapshot into run tags), of the plan, of loading or of checks.
 """
 
 from xata_migration.snapshot.connections import (SnapshotConnection, SnapshotLost,

@@ -6,7 +6,7 @@
   xata_shape.py  a Xata-shaped database from a schema file
   demo.py        the demo source
 
-May import: errors, connections, plan.
+May import: errors, masking, connections, plan.
 """
 
 from xata_migration.sources.demo import build_demo_source, load_schema

@@ -7,8 +7,8 @@
   findings.py     what a failed check found, in xata_migration_checks.findings
   report.py       the checks' outcomes as a Markdown and HTML report
 
-May import: errors, connections, plan, pg. Never load (the two stand side by side on
-pg/; api hands results between them), snapshot, api, defs or the CLI.
+May import: errors, masking, connections, plan, pg. Never load (the two stand side by
+side on pg/; api hands results between them), snapshot, api, defs or the CLI.
 """
 
 from xata_migration.verify.checks import (CHECKS, check_names, link_check,
