@@ -36,6 +36,7 @@ from xata_migration.load import (LoadResult, MissingLinks, load_deferred_link, l
                                  record_verified)
 from xata_migration.pg import LockWatch
 from xata_migration.plan import (Column, Plan, PlanError, Table, introspect, load_plan,
+                                 require_nothing_to_review,
                                  save_plan, use_pgvector)
 from xata_migration.snapshot import SourceSnapshot, source_readers
 from xata_migration.verify import (CheckOutcome, SourceFingerprint, TableReport, link_check,
@@ -243,7 +244,7 @@ def migrate(plan_path: str | Path, source_url: str, target_url: str,
     """Run migrate_all with `dagster job execute` (its log to `log_path`), after checking
     the plan and that both databases answer; the run as Dagster recorded it. `say` is
     told when the run starts."""
-    read_plan(plan_path)  # a plan that cannot run stops here, with its message
+    require_nothing_to_review(read_plan(plan_path))  # a plan that cannot run stops here
     for url, role in ((source_url, "source"), (target_url, "target")):
         connect(url, role).close()  # unreachable databases stop here, before Dagster starts
     return _run_migrate_all(source_url, target_url, plan_path, Path(log_path), say)

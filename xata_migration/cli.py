@@ -61,6 +61,14 @@ def command_plan(args) -> int:
               "to rewrite it, declare it as a link in the plan (see suggested_links).")
     for table, reason in sorted(described.left_out.items()):
         print(f"Left out {table!r}: {reason}")
+    for line in plan.object_summary():
+        print(line)
+    review = plan.review_items()
+    if review:
+        print(f"To review before `migrate` ({len(review)}; it refuses to start until each "
+              "is edited and set to `fate: carry`, or set to `fate: drop`):")
+        for item in review:
+            print(f"  - {item}")
     return 0
 
 

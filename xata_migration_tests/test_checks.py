@@ -22,10 +22,13 @@ def migrated(source_url, target_url):
 
 def test_all_checks_pass_on_a_correct_migration(migrated):
     outcomes = run_checks(*migrated, "order")
-    assert set(outcomes) == {"row_counts", "id_mapping", "links_intact", "values_unchanged"}
+    assert set(outcomes) == {"row_counts", "id_mapping", "links_intact", "values_unchanged",
+                             "schema_intact"}
     assert all(o.passed for o in outcomes.values())
     # both sides' fingerprints matched: no row had to be compared one by one
-    assert {o.metadata["compared_by"] for o in outcomes.values()} == {"fingerprint"}
+    assert {o.metadata["compared_by"] for o in outcomes.values()} == {"fingerprint",
+                                                                      "catalog"}
+    assert outcomes["schema_intact"].metadata["compared_by"] == "catalog"
 
 
 def _where(table, xata_id):
@@ -255,7 +258,7 @@ def test_a_table_is_loaded_and_checked_in_one_snapshot(source_url, target_url):
         run = api.migrate_table(plan, table, connections)
         assert source_side_of(connections.second_source, plan, table) == before
     assert run.passed and run.load.inserted == 2
-    assert {o.metadata["compared_by"] for o in run.outcomes} == {"fingerprint"}
+    assert {o.metadata["compared_by"] for o in run.outcomes} == {"fingerprint", "catalog"}
     assert "written after the snapshot" not in _tag_names(target_url)
     assert not run_checks(plan, source_url, target_url, "tag")["values_unchanged"].passed
 
@@ -271,4 +274,4 @@ def test_a_source_that_exports_no_snapshot_still_loads_and_checks(source_url, ta
         run = api.migrate_table(plan, plan.table("tag"),
                                 api.TableConnections(source, second, target))
     assert run.passed and run.load.inserted == 2
-    assert {o.metadata["compared_by"] for o in run.outcomes} == {"fingerprint"}
+    assert {o.metadata["compared_by"] for o in run.outcomes} == {"fingerprint", "catalog"}

@@ -240,5 +240,5 @@ def test_documented_commands_on_the_embedded_server(tmp_path):
     save_plan(plan, tmp_path / "plan.yaml")
     out = run("migrate", "--plan", "plan.yaml", "--source-url", "embedded:legacy_source",
               "--target-url", "embedded:legacy_target")
-    assert "3 assets materialized; 11 of 11 checks passed." in out
+    assert "3 assets materialized; 14 of 14 checks passed." in out
     assert "Every table migrated and every check passed." in out

@@ -57,7 +57,7 @@ def test_definitions_load_from_a_plan_without_a_database(plan_file, monkeypatch)
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert ("team", "links_intact") in checks and ("User/team", "links_intact") in checks
     assert {name for key, name in checks if key == "User"} == {
-        "row_counts", "id_mapping", "values_unchanged"}  # its one link is written later
+        "row_counts", "id_mapping", "values_unchanged", "schema_intact"}  # its link: later
     assert all(graph.get(key).kinds == {"postgres"} for key in graph.get_all_asset_keys())
     assert defs.resolve_job_def("migrate_all").name == "migrate_all"
 

@@ -202,7 +202,7 @@ def test_a_target_of_an_earlier_version_is_upgraded_in_place(synced):
     assert child["load"].startswith("delta") and child["rows_read"] == 1
     # the deleted id still listed: the fingerprints account for it, no row-by-row needed
     assert {e.metadata["compared_by"].value for e in result.get_asset_check_evaluations()
-            if e.asset_key.to_user_string() == "child"} == {"fingerprint"}
+            if e.asset_key.to_user_string() == "child"} == {"fingerprint", "catalog"}
     with psycopg.connect(target_url) as conn:
         assert conn.execute(deleted).fetchall() == deleted_before
         state_after = conn.execute(state).fetchall()

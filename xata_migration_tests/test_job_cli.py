@@ -56,7 +56,7 @@ def test_migrate_all_through_the_dagster_cli(pg_server, source_url, target_url, 
             "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_CHECK_EVALUATION'"
         ).fetchone()[0]
     assert status == [("SUCCESS",)]
-    assert checks == 94
+    assert checks == 120
     # dagster_home/dagster.yaml's storage keeps its connections open: a few dozen sessions
     # (creating Dagster's tables included), where dagster-postgres alone opens over a
     # thousand, one or more per event

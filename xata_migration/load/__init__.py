@@ -9,6 +9,8 @@
   objects.py    shared objects (schemas, pgvector, lookup functions), the table's shape,
                 a link's constraint
   ddl.py        DDL of target objects: mapping, lookup functions, keys, indexes
+  schema.py     the plan's objects around the rows: extensions, types, sequences,
+                generated columns, constraints, indexes, comments
   sync.py       delta runs: what the last load read, and whether it was verified
   result.py     LoadResult, what a load did
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from xata_migration.pg.objects import ID, mapping_table, target_table
+from xata_migration.pg.objects import ID, foreign_key_name, mapping_table, target_table
 from xata_migration.plan.model import MAPPING_SCHEMA, Column, Plan, Table
 from xata_migration.plan.names import derived_name
 
@@ -76,9 +76,9 @@ def create_table_as_sql(plan: Plan, table: Table, rows: sql.Composable) -> list[
     what CREATE TABLE AS cannot declare: NOT NULLs, defaults and the id's identity.
     Constraints come after the data (table_constraints_sql), as pg_restore does."""
     name = target_table(plan, table)
-    columns = [sql.Identifier(ID)] + [sql.Identifier(c.target) for c in table.columns]
+    columns = [sql.Identifier(ID)] + [sql.Identifier(c.target) for c in table.written_by_load]
     attributes = [sql.SQL("ALTER COLUMN {} SET NOT NULL").format(sql.Identifier(ID))]
-    for column in table.columns:
+    for column in table.written_by_load:
         # A deferred link stays nullable until its values are written (link_constraints_sql).
         if column.not_null and not (column.link and column.link.deferred):
             attributes.append(sql.SQL("ALTER COLUMN {} SET NOT NULL").format(
@@ -124,18 +124,14 @@ def link_constraints_sql(plan: Plan, table: Table, column: Column) -> list[sql.C
             target_table(plan, table), sql.Identifier(column.target)))
     statements.append(sql.SQL(
         "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {}"
-    ).format(target_table(plan, table),
-             sql.Identifier(foreign_key_name(table, column)),
-             sql.Identifier(column.target), target_table(plan, parent), sql.Identifier(ID),
-             sql.SQL(column.link.on_delete)))
+        " ON UPDATE {}").format(
+        target_table(plan, table), sql.Identifier(foreign_key_name(table, column)),
+        sql.Identifier(column.target), target_table(plan, parent), sql.Identifier(ID),
+        sql.SQL(column.link.on_delete), sql.SQL(column.link.on_update)))
     statements.append(sql.SQL("CREATE INDEX {} ON {} ({})").format(
         sql.Identifier(derived_name(table.target, column.target, "idx")),
         target_table(plan, table), sql.Identifier(column.target)))
     return statements
-
-
-def foreign_key_name(table: Table, column: Column) -> str:
-    return derived_name(table.target, column.target, "fkey")
 
 
 def position_identity_sql(plan: Plan, table: Table) -> sql.Composed:

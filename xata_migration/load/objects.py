@@ -10,8 +10,9 @@ from psycopg import sql
 
 from xata_migration.errors import LoadError
 from xata_migration.load import ddl, sync
+from xata_migration.load.schema import create_extensions_and_types
 from xata_migration.load.stage import stage_table
-from xata_migration.pg.objects import ID, ensure_tool_tables, target_table
+from xata_migration.pg.objects import ID, ensure_tool_tables, foreign_key_name, target_table
 from xata_migration.pg.stage import cast_by_the_write
 from xata_migration.plan.model import MAPPING_SCHEMA, Column, Plan, Table
 
@@ -34,7 +35,18 @@ def expected_shape(target, table: Table, columns: list[Column]) -> dict[str, str
     for index, column in enumerate(columns):
         planned = column.link or cast_by_the_write(column)
         shape[column.target] = column.type if planned else staged[f"c{index}"]
+    for column in table.generated_columns:  # compared without typmod: see base_types
+        shape[column.target] = target.execute("SELECT format_type(to_regtype(%s), NULL)",
+                                              (column.type,)).fetchone()[0]
     return shape
+
+
+def base_types(target, schema: str, name: str, columns: list[str]) -> dict[str, str]:
+    """{column: its type without typmod} of an existing table's `columns`."""
+    return dict(target.execute(
+        "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a"
+        " WHERE a.attrelid = to_regclass(%s) AND a.attname = ANY(%s)",
+        (sql.Identifier(schema, name).as_string(target), columns)).fetchall())
 
 
 def prepare_target(target, plan: Plan, table: Table) -> None:
@@ -49,6 +61,7 @@ def prepare_target(target, plan: Plan, table: Table) -> None:
                 sql.Identifier(schema)))
         if any(c.is_pgvector for c in table.columns):
             require_pgvector(target, table)
+        create_extensions_and_types(target, plan)
         if not target.execute("SELECT to_regprocedure('xata_id_map.new_id(text, text)') IS NOT"
                               " NULL AND to_regprocedure('xata_id_map.xata_id(text, bigint)')"
                               " IS NOT NULL").fetchone()[0]:
@@ -82,6 +95,8 @@ def target_table_missing(target, plan: Plan, table: Table, columns: list[Column]
             "the target, or give the table another `target` name in the plan. Nothing was "
             "written.")
     expected = expected_shape(target, table, columns)
+    existing.update(base_types(target, plan.target_schema, table.target,
+                               [c.target for c in table.generated_columns]))
     if existing != expected:
         raise LoadError(
             f"Target table {plan.target_schema}.{table.target} already exists with another "
@@ -95,5 +110,5 @@ def constraint_exists(target, plan: Plan, table: Table, column: Column) -> bool:
     return target.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = %s"
         " AND conrelid = to_regclass(%s))",
-        (ddl.foreign_key_name(table, column),
+        (foreign_key_name(table, column),
          target_table(plan, table).as_string(target))).fetchone()[0]

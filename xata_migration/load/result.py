@@ -22,6 +22,7 @@ class LoadResult:
     delta_since: object = None      # the watermark a delta read from (None: a full load)
     source_as_of: object = None     # the time of the source snapshot the rows were read in
     seconds: dict[str, float] = field(default_factory=dict)
+    objects_made: list[str] = field(default_factory=list)  # constraints and indexes made
 
     @property
     def unchanged(self) -> int:

@@ -18,8 +18,9 @@ set-based SQL there. The phases, each in its module of this package:
                                a link to no record stops it (fail)
   deletions.handle_deleted_rows  mapped ids gone from the source: recorded, counted and,
                                if planned, deleted
-  then, on a new table, its constraints and indexes, and the identity moved past the
-  highest id.
+  then, on a new table, its generated columns and the tool's keys; the plan's constraints
+  and indexes where missing or changed (schema.py); the identity and the table's
+  sequences moved past the highest value.
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ import time
 import psycopg
 from psycopg import sql
 
-from xata_migration.load import ddl, deletions, ids, links, objects, stage, sync, write
+from xata_migration.load import (ddl, deletions, ids, links, objects, schema, stage, sync,
+                                 write)
 from xata_migration.load.result import LoadResult
 from xata_migration.pg.objects import count_rows, mapping_table, tables_exist, target_table
 from xata_migration.pg.stage import stage_name
 from xata_migration.pg.translate import join_new_ids
 from xata_migration.plan.introspect import check_source_matches_plan
-from xata_migration.plan.model import Column, Plan, Table
+from xata_migration.plan.model import Column, Plan, Table, require_nothing_to_review
 from xata_migration.snapshot import SourceSnapshot, watermark
 
 
@@ -63,8 +65,9 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
     called as each phase ends ("transfer": every row read from the source is staged;
     "allocate_ids", "write_rows", "constraints"), inside the load's transaction."""
     result = LoadResult()
-    columns = list(table.columns)
+    columns = table.written_by_load
     clock = PhaseClock(result.seconds, on_phase)
+    require_nothing_to_review(plan)
     check_source_matches_plan(source, plan, table)
     objects.prepare_target(target, plan, table)
     mapping, written = mapping_table(table.name), target_table(plan, table)
@@ -86,6 +89,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
             if not new_mapping:
                 ids.check_ids(target, table)
             result.created_table = objects.target_table_missing(target, plan, table, columns)
+            schema.create_sequences(target, plan, table)
             links.skip_rows_with_missing_links(target, table, columns, result)
             # Ids straight from the stage's numbering: only if the mapping was still new
             # once the table's lock was held (another run may have created it meanwhile).
@@ -104,9 +108,12 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
                 deletions.handle_deleted_rows(target, plan, table, result, staged.ids)
             clock.done("write_rows")
             if result.created_table:
+                schema.add_generated_columns(target, plan, table)
                 for statement in ddl.table_constraints_sql(plan, table):
                     target.execute(statement)
+            result.objects_made = schema.ensure_table_objects(target, plan, table)
             target.execute(ddl.position_identity_sql(plan, table))
+            schema.position_sequences(source, target, plan, table)
             result.target_rows = (result.inserted if result.created_table
                                   else count_rows(target, written))
             sync.record_load(target, plan, table, mark, result.source_as_of)

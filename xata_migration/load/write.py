@@ -52,8 +52,9 @@ def _row_select(plan: Plan, table: Table, columns: list[Column], stage: sql.Iden
 
 
 def written_columns(table: Table) -> list[Column]:
-    """Columns the table's own asset writes: all but deferred links (written later)."""
-    return [c for c in table.columns if not (c.link and c.link.deferred)]
+    """Columns the table's own asset writes: all but deferred links (written later) and
+    generated columns (the target computes them)."""
+    return [c for c in table.written_by_load if not (c.link and c.link.deferred)]
 
 
 def write_rows(target, plan: Plan, table: Table, columns: list[Column],

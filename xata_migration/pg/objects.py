@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from xata_migration.plan.model import MAPPING_SCHEMA, Plan, Table
-from xata_migration.plan.names import lock_key
+from xata_migration.plan.model import MAPPING_SCHEMA, Column, Plan, Table
+from xata_migration.plan.names import derived_name, lock_key
 
 ID = "id"
 LOAD_SCHEMA = "xata_migration_load"
@@ -32,6 +32,11 @@ FINDINGS = sql.Identifier(CHECKS_SCHEMA, "findings")
 # Guards the objects every table shares: two steps starting together would otherwise both
 # create the same schema, and the second fail on PostgreSQL's unique catalog index.
 SHARED_OBJECTS_LOCK = lock_key("xata_id_map shared objects")
+
+
+def foreign_key_name(table: Table, column: Column) -> str:
+    """The FOREIGN KEY the tool makes for a link."""
+    return derived_name(table.target, column.target, "fkey")
 
 
 def target_table(plan: Plan, table: Table) -> sql.Identifier:

@@ -6,16 +6,23 @@ reviews.
   graph.py       the order of tables and the cycles among their links
   names.py       PostgreSQL identifiers that fit in 63 bytes; advisory lock keys
   sql_text.py    a plan's SQL text (types, defaults) parsed as exactly what it claims
+  objects.py     the objects around the rows (types, sequences, constraints, indexes) and
+                 their fate: carry, drop or review
+  definitions.py their definitions: parsed, rewritten for the key change, rendered
+  catalog.py     those objects read from a server's catalog (the source, or the target)
+  introspect_objects.py  the source's objects -> the plan's, each with its fate
 
 May import: errors. Knows nothing of Dagster, of the target or of loading.
 """
 
 from xata_migration.plan.introspect import introspect, use_pgvector
 from xata_migration.plan.model import (Column, Link, Plan, PlanError, Table, load_plan,
-                                       save_plan, validate_plan)
+                                       require_nothing_to_review, save_plan, validate_plan)
+from xata_migration.plan.objects import SchemaObject
 from xata_migration.plan.names import (MAX_IDENTIFIER_BYTES, derived_name, fit_identifier,
                                        lock_key)
 
 __all__ = ["MAX_IDENTIFIER_BYTES", "Column", "Link", "Plan", "PlanError", "Table",
-           "derived_name", "fit_identifier", "introspect", "load_plan", "lock_key",
-           "save_plan", "use_pgvector", "validate_plan"]
+           "SchemaObject", "derived_name", "fit_identifier", "introspect", "load_plan",
+           "lock_key", "require_nothing_to_review", "save_plan", "use_pgvector",
+           "validate_plan"]

@@ -8,23 +8,23 @@ KEYs to that id column, and from `{"xata.link": "T"}` column comments where no F
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
 from xata_migration.plan import graph
+from xata_migration.plan import catalog
+from xata_migration.plan.definitions import array_length_check, columns_read
+from xata_migration.plan.introspect_objects import describe_objects, unlisted_objects
 from xata_migration.plan.model import Column, Link, Plan, PlanError, Table
 
 XATA_ID = "xata_id"
 # Xata's metadata columns and what they become by default (None: dropped).
 METADATA_COLUMNS = {"xata_createdat": "created_at", "xata_updatedat": "updated_at",
                     "xata_version": None}
-XATA_SCHEMAS = ("xata", "xata_private")
+XATA_SCHEMAS = catalog.XATA_SCHEMAS
 TEXT_TYPES = ("text", "character varying", "character")
-_ON_DELETE = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL",
-              "d": "SET DEFAULT"}
 
 _COLUMNS_SQL = """
 SELECT c.relname, a.attname, a.attnotnull,
@@ -32,13 +32,28 @@ SELECT c.relname, a.attname, a.attnotnull,
        t.typtype, tn.nspname AS type_schema,
        format_type(t.typbasetype, t.typtypmod) AS base_type,
        pg_get_expr(d.adbin, d.adrelid) AS default_sql,
-       col_description(a.attrelid, a.attnum) AS comment
+       col_description(a.attrelid, a.attnum) AS comment, a.attgenerated = 's' AS generated,
+       uses.sequence_schema, uses.sequence, uses.sequence_owned, uses.calls_xata
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_type t ON t.oid = a.atttypid
 JOIN pg_namespace tn ON tn.oid = t.typnamespace
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+LEFT JOIN LATERAL (
+  SELECT max(sn.nspname) AS sequence_schema, max(sc.relname) AS sequence,
+         bool_or(EXISTS (SELECT 1 FROM pg_depend own WHERE own.classid = 'pg_class'::regclass
+                         AND own.objid = sc.oid AND own.refobjid = a.attrelid
+                         AND own.refobjsubid = a.attnum AND own.deptype IN ('a', 'i')))
+           AS sequence_owned,
+         bool_or(pn.nspname IN ('xata', 'xata_private')) AS calls_xata
+  FROM pg_depend dep
+  LEFT JOIN pg_class sc ON dep.refclassid = 'pg_class'::regclass AND sc.oid = dep.refobjid
+    AND sc.relkind = 'S'
+  LEFT JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+  LEFT JOIN pg_proc p ON dep.refclassid = 'pg_proc'::regclass AND p.oid = dep.refobjid
+  LEFT JOIN pg_namespace pn ON pn.oid = p.pronamespace
+  WHERE dep.classid = 'pg_attrdef'::regclass AND dep.objid = d.oid) uses ON true
 WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND (%(table)s::text IS NULL OR c.relname = %(table)s)
 ORDER BY c.relname, a.attnum
@@ -54,17 +69,9 @@ WHERE n.nspname = %(schema)s AND i.indisunique AND i.indnkeyatts = 1
   AND i.indexprs IS NULL AND i.indpred IS NULL
 """
 
-_VECTOR_CHECKS_SQL = """
-SELECT c.relname, pg_get_constraintdef(con.oid) AS definition
-FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE con.contype = 'c' AND n.nspname = %(schema)s
-"""
-_LENGTH_CHECK = re.compile(r'array_length\(\(?("(?:[^"]|"")+"|[^,()]+)\)?,\s*1\)\s*=\s*(\d+)')
-
 _FOREIGN_KEYS_SQL = """
 SELECT c.relname, a.attname, pc.relname AS parent, pa.attname AS parent_column,
-       con.confdeltype
+       con.confdeltype, con.confupdtype
 FROM pg_constraint con
 JOIN pg_class c ON c.oid = con.conrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -85,6 +92,11 @@ class SourceColumn:
     target_type: str
     default: str | None
     comment: str | None
+    generated: bool = False          # GENERATED ALWAYS AS (default) STORED
+    sequence: str | None = None      # the source-schema sequence its default calls
+    sequence_schema: str | None = None
+    sequence_owned: bool = False     # the sequence belongs to the column (serial)
+    calls_xata: bool = False         # its default calls Xata's functions (xid())
 
 
 def _target_type(row: dict) -> str:
@@ -94,11 +106,12 @@ def _target_type(row: dict) -> str:
     return row["type_name"]
 
 
-def _kept_default(default: str | None) -> str | None:
-    # Defaults that call Xata's functions or a sequence cannot exist in the target.
-    if default is None or "xata" in default or "nextval(" in default:
+def _kept_default(col: SourceColumn) -> str | None:
+    """The column's default on the target: none for a generated column or one that calls
+    Xata's functions (its ids), which the target has not; a sequence's comes with it."""
+    if col.generated or col.calls_xata:
         return None
-    return default
+    return col.default
 
 
 def _comment_json(comment: str | None) -> dict:
@@ -120,6 +133,14 @@ def _comment_note(comment: str | None) -> str:
     return ""
 
 
+def carried_comment(comment: str | None) -> str | None:
+    """A comment of the user's, carried to the target; Xata's JSON comments ({"xata.link":
+    ...}), which describe the branch to Xata, are not."""
+    if any(key.startswith("xata.") for key in _comment_json(comment)):
+        return None
+    return comment
+
+
 def _comment_link(comment: str | None) -> str | None:
     target = _comment_json(comment).get("xata.link")
     return target if isinstance(target, str) else None
@@ -134,7 +155,10 @@ def read_columns(conn: psycopg.Connection, schema: str,
             columns.setdefault(row["relname"], []).append(SourceColumn(
                 name=row["attname"], not_null=row["attnotnull"], type_name=row["type_name"],
                 target_type=_target_type(row), default=row["default_sql"],
-                comment=row["comment"]))
+                comment=row["comment"], generated=bool(row["generated"]),
+                sequence=row["sequence"], sequence_schema=row["sequence_schema"],
+                sequence_owned=bool(row["sequence_owned"]),
+                calls_xata=bool(row["calls_xata"])))
     return columns
 
 
@@ -164,6 +188,13 @@ def check_source_matches_plan(conn: psycopg.Connection, plan: Plan, table: Table
         raise PlanError(f"Source table {table.name!r} has column(s) {unknown} that the plan "
                         "does not list, so they would be lost. Add them to `columns` (or to "
                         f"`dropped` to leave them out on purpose), {again}")
+    unlisted = unlisted_objects(conn, plan.source_schema, table)
+    conn.commit()
+    if unlisted:
+        raise PlanError(f"Source table {table.name!r} has {', '.join(unlisted)}, which the plan "
+                        "does not list, so they would be lost. Write the plan again with "
+                        "`xata-migration plan` (or add them to the table's `objects`, with "
+                        "`fate: drop` to leave them out on purpose).")
 
 
 def read_catalog(conn: psycopg.Connection, schema: str):
@@ -213,6 +244,7 @@ def introspect(conn: psycopg.Connection, schema: str = "public") -> tuple[Plan, 
               for name in sorted(id_columns)]
     _defer_cycles(tables)
     plan = Plan(tables=tables, source_schema=schema, target_schema="public")
+    describe_objects(conn, plan, columns)
     plan.suggested_links = find_hidden_links(conn, plan)
     return plan, skipped
 
@@ -242,14 +274,16 @@ def _column(table, col, id_columns, unique_columns, fk_links) -> Column:
     link = None
     fk = fk_links.get((table, col.name))
     if fk:
-        link = Link(table=fk["parent"], on_delete=_ON_DELETE[fk["confdeltype"]],
-                    declared_by="foreign_key")
+        link = Link(table=fk["parent"], on_delete=catalog.FK_ACTIONS[fk["confdeltype"]],
+                    on_update=catalog.FK_ACTIONS[fk["confupdtype"]], declared_by="foreign_key")
     elif _comment_link(col.comment) in id_columns and col.target_type in TEXT_TYPES:
         link = Link(table=_comment_link(col.comment), declared_by="comment")
     return Column(name=col.name, type="bigint" if link else col.target_type,
                   not_null=col.not_null, unique=col.name in unique_columns,
-                  default=None if link else _kept_default(col.default), link=link,
-                  source_type=col.type_name, note=_comment_note(col.comment))
+                  default=None if link else _kept_default(col), link=link,
+                  source_type=col.type_name, note=_comment_note(col.comment),
+                  generated=col.default if col.generated and not link else None,
+                  comment=carried_comment(col.comment))
 
 
 SAMPLE_VALUES = 1000
@@ -305,14 +339,12 @@ def vector_dimensions(conn: psycopg.Connection, schema: str,
             dimension = _comment_json(column.comment).get("xata.search.dimension")
             if column.type_name == "real[]" and isinstance(dimension, int):
                 found[(table, column.name)] = dimension
-    for table, definition in conn.execute(_VECTOR_CHECKS_SQL, {"schema": schema}):
-        match = _LENGTH_CHECK.search(definition)
-        if match:
-            name = match.group(1)
-            name = name[1:-1].replace('""', '"') if name.startswith('"') else name
-            kinds = {c.name: c.type_name for c in columns.get(table, [])}
-            if kinds.get(name) == "real[]":
-                found.setdefault((table, name), int(match.group(2)))
+    for table, table_columns in columns.items():
+        kinds = {c.name: c.type_name for c in table_columns}
+        for item in catalog.table_objects(conn, schema, table):
+            length = item.kind == "check" and array_length_check(item.definition, item.name)
+            if length and kinds.get(length[0]) == "real[]":
+                found.setdefault((table, length[0]), length[1])
     conn.commit()
     return found
 
@@ -327,7 +359,18 @@ def use_pgvector(conn: psycopg.Connection, plan: Plan) -> list[str]:
             if (table.name, column.name) in dimensions:
                 column.type = f"vector({dimensions[(table.name, column.name)]})"
                 changed.append(f"{table.name}.{column.name}")
+                _drop_length_checks(table, column)
     return changed
+
+
+def _drop_length_checks(table: Table, column: Column) -> None:
+    """A CHECK over the vector column alone (Xata's ARRAY_LENGTH(c, 1) = n) does not apply
+    to a pgvector value, whose type holds its length."""
+    for item in table.objects:
+        if item.kind == "check" and item.fate == "carry" and columns_read(
+                item.definition, item.kind, item.name) == {column.target}:
+            item.fate = "drop"
+            item.reason = f"{column.type} holds the length of {column.target!r}"
 
 
 def _defer_cycles(tables: list[Table]) -> None:

@@ -14,12 +14,16 @@ import yaml
 
 from xata_migration.errors import XataMigrationError
 from xata_migration.plan import graph
-from xata_migration.plan.names import MAX_IDENTIFIER_BYTES
+from xata_migration.plan.names import MAX_IDENTIFIER_BYTES, derived_name
+from xata_migration.plan.objects import (ObjectError, SchemaObject, object_from_dict,
+                                         object_to_dict, validate_generated,
+                                         validate_table_objects, validate_types)
 from xata_migration.plan.sql_text import SqlTextError, check_expression, check_type_name
 
 PLAN_VERSION = 1
 MAPPING_SCHEMA = "xata_id_map"
 ON_DELETE_ACTIONS = ("NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT")
+ON_UPDATE_ACTIONS = ON_DELETE_ACTIONS
 ON_MISSING_CHOICES = ("fail", "null", "skip")
 LINK_DECLARATIONS = ("foreign_key", "comment", "plan")
 
@@ -32,6 +36,7 @@ class PlanError(XataMigrationError, ValueError):
 class Link:
     table: str
     on_delete: str = "SET NULL"
+    on_update: str = "NO ACTION"
     declared_by: str = "foreign_key"
     # A deferred link is written after both tables are loaded: it breaks a cycle.
     deferred: bool = False
@@ -53,6 +58,11 @@ class Column:
     # Informative: where the column came from when that is not obvious (a CSV import's
     # Xata `object` column, kept as jsonb or split into one column per field).
     note: str = ""
+    # GENERATED ALWAYS AS (generated) STORED: made by the target, never written by a load.
+    generated: str | None = None
+    comment: str | None = None
+    # Why a person must look at the column before it is migrated ("" if nothing).
+    review: str = ""
 
     def __post_init__(self):
         self.target = self.target or self.name
@@ -87,9 +97,26 @@ class Table:
     dropped: list[str] = field(default_factory=list)
     # Target rows whose source row was deleted since an earlier run: keep or delete.
     deleted_rows: str = "keep"
+    # Constraints and indexes (plan/objects.py), the sequences its defaults call.
+    objects: list[SchemaObject] = field(default_factory=list)
+    sequences: list[SchemaObject] = field(default_factory=list)
+    comment: str | None = None
 
     def __post_init__(self):
         self.target = self.target or self.name
+
+    @property
+    def written_by_load(self) -> list[Column]:
+        """The columns a load writes: all but generated ones, which the target computes."""
+        return [c for c in self.columns if c.generated is None]
+
+    @property
+    def generated_columns(self) -> list[Column]:
+        return [c for c in self.columns if c.generated is not None]
+
+    @property
+    def target_columns(self) -> set[str]:
+        return {"id"} | {c.target for c in self.columns}
 
     @property
     def links(self) -> list[Column]:
@@ -115,6 +142,46 @@ class Plan:
     target_schema: str = "public"
     # Informative: text columns whose values are ids of a table (see introspect).
     suggested_links: list[dict] = field(default_factory=list)
+    # User types the columns use (in creation order) and extensions whose types they use.
+    types: list[SchemaObject] = field(default_factory=list)
+    extensions: list[str] = field(default_factory=list)
+
+    def object_summary(self) -> list[str]:
+        """What the plan carries around the rows, and what it leaves out, in lines."""
+        carried: dict[str, int] = {}
+        dropped = []
+        everything = [(None, t) for t in self.types] + [
+            (table, item) for table in self.tables for item in table.sequences + table.objects]
+        for table, item in everything:
+            if item.fate == "carry":
+                carried[item.kind] = carried.get(item.kind, 0) + 1
+            elif item.fate == "drop":
+                where = f"table {table.name!r}, " if table else ""
+                dropped.append(f"Not carried: {where}{item.kind} {item.name!r}"
+                               + (f" ({item.reason})" if item.reason else ""))
+        generated = sum(len(t.generated_columns) for t in self.tables)
+        comments = sum((t.comment is not None) + sum(c.comment is not None for c in t.columns)
+                       for t in self.tables)
+        parts = [f"{n} {kind}" for kind, n in sorted(carried.items())]
+        parts += [f"{generated} generated column(s)"] if generated else []
+        parts += [f"{comments} comment(s)"] if comments else []
+        parts += [f"extension(s) {', '.join(self.extensions)}"] if self.extensions else []
+        lines = ["Carried to the target: " + ", ".join(parts) + "."] if parts else []
+        return lines + dropped
+
+    def review_items(self) -> list[str]:
+        """Every object and column held back for a person, one readable line each."""
+        found = [f"type {t.name!r}: {t.reason}" for t in self.types if t.fate == "review"]
+        for table in self.tables:
+            for column in table.columns:
+                if column.review:
+                    found.append(f"table {table.name!r}, column {column.name!r}: "
+                                 f"{column.review} (generated {column.generated!r})")
+            for item in table.sequences + table.objects:
+                if item.fate == "review":
+                    found.append(f"table {table.name!r}, {item.kind} {item.name!r}: "
+                                 f"{item.reason}\n    definition: {item.definition}")
+        return found
 
     def table(self, name: str) -> Table:
         for table in self.tables:
@@ -151,10 +218,17 @@ def _column_to_dict(column: Column) -> dict:
         out["default"] = column.default
     if column.note:
         out["note"] = column.note
+    if column.generated is not None:
+        out["generated"] = column.generated
+    if column.review:
+        out["review"] = column.review
+    if column.comment is not None:
+        out["comment"] = column.comment
     if column.link:
         out["link"] = {
             "table": column.link.table,
             "on_delete": column.link.on_delete,
+            "on_update": column.link.on_update,
             "declared_by": column.link.declared_by,
             "deferred": column.link.deferred,
             "on_missing": column.link.on_missing,
@@ -169,10 +243,18 @@ def plan_to_dict(plan: Plan) -> dict:
                  "id_order": list(table.id_order),
                  "columns": [_column_to_dict(c) for c in table.columns],
                  "dropped": list(table.dropped), "deleted_rows": table.deleted_rows}
+        if table.comment is not None:
+            entry["comment"] = table.comment
+        if table.sequences:
+            entry["sequences"] = [object_to_dict(s) for s in table.sequences]
+        if table.objects:
+            entry["objects"] = [object_to_dict(o) for o in table.objects]
         tables.append(entry)
     return {"version": PLAN_VERSION, "source_schema": plan.source_schema,
             "target_schema": plan.target_schema, "mapping_schema": MAPPING_SCHEMA,
-            "order": plan.order(), "suggested_links": plan.suggested_links, "tables": tables}
+            "order": plan.order(), "suggested_links": plan.suggested_links,
+            "extensions": list(plan.extensions),
+            "types": [object_to_dict(t) for t in plan.types], "tables": tables}
 
 
 _HEADER = """\
@@ -186,6 +268,12 @@ _HEADER = """\
 #   dropped: source columns not copied (move one into columns to keep it)
 #   deleted_rows: keep (default) | delete -- target rows whose source row was deleted since
 #     an earlier run; their mapping rows stay either way
+#   generated: the expression of a GENERATED ALWAYS ... STORED column (the target computes it)
+#   objects / sequences (per table), types (user types, in creation order), extensions: the
+#     database around the rows, each with a `fate`: carry (made on the target, as its
+#     `definition` says) | drop (left out) | review (cannot be carried as is: `reason` says
+#     why; migrate refuses until you edit the definition and set carry, or set drop).
+#     A definition is exactly one statement of its kind, on the table's target name.
 # `order` is informative: it is recomputed from the links every time.
 # `suggested_links`: plain text / text[] columns whose values are ids of a table. To rewrite
 #   one, give the column a `link: {table: T}` and `type: bigint` (text[] columns: bigint[]).
@@ -210,6 +298,7 @@ def _link_from_dict(raw: dict, where: str) -> Link:
         raise PlanError(f"{where}: `link` must be a mapping with at least `table`.")
     return Link(table=str(_require(raw, "table", where)),
                 on_delete=str(raw.get("on_delete", "SET NULL")).upper(),
+                on_update=str(raw.get("on_update", "NO ACTION")).upper(),
                 declared_by=str(raw.get("declared_by", "plan")),
                 deferred=bool(raw.get("deferred", False)),
                 on_missing=str(raw.get("on_missing", "fail")))
@@ -221,8 +310,11 @@ def _column_from_dict(raw: dict, table_name: str) -> Column:
     name = str(_require(raw, "name", f"Table {table_name!r}, a column"))
     where = f"Table {table_name!r}, column {name!r}"
     link = _link_from_dict(raw["link"], where) if raw.get("link") else None
-    default = raw.get("default")
+    default, generated, comment = raw.get("default"), raw.get("generated"), raw.get("comment")
     return Column(name=name, type=str(_require(raw, "type", where)),
+                  generated=None if generated is None else str(generated),
+                  comment=None if comment is None else str(comment),
+                  review=str(raw.get("review") or ""),
                   target=str(raw.get("target") or name), not_null=bool(raw.get("not_null")),
                   unique=bool(raw.get("unique")),
                   default=None if default is None else str(default), link=link,
@@ -247,10 +339,22 @@ def plan_from_dict(raw: dict) -> Plan:
             id_order=[str(c) for c in entry.get("id_order") or []],
             columns=[_column_from_dict(c, name) for c in entry.get("columns") or []],
             dropped=[str(c) for c in entry.get("dropped") or []],
-            deleted_rows=str(entry.get("deleted_rows", "keep"))))
+            deleted_rows=str(entry.get("deleted_rows", "keep")),
+            comment=None if entry.get("comment") is None else str(entry["comment"]),
+            sequences=_objects(entry.get("sequences"), where),
+            objects=_objects(entry.get("objects"), where)))
     return Plan(tables=tables, source_schema=str(raw.get("source_schema", "public")),
                 target_schema=str(raw.get("target_schema", "public")),
-                suggested_links=list(raw.get("suggested_links") or []))
+                suggested_links=list(raw.get("suggested_links") or []),
+                types=_objects(raw.get("types"), "The plan's types"),
+                extensions=[str(e) for e in raw.get("extensions") or []])
+
+
+def _objects(raw, where: str) -> list[SchemaObject]:
+    try:
+        return [object_from_dict(item, where) for item in raw or []]
+    except ObjectError as error:
+        raise PlanError(str(error)) from None
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -309,6 +413,29 @@ def _validate_table(plan: Plan, table: Table, names: set[str]) -> None:
         _check_sql(column, cwhere)
         if column.link:
             _validate_link(column, cwhere, names)
+        if column.generated is not None:
+            _validate_generated(table, column, cwhere)
+    _fits_all([o.name for o in table.objects + table.sequences], where)
+    try:
+        validate_table_objects(where, table.target, table.objects, table.sequences,
+                               table.target_columns)
+    except ObjectError as error:
+        raise PlanError(str(error)) from None
+
+
+def _fits_all(names: list[str], where: str) -> None:
+    for name in names:
+        _fits(name, where)
+
+
+def _validate_generated(table: Table, column: Column, where: str) -> None:
+    if column.link or column.default is not None:
+        raise PlanError(f"{where}: a generated column can have neither a `link` nor a "
+                        "`default`.")
+    try:
+        validate_generated(where, column.generated, table.target_columns)
+    except ObjectError as error:
+        raise PlanError(str(error)) from None
 
 
 def _check_sql(column: Column, where: str) -> None:
@@ -342,6 +469,9 @@ def _validate_link(column: Column, where: str, names: set[str]) -> None:
     if column.is_array_link and column.link.deferred:
         raise PlanError(f"{where}: a link from an array column cannot be deferred. Defer "
                         "another link of the cycle.")
+    if link.on_update not in ON_UPDATE_ACTIONS:
+        raise PlanError(f"{where}: on_update {link.on_update!r} is not one of "
+                        f"{', '.join(ON_UPDATE_ACTIONS)}.")
     if link.on_delete not in ON_DELETE_ACTIONS:
         raise PlanError(f"{where}: on_delete {link.on_delete!r} is not one of "
                         f"{', '.join(ON_DELETE_ACTIONS)}.")
@@ -351,6 +481,20 @@ def _validate_link(column: Column, where: str, names: set[str]) -> None:
     if link.declared_by not in LINK_DECLARATIONS:
         raise PlanError(f"{where}: declared_by {link.declared_by!r} is not one of "
                         f"{', '.join(LINK_DECLARATIONS)}.")
+
+
+def require_nothing_to_review(plan: Plan) -> None:
+    """PlanError listing every object marked `review`: nothing may run until a person has
+    decided about each."""
+    items = plan.review_items()
+    if items:
+        raise PlanError(
+            f"The plan holds {len(items)} object(s) marked `review`: they cannot be carried "
+            "to the target as they are.\n" + "\n".join(f"  - {i}" for i in items) + "\n"
+            "For each, edit its definition in the plan for the new bigint ids and set "
+            "`fate: carry`, or set `fate: drop` to leave it out (a generated column: edit "
+            "`generated` and remove `review`, or move the column to `dropped`). Nothing was "
+            "written.")
 
 
 def validate_plan(plan: Plan) -> None:
@@ -363,8 +507,42 @@ def validate_plan(plan: Plan) -> None:
     names = {t.name for t in plan.tables}
     for table in plan.tables:
         _validate_table(plan, table, names)
+    _validate_schema_wide(plan)
     cycle = graph.find_cycle({t.name: plan.parents(t) for t in plan.tables})
     if cycle:
         raise PlanError("The links form a cycle: " + " -> ".join(cycle) + ". Set "
                         "`deferred: true` on one link of that cycle (preferably a nullable "
                         "one) so it is written after both tables are loaded.")
+
+
+def _tool_index_names(table: Table) -> list[str]:
+    """The indexes the tool makes itself: the primary key, each unique column's, each
+    link's (load/ddl.py)."""
+    names = [derived_name(table.target, "", "pkey")]
+    names += [derived_name(table.target, c.target, "key") for c in table.columns if c.unique]
+    names += [derived_name(table.target, c.target, "idx") for c in table.links]
+    return names
+
+
+def _validate_schema_wide(plan: Plan) -> None:
+    """Types, and the names that share one namespace in the target schema: tables,
+    indexes, sequences and types (a constraint's name is its table's)."""
+    try:
+        validate_types(plan.types)
+    except ObjectError as error:
+        raise PlanError(str(error)) from None
+    relations = [t.target for t in plan.tables]
+    relations += [o.name for t in plan.tables for o in t.objects
+                  if o.kind in ("index", "unique", "exclusion") and o.fate != "drop"]
+    relations += sorted({s.name for t in plan.tables for s in t.sequences if s.fate != "drop"})
+    relations += [name for t in plan.tables for name in _tool_index_names(t)]
+    _unique(relations, "target table, index or sequence name",
+            "Rename one in the plan (its `name` and its definition).")
+    _unique([t.name for t in plan.types], "type name", "List each type once.")
+    shared = [s for t in plan.tables for s in t.sequences if s.fate != "drop"]
+    if (plan.types or shared) and plan.target_schema != "public":
+        raise PlanError(
+            f"The plan creates types or sequences, which its columns name without a schema, "
+            f"and its target_schema is {plan.target_schema!r}: this version makes them only "
+            "in `public`. Set target_schema: public, or set those types and sequences to "
+            "`fate: drop` and create them on the target yourself.")

@@ -1,7 +1,8 @@
-"""Proving a migrated table equals its source: the four checks and what they found.
+"""Proving a migrated table equals its source: the five checks and what they found.
 
-  checks.py       row_counts, id_mapping, links_intact, values_unchanged, and what
-                  each proves (CHECKS)
+  checks.py       row_counts, id_mapping, links_intact, values_unchanged, schema_intact,
+                  and what each proves (CHECKS)
+  schema.py       schema_intact: the plan's objects on the target as planned
   fingerprint.py  order-independent fingerprints of both sides, computed where the rows are
   rows.py         the row-by-row comparison, when the fingerprints differ
   findings.py     what a failed check found, in xata_migration_checks.findings

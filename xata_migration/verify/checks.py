@@ -7,6 +7,7 @@
   links_intact       every link equals the new id of the record it pointed to in the
                      source, NULL stays NULL, and no target link points to a missing row
   values_unchanged   every other column of every row equals the source's value
+  schema_intact      every object the plan carries is on the target as planned (schema.py)
 
 First each side's fingerprint (fingerprint.py): when they match, every check passes on
 that, with no row crossing the network. Otherwise the rows are compared one by one: each
@@ -32,6 +33,7 @@ from xata_migration.plan.model import Column, Plan, Table
 from xata_migration.verify import fingerprint
 from xata_migration.verify.findings import (CheckOutcome, clear_findings, ensure_bookkeeping,
                                             record_findings, with_findings)
+from xata_migration.verify.schema import schema_intact
 from xata_migration.verify.rows import (ABSENT, CHECK_STAGE, SOURCE_IDS, Absent,
                                         record_differing_rows, row_hashes, stream_source)
 
@@ -46,6 +48,9 @@ CHECKS = {
     "values_unchanged": "every other column of every row equals the source's value, text "
                         "for text, compared in the source's own type (so NaN, -0, "
                         "microseconds, JSON and array NULLs count)",
+    "schema_intact": "every type, sequence, constraint, index, generated column, comment "
+                     "and link action the plan carries exists on the target with the "
+                     "planned definition",
 }
 
 
@@ -290,6 +295,7 @@ def table_checks(source, target, plan: Plan, table: Table,
         else:
             outcomes = [with_findings(target, o, table.name)
                         for o in row_by_row_outcomes(source, target, plan, table)]
+        outcomes.append(schema_intact(target, plan, table))
         target.commit()
         for outcome in outcomes:
             outcome.metadata["checks_seconds"] = round(time.monotonic() - started, 3)
@@ -390,5 +396,5 @@ def check_names(table: Table) -> list[str]:
     names = ["row_counts", "id_mapping"]
     if table.own_links:
         names.append("links_intact")
-    return names + ["values_unchanged"]
+    return names + ["values_unchanged", "schema_intact"]
 
