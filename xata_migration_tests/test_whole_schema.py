@@ -6,6 +6,7 @@ constraint rejects what it rejected in the source, each index is used, sequences
 past the source, the FK's actions act, comments are there."""
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -16,14 +17,14 @@ from xata_migration import api
 from xata_migration.plan import PlanError, load_plan, save_plan
 from xata_migration.sources import XATA_RUNTIME_SQL
 from xata_migration_tests.support import check_outcomes, execute_sql, migrate, run_checks
-from xata_migration_tests.whole_schema import REVIEW_SCHEMA, WHOLE_SCHEMA
+from xata_migration_tests.whole_schema import REVIEW_SCHEMA, VECTOR_SCHEMA, WHOLE_SCHEMA
 
 ACCOUNT = '"Account"'
 
 
 @pytest.fixture
 def whole_source(source_url):
-    execute_sql(source_url, XATA_RUNTIME_SQL, WHOLE_SCHEMA)
+    execute_sql(source_url, XATA_RUNTIME_SQL, WHOLE_SCHEMA, VECTOR_SCHEMA)
     return source_url
 
 
@@ -293,7 +294,7 @@ TAMPERED_OBJECTS = [
 @pytest.fixture(scope="module")
 def whole_plan_text(pg_server, tmp_path_factory):
     source_url = pg_server.create_database("src")
-    execute_sql(source_url, XATA_RUNTIME_SQL, WHOLE_SCHEMA)
+    execute_sql(source_url, XATA_RUNTIME_SQL, WHOLE_SCHEMA, VECTOR_SCHEMA)
     path = tmp_path_factory.mktemp("plan") / "plan.yaml"
     save_plan(api.describe_source(source_url).plan, path)
     return path.read_text()
@@ -370,3 +371,45 @@ def test_an_index_made_in_the_source_after_the_plan_stops_the_table(whole_source
             api.migrate_table(plan, plan.table("Account"), connections)
     with psycopg.connect(target_url) as conn:
         assert conn.execute("SELECT to_regclass('public.\"Account\"')").fetchone()[0] is None
+
+
+@pytest.mark.slow  # PostgreSQL 15 runs as a process of its own
+@pytest.mark.parametrize("server_name", ["embedded", "postgresql-15"])
+def test_a_least_privilege_reader_of_either_server_carries_it_all(request, pg_server,
+                                                                  target_url, server_name):
+    """A role with only CONNECT, USAGE and SELECT on the tables: a sequence it cannot read
+    stops the table with the GRANT that fixes it, nothing written; granted, all arrives.
+    On PostgreSQL 15, the source's pg_get_*def output is compared with the target's 16."""
+    server = pg_server if server_name == "embedded" else request.getfixturevalue("pg15_server")
+    source_url = server.create_database("src")
+    execute_sql(source_url, XATA_RUNTIME_SQL, WHOLE_SCHEMA)
+    reader_url = _reader(source_url)
+    plan = api.describe_source(reader_url).plan
+    first = migrate(plan, reader_url, target_url)
+    error = next(e for e in first.all_events if e.is_step_failure).step_failure_data.error
+    messages = []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    assert any("cannot read the source's sequence 'ticket_seq'" in m
+               and "Grant the source role SELECT on it" in m for m in messages), messages
+    with psycopg.connect(target_url) as conn:
+        assert conn.execute("SELECT to_regclass('public.\"Account\"')").fetchone()[0] is None
+    execute_sql(source_url, "GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO xm_whole")
+    second = migrate(plan, reader_url, target_url)
+    assert second.success and all(check_outcomes(second).values())
+    with psycopg.connect(target_url, autocommit=True) as conn:
+        _rejects_what_the_source_rejected(conn)
+        _sequences_go_on_past_the_source(conn)
+
+
+def _reader(source_url: str) -> str:
+    with psycopg.connect(source_url, autocommit=True) as conn:
+        database = conn.execute("SELECT current_database()").fetchone()[0]
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'xm_whole'").fetchone():
+            conn.execute("CREATE ROLE xm_whole LOGIN PASSWORD 'reader'")
+        conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO xm_whole')
+        conn.execute("GRANT USAGE ON SCHEMA public TO xm_whole")
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO xm_whole")
+    parts = urlsplit(source_url)
+    return urlunsplit(parts._replace(netloc="xm_whole:reader@" + parts.netloc.rsplit("@", 1)[-1]))
