@@ -263,6 +263,7 @@ def report(plan_path: str | Path, source_url: str, target_url: str,
     """Every check of every table, now, written to `output` (Markdown) and beside it as
     HTML; True if every check passed."""
     plan = read_plan(plan_path)
+    _writable_folder(Path(output).parent)  # before the checks, which may take long
     reports = []
     for table in plan.tables:
         started = time.monotonic()
@@ -270,6 +271,14 @@ def report(plan_path: str | Path, source_url: str, target_url: str,
             outcomes = check_table(plan, table, connections)
         reports.append(TableReport(table.name, outcomes, time.monotonic() - started))
     return write_report(reports, source_url, target_url, plan, str(plan_path), output)
+
+
+def _writable_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"Cannot write into {str(folder)!r}: {error.strerror}. Choose "
+                         "another --output.") from None
 
 
 def lookup(target_url: str, table: str, old_id: str | None = None,

@@ -1,5 +1,5 @@
 """The `xata-migration` command: import-dump, import-csv, plan, migrate, report, lookup,
-demo, dev.
+demo and dev.
 
 Each command reads its arguments, makes one call to the core API (api.py) and prints what
 it returned. Every database URL may be `embedded:NAME`: database NAME on the embedded
@@ -12,6 +12,8 @@ import argparse
 import os
 import sys
 import time
+import warnings
+from importlib import metadata
 
 from xata_migration import api
 from xata_migration.embedded import EMBEDDED_PREFIX, resolve_url
@@ -160,62 +162,98 @@ def _plan_and_databases(command: argparse.ArgumentParser) -> None:
     command.add_argument("--target-url", help="default: $TARGET_DATABASE_URL")
 
 
+DESCRIPTION = """Move a Xata database into PostgreSQL that you own: every Xata record id
+becomes a new bigint id, every link is rewritten, and checks prove it."""
+EPILOG = """workflow: import-dump or import-csv (if you hold a dump or a CSV export), plan,
+migrate, report, lookup. Try it first with demo, and look around with dev.
+
+environment:
+  XATA_SOURCE_URL                 the source database (--source-url)
+  TARGET_DATABASE_URL             the target database (--target-url)
+  XATA_MIGRATION_PLAN             the plan file (--plan)
+  XATA_MIGRATION_LOCK_TIMEOUT     seconds to wait for a lock, 0 for ever (default 60)
+  XATA_MIGRATION_CONNECT_TIMEOUT  seconds to wait for a connection (default 10)
+  DAGSTER_HOME, DAGSTER_PG_URL    where migrate and dev keep Dagster's run history
+Every database URL may be embedded:NAME: database NAME on the embedded server."""
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default where it has one (not for the ones read from the
+    environment, whose help names the variable)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _command(commands, name: str, description: str):
+    return commands.add_parser(name, help=description, description=description,
+                               formatter_class=_Help)
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="xata-migration", description=__doc__.splitlines()[0])
-    commands = top.add_subparsers(dest="command", required=True)
-    plan = commands.add_parser("plan", help="introspect the source and write a plan (YAML)")
-    plan.add_argument("--source-url", help="source database URL (default: $XATA_SOURCE_URL)")
-    plan.add_argument("--output", required=True, help="where to write the plan")
-    plan.add_argument("--schema", default="public", help="source schema (default: public)")
-    plan.add_argument("--vectors", choices=["real[]", "pgvector"], default="real[]",
-                      help="store Xata vectors as real[] (default, as in the source) or as "
-                           "pgvector's vector(n) (the target needs the extension)")
-    plan.set_defaults(run=command_plan)
-    dump = commands.add_parser("import-dump", help="restore a Xata pg_dump (tar, custom or "
-                               "plain) into an empty database, creating what it needs first")
+    top = argparse.ArgumentParser(prog="xata-migration", description=DESCRIPTION,
+                                  epilog=EPILOG, formatter_class=_Help)
+    top.add_argument("--version", action="version",
+                     version=f"%(prog)s {metadata.version('xata-migration')}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    dump = _command(commands, "import-dump", "restore a Xata pg_dump (tar, custom or plain) "
+                    "into an empty database, creating what it needs first")
     dump.add_argument("dump", help="the dump file")
     dump.add_argument("--into", required=True, help="URL of an empty database to restore into")
     dump.set_defaults(run=command_import_dump)
-    csv_parser = commands.add_parser("import-csv", help="load a legacy Xata CSV export (one "
-                                     "file per table) and its schema file into an empty "
-                                     "database")
+    csv_parser = _command(commands, "import-csv", "load a legacy Xata CSV export (one file "
+                          "per table) and its schema file into an empty database")
     csv_parser.add_argument("folder", help="the folder holding <table>.csv for every table")
     csv_parser.add_argument("--schema", required=True,
                             help="the schema file (schema.json / `xata schema dump`)")
     csv_parser.add_argument("--into", required=True,
                             help="URL of an empty database to load into")
     csv_parser.add_argument("--objects", choices=["jsonb", "columns"], default="jsonb",
-                            help="Xata `object` columns: one jsonb column (default) or one "
-                                 "column per field")
+                            help="Xata `object` columns: one jsonb column, or one column per "
+                                 "field")
     csv_parser.set_defaults(run=command_import_csv)
-    migrate = commands.add_parser("migrate", help="run migrate_all (dagster job execute) "
-                                  "and print every table's checks")
+    plan = _command(commands, "plan", "introspect the source and write a plan (YAML)")
+    plan.add_argument("--source-url", help="source database URL (default: $XATA_SOURCE_URL)")
+    plan.add_argument("--output", required=True, help="where to write the plan")
+    plan.add_argument("--schema", default="public", help="source schema")
+    plan.add_argument("--vectors", choices=["real[]", "pgvector"], default="real[]",
+                      help="store Xata vectors as real[] (as in the source) or as pgvector's "
+                           "vector(n) (the target needs the extension)")
+    plan.set_defaults(run=command_plan)
+    migrate = _command(commands, "migrate", "run migrate_all (dagster job execute) and print "
+                       "every table's checks")
     _plan_and_databases(migrate)
     migrate.add_argument("--log", default="migrate-run.log", help="where the run's log goes")
     migrate.set_defaults(run=command_migrate)
-    report = commands.add_parser("report", help="check the target against the source now and "
-                                 "write a Markdown and HTML report")
+    report = _command(commands, "report", "check the target against the source now and "
+                      "write a Markdown and HTML report")
     report.add_argument("--output", required=True, help="the Markdown file (the HTML file "
-                        "goes beside it, with .html)")
+                        "goes beside it, with .html; missing folders are made)")
     _plan_and_databases(report)
     report.set_defaults(run=command_report)
-    lookup = commands.add_parser("lookup", help="the new id of an old Xata record id")
+    lookup = _command(commands, "lookup", "the new id of an old Xata record id")
     lookup.add_argument("table", help="source table name, e.g. tag-to-image")
     lookup.add_argument("id", help="the old Xata id (or, with --reverse, the new id)")
     lookup.add_argument("--reverse", action="store_true", help="new id -> old Xata id")
     lookup.add_argument("--target-url", help="target URL (default: $TARGET_DATABASE_URL)")
     lookup.set_defaults(run=command_lookup)
-    demo = commands.add_parser("demo", help="migrate a demo Xata database on an embedded server")
+    demo = _command(commands, "demo", "migrate a demo Xata database on an embedded server")
     demo.add_argument("--rows", type=int, default=150, help="rows per table (junctions: 2x)")
     demo.set_defaults(run=command_demo)
-    dev = commands.add_parser("dev", help="open the Dagster UI on the demo's databases")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=3000)
+    dev = _command(commands, "dev", "open the Dagster UI on the demo's databases")
+    dev.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    dev.add_argument("--port", type=int, default=3000, help="the port to listen on")
     dev.set_defaults(run=command_dev)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
+    # pgserver asks platformdirs for a runtime folder it does not need; where none is set
+    # (containers, CI) that would print a warning on every command.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     args = parser().parse_args(argv)
     try:
         return args.run(args)

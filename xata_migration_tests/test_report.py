@@ -19,13 +19,13 @@ def test_report_on_a_migrated_target(source_url, target_url, tmp_path, capsys):
     plan = plan_for(source_url)
     assert migrate(plan, source_url, target_url).success
     save_plan(plan, tmp_path / "plan.yaml")
-    args = ["report", "--output", str(tmp_path / "report.md"), "--plan",
+    args = ["report", "--output", str(tmp_path / "for the ticket" / "report.md"), "--plan",
             str(tmp_path / "plan.yaml"), "--source-url", _with_password(source_url),
             "--target-url", _with_password(target_url)]
     assert "Sup3rSecret" in args[-1]  # the URLs given do carry a password
 
-    assert main(args) == 0
-    text = (tmp_path / "report.md").read_text()
+    assert main(args) == 0  # into a folder that did not exist
+    text = (tmp_path / "for the ticket" / "report.md").read_text()
     assert "**All of 41 checks passed** on 9 tables." in text
     assert "| tag-to-image | 4 | 4 | 7 | 4 rows x 2 columns | 5/5 |" in text
     assert "| rows | 4 | 4 |" in text  # what row_counts compared, on both sides
@@ -34,8 +34,8 @@ def test_report_on_a_migrated_target(source_url, target_url, tmp_path, capsys):
     execute_sql(target_url, "UPDATE tag SET name = 'cloud' WHERE name = 'sky'")
     assert main(args) == 1
     assert "some checks FAILED" in capsys.readouterr().out
-    text = (tmp_path / "report.md").read_text()
-    html = (tmp_path / "report.html").read_text()
+    text = (tmp_path / "for the ticket" / "report.md").read_text()
+    html = (tmp_path / "for the ticket" / "report.html").read_text()
     assert "**40 of 41 checks passed** on 9 tables. Failed: tag values_unchanged" in text
     assert "| rec_tag_a | 1 | name | sky | cloud | value differs |" in text
     assert ("SELECT \"xata_id\", \"new_id\", \"column_name\", \"source_value\", "
