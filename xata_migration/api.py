@@ -38,6 +38,7 @@ from xata_migration.pg import LockWatch
 from xata_migration.plan import (Column, Plan, PlanError, Table, introspect, load_plan,
                                  require_nothing_to_review,
                                  save_plan, use_pgvector)
+from xata_migration.plan.catalog import estimated_rows
 from xata_migration.snapshot import SourceSnapshot, source_readers
 from xata_migration.verify import (CheckOutcome, SourceFingerprint, TableReport, link_check,
                                    missing_links_outcome, table_checks, write_report)
@@ -188,6 +189,10 @@ def migrate_table(plan: Plan, table: Table, connections: TableConnections,
     the load with nothing written: the run then holds them as a failed `links_intact`."""
     started = time.monotonic()
     c = connections
+    if log:
+        rows = estimated_rows(c.source, plan.source_schema, table.name)
+        log.info(f"{table.name}: started, " + (f"about {rows:,} rows in the source"
+                                              if rows is not None else "rows not yet counted"))
     with c.lock_waits_explained(table.name, log), \
             SourceFingerprint(c.second_source, plan, table) as source_fingerprint:
         def on_phase(phase: str) -> None:
@@ -255,7 +260,7 @@ def _run_migrate_all(source_url: str, target_url: str, plan_path, log_path: Path
     say(f"Running: dagster job execute -m xata_migration.definitions -j migrate_all "
         f"(log: {log_path})")
     env = jobs.dagster_environment(source_url, target_url, plan_path)
-    return jobs.run_migrate_all(env, log_path)
+    return jobs.run_migrate_all(env, log_path, say)
 
 
 def report(plan_path: str | Path, source_url: str, target_url: str,

@@ -168,12 +168,14 @@ EPILOG = """workflow: import-dump or import-csv (if you hold a dump or a CSV exp
 migrate, report, lookup. Try it first with demo, and look around with dev.
 
 environment:
-  XATA_SOURCE_URL                 the source database (--source-url)
-  TARGET_DATABASE_URL             the target database (--target-url)
-  XATA_MIGRATION_PLAN             the plan file (--plan)
-  XATA_MIGRATION_LOCK_TIMEOUT     seconds to wait for a lock, 0 for ever (default 60)
-  XATA_MIGRATION_CONNECT_TIMEOUT  seconds to wait for a connection (default 10)
-  DAGSTER_HOME, DAGSTER_PG_URL    where migrate and dev keep Dagster's run history
+  XATA_SOURCE_URL                  the source database (--source-url)
+  TARGET_DATABASE_URL              the target database (--target-url)
+  XATA_MIGRATION_PLAN              the plan file (--plan)
+  XATA_MIGRATION_LOCK_TIMEOUT      seconds to wait for a lock, 0 for ever (default 60)
+  XATA_MIGRATION_CONNECT_TIMEOUT   seconds to wait for a connection (default 10)
+  XATA_MIGRATION_PROGRESS_SECONDS  seconds between progress lines of a table (default 10)
+  XATA_MIGRATION_HOME              the embedded server's and the demo's files
+  DAGSTER_HOME, DAGSTER_PG_URL     where migrate and dev keep Dagster's run history
 Every database URL may be embedded:NAME: database NAME on the embedded server."""
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,20 +48,55 @@ class RunSummary:
         return self.succeeded and bool(self.checks) and all(p for _, _, p in self.checks)
 
 
-def run_migrate_all(env: dict, log_path: Path) -> RunSummary:
-    """`dagster job execute ... -j migrate_all`, its log to `log_path`; then the run as
-    Dagster's storage holds it."""
+def run_migrate_all(env: dict, log_path: Path, say=None) -> RunSummary:
+    """`dagster job execute ... -j migrate_all`, its log to `log_path`, each of the run's
+    messages (a table started, its progress, done) told to `say` as it is written; then
+    the run as Dagster's storage holds it."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        finished = subprocess.run([sys.executable, "-m", "dagster", "job", "execute", "-m",
-                                   "xata_migration.definitions", "-j", "migrate_all"],
-                                  env=env, cwd=embedded.PROJECT_ROOT, stdout=log,
-                                  stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, "-m", "dagster", "job", "execute", "-m",
+                                    "xata_migration.definitions", "-j", "migrate_all"],
+                                   env=env, cwd=embedded.PROJECT_ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        _follow(process, log_path, say)
     summary = read_latest_run(env)
-    summary.exit_code = finished.returncode
-    if finished.returncode != 0:
+    summary.exit_code = process.returncode
+    if process.returncode != 0:
         summary.log_tail = log_path.read_text().splitlines()[-LOG_LINES:]
     return summary
+
+
+FOLLOW_SECONDS = 0.5
+
+
+def _follow(process: subprocess.Popen, log_path: Path, say) -> None:
+    """Until the process ends: every new message of the run in its log, told to `say`.
+    Reads the log file the process writes, so a message is seen within FOLLOW_SECONDS."""
+    with open(log_path, encoding="utf-8", errors="replace") as log:
+        pending = ""
+        while True:
+            ended = process.poll() is not None  # read once more after the end
+            pending += log.read()
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                message = run_message(line)
+                if message and say:
+                    say(message)
+            if ended:
+                return
+            time.sleep(FOLLOW_SECONDS)
+
+
+def run_message(line: str) -> str | None:
+    """The message of one of Dagster's log lines ("time - dagster - LEVEL - job - run id
+    - [step -] message") if it is an INFO, WARNING or ERROR; the step key (one word) left
+    out, since the tool's messages name their table."""
+    parts = line.split(" - ", 5)
+    if len(parts) < 6 or parts[1] != "dagster" or parts[2] not in ("INFO", "WARNING", "ERROR"):
+        return None
+    step, _, rest = parts[5].partition(" - ")
+    message = rest if rest and " " not in step else parts[5]
+    return message if parts[2] == "INFO" else f"{parts[2].lower()}: {message}"
 
 
 def read_latest_run(env: dict) -> RunSummary:

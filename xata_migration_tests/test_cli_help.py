@@ -9,7 +9,8 @@ from xata_migration.cli import main, parser
 
 WORKFLOW = ["import-dump", "import-csv", "plan", "migrate", "report", "lookup", "demo", "dev"]
 VARIABLES = ["XATA_SOURCE_URL", "TARGET_DATABASE_URL", "XATA_MIGRATION_PLAN",
-             "XATA_MIGRATION_LOCK_TIMEOUT", "XATA_MIGRATION_CONNECT_TIMEOUT", "DAGSTER_HOME",
+             "XATA_MIGRATION_LOCK_TIMEOUT", "XATA_MIGRATION_CONNECT_TIMEOUT",
+             "XATA_MIGRATION_PROGRESS_SECONDS", "XATA_MIGRATION_HOME", "DAGSTER_HOME",
              "DAGSTER_PG_URL"]
 
 

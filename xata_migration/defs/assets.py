@@ -148,9 +148,12 @@ def table_asset(plan: Plan, table: Table) -> dg.AssetsDefinition:
             run = api.migrate_table(plan, table, connections, log=context.log)
         if run.load:
             result = run.load
-            context.log.info(f"{table.name}: {result.source_rows} rows, {result.new_ids} new "
-                             f"ids, {result.inserted} inserted, {result.updated} updated, "
-                             f"source as of {result.source_as_of.isoformat()}")
+            passed = sum(o.passed for o in run.outcomes)
+            context.log.info(f"{table.name}: loaded in {run.load_seconds:.1f} s, "
+                             f"{result.source_rows:,} rows, {result.new_ids:,} new ids, "
+                             f"{result.inserted:,} inserted, {result.updated:,} updated, checks "
+                             f"{passed}/{len(run.outcomes)} passed, source as of "
+                             f"{result.source_as_of.isoformat()}")
             yield dg.MaterializeResult(asset_key=key, metadata=_load_metadata(
                 plan, table, result, run.load_seconds) | snapshot_note)
         yield from table_run_results(run, key)

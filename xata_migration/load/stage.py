@@ -17,6 +17,7 @@ from xata_migration.pg.objects import (DELETED_IN_SOURCE, LOAD_SCHEMA, count_row
                                        mapping_table)
 from xata_migration.pg.relay import copy_between
 from xata_migration.pg.stage import create_stage, create_temp_table, source_select, stage_name
+from xata_migration.plan.catalog import estimated_rows
 from xata_migration.plan.model import Column, Plan, Table
 from xata_migration.plan.names import lock_key
 
@@ -108,7 +109,10 @@ def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Co
     staged_columns = sql.SQL("{} ({})").format(stage, sql.SQL(", ").join(
         [sql.Identifier("xid")] + [stage_name(i) for i in range(len(columns))]))
     try:
-        read = copy_between(source, target, select, staged_columns, binary, log)
+        expected = estimated_rows(source, plan.source_schema, table.name) if since is None \
+            else None
+        read = copy_between(source, target, select, staged_columns, binary, log,
+                            label=table.name, expected=expected)
         if since is None:
             return Staged(read, read, as_of, stage)
         staged = Staged(read, count_rows(source, sql.Identifier(plan.source_schema, table.name)),

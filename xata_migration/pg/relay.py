@@ -18,12 +18,14 @@ from select import POLLIN, poll
 
 import psycopg
 from psycopg import sql
+
+from xata_migration.connections import seconds_from
 from psycopg.copy import LibpqWriter
 from psycopg.pq import ExecStatus
 
 CHUNK_BYTES = 1 << 20
 QUEUED_CHUNKS = 8
-PROGRESS_SECONDS = 10
+PROGRESS_VARIABLE, PROGRESS_SECONDS = "XATA_MIGRATION_PROGRESS_SECONDS", 10
 SENDER_NAME = "xata-migration-copy-sender"
 
 
@@ -107,12 +109,19 @@ def _raise_unless_completed(connection: psycopg.Connection) -> None:
         raise psycopg.errors.error_from_result(first, encoding=connection.info.encoding)
 
 
+def _progress(label: str, rows: int, expected: int | None, rate: float) -> str:
+    total = f" of about {expected:,}" if expected and expected >= rows else " so far"
+    return f"{label}: copied {rows:,}{total} rows ({rate:,.0f} rows/s)"
+
+
 def copy_between(source: psycopg.Connection, target: psycopg.Connection,
                  select: sql.Composable, table: sql.Composable, binary: bool,
-                 log=None) -> int:
+                 log=None, label: str = "", expected: int | None = None) -> int:
     """Stream COPY (select) TO STDOUT into COPY table FROM STDIN; returns the rows copied.
-    With a `log`, reports the rows copied so far every PROGRESS_SECONDS."""
+    With a `log`, reports the rows copied so far every PROGRESS_SECONDS (of about
+    `expected`, if given), each line starting with `label`."""
     fmt = sql.SQL("(FORMAT BINARY)" if binary else "(FORMAT TEXT)")
+    every = seconds_from(PROGRESS_VARIABLE, PROGRESS_SECONDS, minimum=1)
     messages, started = 0, time.monotonic()
     last_report = started
     with target.cursor() as cursor:
@@ -126,9 +135,9 @@ def copy_between(source: psycopg.Connection, target: psycopg.Connection,
                     if len(chunk) >= CHUNK_BYTES:
                         into.write(chunk)
                         chunk = bytearray()
-                        if log and time.monotonic() - last_report > PROGRESS_SECONDS:
+                        if log and time.monotonic() - last_report > every:
                             last_report = time.monotonic()
-                            log.info(f"copied about {messages:,} rows so far "
-                                     f"({messages / (last_report - started):,.0f} rows/s)")
+                            log.info(_progress(label, messages, expected,
+                                               messages / (last_report - started)))
                 into.write(chunk)
         return cursor.rowcount

@@ -87,6 +87,13 @@ def table_objects(conn: psycopg.Connection, schema: str, table: str) -> list[Cat
     return found
 
 
+def estimated_rows(conn: psycopg.Connection, schema: str, table: str) -> int | None:
+    """The server's estimate of a table's rows (as of its last ANALYZE), or None."""
+    rows = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                        (qualified(schema, table),)).fetchone()
+    return rows[0] if rows and rows[0] is not None and rows[0] >= 0 else None
+
+
 def table_comment(conn: psycopg.Connection, schema: str, table: str) -> str | None:
     return conn.execute(_COMMENT_SQL, {"table": qualified(schema, table)}).fetchone()[0]
 
