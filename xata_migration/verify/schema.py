@@ -145,7 +145,8 @@ def _link_actions(target, plan: Plan, table: Table) -> list[tuple]:
             continue
         key = keys.get(foreign_key_name(table, column))
         planned = f"ON DELETE {column.link.on_delete} ON UPDATE {column.link.on_update}"
-        there = (f"ON DELETE {catalog.FK_ACTIONS[key[0]]} ON UPDATE {catalog.FK_ACTIONS[key[1]]}" if key
+        actions = catalog.FK_ACTIONS
+        there = (f"ON DELETE {actions[key[0]]} ON UPDATE {actions[key[1]]}" if key
                  else MISSING)
         found.append((f"foreign key of link {column.target}", planned, there))
     return found
