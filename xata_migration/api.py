@@ -323,12 +323,22 @@ def run_demo(rows: int = 150, say=print) -> RunSummary:
                             embedded.home() / "demo-run.log", say)
 
 
-def open_ui(host: str = "127.0.0.1", port: int = 3000) -> int:
-    """The Dagster UI on the demo's plan and databases, until stopped; its exit code."""
-    server = embedded.start()
-    plan_path = embedded.home() / "demo-plan.yaml"
-    if not plan_path.exists():
-        raise UsageError("No demo yet: run `xata-migration demo` first.")
-    env = jobs.dagster_environment(embedded.database_url(server, DEMO_SOURCE),
-                                   embedded.database_url(server, DEMO_TARGET), plan_path)
-    return jobs.serve_ui(env, host, port)
+def open_ui(host: str = "127.0.0.1", port: int = 3000, plan_path: str | Path | None = None,
+            source_url: str | None = None, target_url: str | None = None) -> int:
+    """The Dagster UI, until stopped (Ctrl-C or SIGTERM stops all it started); its exit
+    code. On `plan_path` and the two databases: the assets of that plan and the run
+    history `migrate` keeps (the same DAGSTER_HOME / DAGSTER_PG_URL rules). Without a
+    plan: the demo's."""
+    if plan_path is None:
+        server = embedded.start()
+        plan_path = embedded.home() / "demo-plan.yaml"
+        if not plan_path.exists():
+            raise UsageError("No demo yet: run `xata-migration demo` first, or give --plan.")
+        source_url = embedded.database_url(server, DEMO_SOURCE)
+        target_url = embedded.database_url(server, DEMO_TARGET)
+    else:
+        read_plan(plan_path)  # a plan that cannot load stops here, with its message
+        for url, role in ((source_url, "source"), (target_url, "target")):
+            connect(url, role).close()
+    return jobs.serve_ui(jobs.dagster_environment(source_url, target_url, plan_path),
+                         host, port)

@@ -152,8 +152,10 @@ def command_demo(args) -> int:
 
 
 def command_dev(args) -> int:
+    plan_path = args.plan or os.environ.get("XATA_MIGRATION_PLAN")
+    urls = _source_and_target(args) if plan_path else (None, None)
     print(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
-    return api.open_ui(args.host, args.port)
+    return api.open_ui(args.host, args.port, plan_path, *urls)
 
 
 def _plan_and_databases(command: argparse.ArgumentParser) -> None:
@@ -245,7 +247,9 @@ def parser() -> argparse.ArgumentParser:
     demo = _command(commands, "demo", "migrate a demo Xata database on an embedded server")
     demo.add_argument("--rows", type=int, default=150, help="rows per table (junctions: 2x)")
     demo.set_defaults(run=command_demo)
-    dev = _command(commands, "dev", "open the Dagster UI on the demo's databases")
+    dev = _command(commands, "dev", "open the Dagster UI on your plan (--plan) and the run "
+                   "history migrate keeps, or on the demo's")
+    _plan_and_databases(dev)
     dev.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     dev.add_argument("--port", type=int, default=3000, help="the port to listen on")
     dev.set_defaults(run=command_dev)

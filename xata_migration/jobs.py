@@ -6,6 +6,7 @@ Dagster's storage, and `dagster dev` on the same plan and databases.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -126,7 +127,45 @@ def read_latest_run(env: dict) -> RunSummary:
     return summary
 
 
+STOP_SECONDS = 20  # for `dagster dev` to stop its webserver and daemon, then they are killed
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stop(signum, frame):
+    raise _Stopped
+
+
 def serve_ui(env: dict, host: str, port: int) -> int:
-    """`dagster dev` on the code location, until it is stopped; its exit code."""
-    return subprocess.call([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml",
-                            "-h", host, "-p", str(port)], env=env, cwd=embedded.PROJECT_ROOT)
+    """`dagster dev` on the code location, until it ends or this process is asked to stop
+    (Ctrl-C, SIGTERM): then `dagster dev` and everything it started (webserver, daemon,
+    code servers: its own process group) are stopped, killed after STOP_SECONDS."""
+    process = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-w",
+                                "workspace.yaml", "-h", host, "-p", str(port)],
+                               env=env, cwd=embedded.PROJECT_ROOT, start_new_session=True)
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return process.wait()
+    except _Stopped:
+        _stop_group(process)
+        return 0
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGINT)  # dagster dev stops what it started
+        process.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group
+    except ProcessLookupError:
+        pass
+    process.wait()
