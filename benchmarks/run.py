@@ -240,10 +240,10 @@ def print_phases(result) -> None:
               for e in result.get_asset_check_evaluations()}
     for materialization in result.get_asset_materialization_events():
         event = materialization.materialization
-        if event.metadata["source_rows"].value > 10_000:
+        if event.metadata["dagster/row_count"].value > 10_000:
             name = event.asset_key.to_user_string()
-            phases = ", ".join(f"{k} {v:.1f}" for k, v in
-                               event.metadata["phase_seconds"].value.items())
+            phases = ", ".join(f"{k.removeprefix('seconds_')} {v.value:.1f}"
+                               for k, v in event.metadata.items() if k.startswith("seconds_"))
             print(f"    {name}: load {event.metadata['duration_seconds'].value:.1f} s"
                   f" ({phases}), checks {checks[name]:.1f} s")
 

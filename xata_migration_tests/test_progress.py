@@ -26,7 +26,7 @@ INSERT INTO small (xata_id, name) VALUES ('rec_s1', 'one');
 CREATE TABLE big ({XATA_COLUMNS}, small text REFERENCES small (xata_id), payload text);
 CREATE UNIQUE INDEX big_id ON big (xata_id);
 INSERT INTO big (xata_id, small, payload)
-  SELECT 'rec_b' || lpad(i::text, 7, '0'), 'rec_s1', repeat(md5(i::text), 4)
+  SELECT 'rec_b' || lpad(i::text, 7, '0'), 'rec_s1', repeat(md5(i::text), 16)
   FROM generate_series(1, {BIG_ROWS}) i;
 ANALYZE big;
 """

@@ -107,8 +107,6 @@ def _column_schema(table: Table) -> dg.TableSchema:
 def _load_metadata(plan: Plan, table: Table, result: api.LoadResult, seconds: float) -> dict:
     metadata = {
         "dagster/row_count": result.target_rows,
-        "source_rows": result.source_rows,
-        "rows_read": result.rows_read,
         "load": (f"delta: rows written since {result.delta_since.isoformat()}"
                  if result.delta_since else "full"),
         "dagster/table_name": f"{plan.target_schema}.{table.target}",
@@ -119,8 +117,18 @@ def _load_metadata(plan: Plan, table: Table, result: api.LoadResult, seconds: fl
         "deleted_in_target": result.deleted_in_target,
         "source_as_of": result.source_as_of.isoformat(),
         "duration_seconds": round(seconds, 3),
-        "phase_seconds": dg.MetadataValue.json(result.seconds),
     }
+    # what the row count does not already say: the source's rows where they differ, and
+    # on a delta the rows it read
+    if result.delta_since or result.source_rows != result.target_rows:
+        metadata["source_rows"] = result.source_rows
+    if result.delta_since:
+        metadata["rows_read"] = result.rows_read
+    # one number per phase, which the UI can plot across runs
+    metadata.update({f"seconds_{phase}": dg.MetadataValue.float(float(value))
+                     for phase, value in result.seconds.items()})
+    if result.objects_made:
+        metadata["objects_made"] = dg.MetadataValue.json(result.objects_made)
     if result.nulled_missing:
         metadata["links_set_null_missing"] = dg.MetadataValue.json(result.nulled_missing)
     if result.skipped_rows:

@@ -110,8 +110,8 @@ def _raise_unless_completed(connection: psycopg.Connection) -> None:
 
 
 def _progress(label: str, rows: int, expected: int | None, rate: float) -> str:
-    total = f" of about {expected:,}" if expected and expected >= rows else " so far"
-    return f"{label}: copied {rows:,}{total} rows ({rate:,.0f} rows/s)"
+    total = f" of about {expected:,} rows" if expected and expected >= rows else " rows so far"
+    return f"{label}: copied {rows:,}{total} ({rate:,.0f} rows/s)"
 
 
 def copy_between(source: psycopg.Connection, target: psycopg.Connection,
