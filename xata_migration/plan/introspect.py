@@ -212,23 +212,31 @@ def read_catalog(conn: psycopg.Connection, schema: str):
     return columns, unique, primary, foreign_keys
 
 
-def _id_column(table: str, columns: list[SourceColumn], primary: dict[str, str]) -> str | None:
+def _record_id(table: str, columns: list[SourceColumn], primary: dict[str, str],
+               referenced: set[tuple[str, str]], comment_targets: set[str]) -> str | None:
+    """The column whose values new ids replace: the key the table's links use. `xata_id`
+    when foreign keys or `xata.link` comments point at it, or when the table has no other
+    single-column text primary key; else that primary key (an ORM's `id` beside Xata's
+    `xata_id`, which the foreign keys reference)."""
     by_name = {c.name: c for c in columns}
-    if XATA_ID in by_name and by_name[XATA_ID].target_type in TEXT_TYPES:
-        return XATA_ID
     key = primary.get(table)
-    if key and by_name[key].target_type.split("(")[0] in TEXT_TYPES:
-        return key
-    return None
+    has_xata_id = XATA_ID in by_name and by_name[XATA_ID].target_type in TEXT_TYPES
+    key_is_text = key is not None and by_name[key].target_type.split("(")[0] in TEXT_TYPES
+    if has_xata_id and ((table, XATA_ID) in referenced or table in comment_targets
+                        or not key_is_text):
+        return XATA_ID
+    return key if key_is_text else None
 
 
 def introspect(conn: psycopg.Connection, schema: str = "public") -> tuple[Plan, dict[str, str]]:
     """Describe the source as a Plan. Also returns {table: reason} for tables left out."""
     columns, unique, primary, foreign_keys = read_catalog(conn, schema)
+    referenced = {(fk["parent"], fk["parent_column"]) for fk in foreign_keys}
+    comment_targets = {_comment_link(c.comment) for cs in columns.values() for c in cs}
     skipped: dict[str, str] = {}
     id_columns: dict[str, str] = {}
     for table, table_columns in columns.items():
-        id_column = _id_column(table, table_columns, primary)
+        id_column = _record_id(table, table_columns, primary, referenced, comment_targets)
         if id_column:
             id_columns[table] = id_column
         else:
@@ -265,7 +273,12 @@ def _table(name, table_columns, id_columns, unique_columns, fk_links) -> Table:
             if col.name == "xata_createdat":
                 id_order.append(col.name)
             continue
-        kept.append(_column(name, col, id_columns, unique_columns, fk_links))
+        column = _column(name, col, id_columns, unique_columns, fk_links)
+        if col.name == XATA_ID:  # beside an ORM key: kept, so old Xata ids still resolve
+            column.not_null = False
+            column.note = ("Xata's record id of each row, kept as it was; the application's "
+                           "new rows leave it NULL")
+        kept.append(column)
     return Table(name=name, id_column=id_column, columns=kept, id_order=id_order,
                  dropped=dropped)
 

@@ -376,11 +376,12 @@ def load_plan(path: str | Path) -> Plan:
 # ---------------------------------------------------------------- validation
 
 
-def _unique(names: list[str], what: str, fix: str) -> None:
+def _unique(names: list[str], what: str, fix: str, where: str = "") -> None:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise PlanError(f"Two {what}s collide: {name!r}. {fix}")
+            found = f"two {what}s are both named {name!r}. {fix}"
+            raise PlanError(f"{where}: {found}" if where else found[0].upper() + found[1:])
         seen.add(name)
 
 
@@ -393,10 +394,11 @@ def _fits(name: str, where: str) -> None:
 
 def _validate_table(plan: Plan, table: Table, names: set[str]) -> None:
     where = f"Table {table.name!r}"
-    _unique([c.name for c in table.columns] + table.dropped, f"{where}: source column",
-            "List each source column once, in `columns` or in `dropped`.")
-    _unique(["id"] + [c.target for c in table.columns], f"{where}: target column name",
-            "Give one of them another `target` name in the plan (`id` is the new primary key).")
+    _unique([c.name for c in table.columns] + table.dropped, "source column",
+            "List each source column once, in `columns` or in `dropped`.", where)
+    _unique(["id"] + [c.target for c in table.columns], "target column",
+            "Give one of them another `target` name in the plan (`id` is the new primary key).",
+            where)
     if table.id_column in [c.name for c in table.columns]:
         raise PlanError(f"{where}: the id column {table.id_column!r} is also listed in "
                         "`columns`. Remove it there: it becomes the bigint `id`.")
