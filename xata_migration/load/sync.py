@@ -25,7 +25,8 @@ from datetime import datetime
 from psycopg import sql
 
 from xata_migration.pg.objects import SYNC_STATE, target_table
-from xata_migration.plan.model import Plan, Table, plan_to_dict
+from xata_migration.plan.files import plan_to_dict
+from xata_migration.plan.model import Plan, Table
 
 UPDATED_AT = "xata_updatedat"
 XATA_TRIGGER_FUNCTION = "maintain_metadata_trigger_pgroll"

@@ -37,7 +37,8 @@ from xata_migration.pg.objects import count_rows, mapping_table, tables_exist, t
 from xata_migration.pg.stage import stage_name
 from xata_migration.pg.translate import join_new_ids
 from xata_migration.plan.introspect import check_source_matches_plan
-from xata_migration.plan.model import Column, Plan, Table, require_nothing_to_review
+from xata_migration.plan.model import Column, Plan, Table
+from xata_migration.plan.validation import require_nothing_to_review
 from xata_migration.snapshot import SourceSnapshot, watermark
 
 

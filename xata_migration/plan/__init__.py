@@ -1,7 +1,9 @@
 """The plan: what each source table becomes in the target, as a YAML file a person
 reviews.
 
-  model.py       Plan, Table, Column, Link; load_plan, save_plan, validate_plan
+  model.py       Plan, Table, Column, Link
+  files.py       the plan as YAML: save_plan, load_plan
+  validation.py  validate_plan, require_nothing_to_review: every problem named
   introspect.py  the source's catalog -> a Plan (Xata's shape, links, types)
   graph.py       the order of tables and the cycles among their links
   names.py       PostgreSQL identifiers that fit in 63 bytes; advisory lock keys
@@ -16,8 +18,9 @@ May import: errors. Knows nothing of Dagster, of the target or of loading.
 """
 
 from xata_migration.plan.introspect import introspect, use_pgvector
-from xata_migration.plan.model import (Column, Link, Plan, PlanError, Table, load_plan,
-                                       require_nothing_to_review, save_plan, validate_plan)
+from xata_migration.plan.files import load_plan, save_plan
+from xata_migration.plan.model import Column, Link, Plan, PlanError, Table
+from xata_migration.plan.validation import require_nothing_to_review, validate_plan
 from xata_migration.plan.objects import SchemaObject
 from xata_migration.plan.names import (MAX_IDENTIFIER_BYTES, derived_name, fit_identifier,
                                        lock_key)

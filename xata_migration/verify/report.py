@@ -18,7 +18,8 @@ import markdown
 import yaml
 
 from xata_migration.masking import mask_url
-from xata_migration.plan.model import Plan, plan_to_dict
+from xata_migration.plan.files import plan_to_dict
+from xata_migration.plan.model import Plan
 from xata_migration.verify import checks, findings
 
 

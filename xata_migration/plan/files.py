@@ -1,0 +1,183 @@
+"""The plan as a YAML file: written with a header that says what each field means, read
+back with every problem named (the table, the column, the fix), and validated
+(validation.py) both ways.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from xata_migration.plan.model import (MAPPING_SCHEMA, PLAN_VERSION, Column, Link, Plan,
+                                       PlanError, Table)
+from xata_migration.plan.objects import (ObjectError, SchemaObject, object_from_dict,
+                                         object_to_dict)
+from xata_migration.plan.validation import validate_plan
+
+
+def _column_to_dict(column: Column) -> dict:
+    out: dict = {"name": column.name, "type": column.type, "source_type": column.source_type}
+    if column.target != column.name:
+        out["target"] = column.target
+    if column.not_null:
+        out["not_null"] = True
+    if column.unique:
+        out["unique"] = True
+    if column.default is not None:
+        out["default"] = column.default
+    if column.note:
+        out["note"] = column.note
+    if column.generated is not None:
+        out["generated"] = column.generated
+    if column.review:
+        out["review"] = column.review
+    if column.comment is not None:
+        out["comment"] = column.comment
+    if column.link:
+        out["link"] = {
+            "table": column.link.table,
+            "on_delete": column.link.on_delete,
+            "on_update": column.link.on_update,
+            "declared_by": column.link.declared_by,
+            "deferred": column.link.deferred,
+            "on_missing": column.link.on_missing,
+        }
+    return out
+
+
+def plan_to_dict(plan: Plan) -> dict:
+    tables = []
+    for table in plan.tables:
+        entry = {"name": table.name, "target": table.target, "id_column": table.id_column,
+                 "id_order": list(table.id_order),
+                 "columns": [_column_to_dict(c) for c in table.columns],
+                 "dropped": list(table.dropped), "deleted_rows": table.deleted_rows}
+        if table.comment is not None:
+            entry["comment"] = table.comment
+        if table.sequences:
+            entry["sequences"] = [object_to_dict(s) for s in table.sequences]
+        if table.objects:
+            entry["objects"] = [object_to_dict(o) for o in table.objects]
+        tables.append(entry)
+    return {"version": PLAN_VERSION, "source_schema": plan.source_schema,
+            "target_schema": plan.target_schema, "mapping_schema": MAPPING_SCHEMA,
+            "order": plan.order(), "suggested_links": plan.suggested_links,
+            "extensions": list(plan.extensions),
+            "types": [object_to_dict(t) for t in plan.types], "tables": tables}
+
+
+_HEADER = """\
+# xata-migration plan. Review it, edit it, keep it under version control.
+# Each table: its target name, the source id column that new bigint ids replace, the
+# columns that order new ids (ties broken by the id), every kept column with its target
+# name and PostgreSQL type, and links (rewritten to the parent's new bigint id).
+#   link.on_missing: what to do with a link value whose record does not exist:
+#     fail (default: the table stops, nothing written) | null (set NULL) | skip (leave the row out)
+#   link.deferred: true  -- written after both tables load (breaks a cycle of links)
+#   dropped: source columns not copied (move one into columns to keep it)
+#   deleted_rows: keep (default) | delete -- target rows whose source row was deleted since
+#     an earlier run; their mapping rows stay either way
+#   generated: the expression of a GENERATED ALWAYS ... STORED column (the target computes it)
+#   objects / sequences (per table), types (user types, in creation order), extensions: the
+#     database around the rows, each with a `fate`: carry (made on the target, as its
+#     `definition` says) | drop (left out) | review (cannot be carried as is: `reason` says
+#     why; migrate refuses until you edit the definition and set carry, or set drop).
+#     A definition is exactly one statement of its kind, on the table's target name.
+# `order` is informative: it is recomputed from the links every time.
+# `suggested_links`: plain text / text[] columns whose values are ids of a table. To rewrite
+#   one, give the column a `link: {table: T}` and `type: bigint` (text[] columns: bigint[]).
+"""
+
+
+def save_plan(plan: Plan, path: str | Path) -> None:
+    validate_plan(plan)
+    text = yaml.safe_dump(plan_to_dict(plan), sort_keys=False, allow_unicode=True, width=100)
+    Path(path).write_text(_HEADER + text, encoding="utf-8")
+
+
+def _require(mapping: dict, key: str, where: str):
+    if key not in mapping:
+        raise PlanError(f"{where}: missing key {key!r}. Add it, or write the plan again with "
+                        "`xata-migration plan`.")
+    return mapping[key]
+
+
+def _link_from_dict(raw: dict, where: str) -> Link:
+    if not isinstance(raw, dict):
+        raise PlanError(f"{where}: `link` must be a mapping with at least `table`.")
+    return Link(table=str(_require(raw, "table", where)),
+                on_delete=str(raw.get("on_delete", "SET NULL")).upper(),
+                on_update=str(raw.get("on_update", "NO ACTION")).upper(),
+                declared_by=str(raw.get("declared_by", "plan")),
+                deferred=bool(raw.get("deferred", False)),
+                on_missing=str(raw.get("on_missing", "fail")))
+
+
+def _column_from_dict(raw: dict, table_name: str) -> Column:
+    if not isinstance(raw, dict):
+        raise PlanError(f"Table {table_name!r}: every entry of `columns` must be a mapping.")
+    name = str(_require(raw, "name", f"Table {table_name!r}, a column"))
+    where = f"Table {table_name!r}, column {name!r}"
+    link = _link_from_dict(raw["link"], where) if raw.get("link") else None
+    default, generated, comment = raw.get("default"), raw.get("generated"), raw.get("comment")
+    return Column(name=name, type=str(_require(raw, "type", where)),
+                  generated=None if generated is None else str(generated),
+                  comment=None if comment is None else str(comment),
+                  review=str(raw.get("review") or ""),
+                  target=str(raw.get("target") or name), not_null=bool(raw.get("not_null")),
+                  unique=bool(raw.get("unique")),
+                  default=None if default is None else str(default), link=link,
+                  source_type=str(raw.get("source_type") or ""),
+                  note=str(raw.get("note") or ""))
+
+
+def plan_from_dict(raw: dict) -> Plan:
+    if not isinstance(raw, dict) or "tables" not in raw:
+        raise PlanError("This is not an xata-migration plan: it has no `tables`. "
+                        "Write one with `xata-migration plan --source-url URL --output PATH`.")
+    if raw.get("version", PLAN_VERSION) != PLAN_VERSION:
+        raise PlanError(f"Plan version {raw.get('version')!r} is not supported "
+                        f"(this tool reads version {PLAN_VERSION}). Write the plan again.")
+    tables = []
+    for entry in raw["tables"] or []:
+        name = str(_require(entry, "name", "A table"))
+        where = f"Table {name!r}"
+        tables.append(Table(
+            name=name, target=str(entry.get("target") or name),
+            id_column=str(_require(entry, "id_column", where)),
+            id_order=[str(c) for c in entry.get("id_order") or []],
+            columns=[_column_from_dict(c, name) for c in entry.get("columns") or []],
+            dropped=[str(c) for c in entry.get("dropped") or []],
+            deleted_rows=str(entry.get("deleted_rows", "keep")),
+            comment=None if entry.get("comment") is None else str(entry["comment"]),
+            sequences=_objects(entry.get("sequences"), where),
+            objects=_objects(entry.get("objects"), where)))
+    return Plan(tables=tables, source_schema=str(raw.get("source_schema", "public")),
+                target_schema=str(raw.get("target_schema", "public")),
+                suggested_links=list(raw.get("suggested_links") or []),
+                types=_objects(raw.get("types"), "The plan's types"),
+                extensions=[str(e) for e in raw.get("extensions") or []])
+
+
+def _objects(raw, where: str) -> list[SchemaObject]:
+    try:
+        return [object_from_dict(item, where) for item in raw or []]
+    except ObjectError as error:
+        raise PlanError(str(error)) from None
+
+
+def load_plan(path: str | Path) -> Plan:
+    path = Path(path)
+    if not path.is_file():
+        raise PlanError(f"Plan file {str(path)!r} does not exist. Write one with "
+                        "`xata-migration plan --source-url URL --output PATH`.")
+    try:
+        # libyaml's parser where PyYAML has it: every Dagster process reads the plan
+        raw = yaml.load(path.read_text(encoding="utf-8"),
+                        Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as error:
+        raise PlanError(f"Plan file {str(path)!r} is not valid YAML: {error}") from None
+    plan = plan_from_dict(raw)
+    validate_plan(plan)
+    return plan
