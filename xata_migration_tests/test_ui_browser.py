@@ -59,7 +59,8 @@ def browser():
 
 @pytest.fixture
 def dagster_ui(pg_server, tmp_path):
-    """`dagster dev` on a demo source, run history in PostgreSQL as dagster_home says."""
+    """`xata-migration dev --plan` on a user's plan (of a demo source), run history in
+    PostgreSQL as dagster_home says."""
     source_url = pg_server.create_database("ui_src")
     target_url = pg_server.create_database("ui_tgt")
     storage_url = pg_server.create_database("ui_dagster")
@@ -70,14 +71,13 @@ def dagster_ui(pg_server, tmp_path):
     home.mkdir()
     shutil.copy(ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     port = _free_port()
-    env = dict(os.environ, XATA_SOURCE_URL=source_url, TARGET_DATABASE_URL=target_url,
-               XATA_MIGRATION_PLAN=str(plan_path), DAGSTER_HOME=str(home),
+    env = dict(os.environ, DAGSTER_HOME=str(home),
                DAGSTER_PG_URL=storage_url.replace("postgresql://", "postgresql+psycopg2://", 1))
     log = open(tmp_path / "dagster-dev.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
-         "-p", str(port)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
+        [sys.executable, "-m", "xata_migration.cli", "dev", "--plan", str(plan_path),
+         "--source-url", source_url, "--target-url", target_url, "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_for_port(port, server, tmp_path / "dagster-dev.log")
         yield {"url": f"http://127.0.0.1:{port}", "source": source_url, "target": target_url,
