@@ -71,8 +71,8 @@ def ensure_table_objects(target, plan: Plan, table: Table) -> list[str]:
     """Every carried constraint and index of the table, made where missing and remade
     where it differs from the plan; its comments; its sequences' owners. Returns the names
     of the objects made."""
-    existing = {(o.name): o for o in catalog.table_objects(target, plan.target_schema,
-                                                          table.target)}
+    existing = {o.name: o for o in catalog.table_objects(target, plan.target_schema,
+                                                        table.target)}
     made = []
     for item in table.objects:
         if not item.carried:

@@ -81,7 +81,7 @@ def object_name(statement: ast.Node) -> str:
         return statement.cmds[0].def_.conname
     if isinstance(statement, ast.IndexStmt):
         return statement.idxname
-    if isinstance(statement, (ast.CreateEnumStmt,)):
+    if isinstance(statement, ast.CreateEnumStmt):
         return _dotted(statement.typeName)
     if isinstance(statement, ast.CreateDomainStmt):
         return _dotted(statement.domainname)
@@ -184,10 +184,7 @@ def rewrite_expression(text: str, roles: dict[str, ColumnRole]) -> Rewritten:
 def columns_read(text: str, kind: str, name: str, table: str | None = None) -> set[str]:
     """The columns a planned definition reads (names as written)."""
     statement = parse_definition(text, kind, name, table)
-    found: set[str] = set()
-    for holder, attribute, value in _column_names(statement):
-        found.add(value)
-    return found
+    return {name for _, _, name in _column_names(statement)}
 
 
 def expression_columns(text: str) -> set[str]:
