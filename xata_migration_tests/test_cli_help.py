@@ -1,6 +1,9 @@
 """The command's own help: every subcommand in the order of the workflow, defaults shown,
 the environment it reads, and its version."""
 
+import os
+import subprocess
+import sys
 from importlib import metadata
 
 import pytest
@@ -43,3 +46,15 @@ def test_version(capsys):
         main(["--version"])
     assert capsys.readouterr().out.strip() == (
         f"xata-migration {metadata.version('xata-migration')}")
+
+
+@pytest.mark.slow  # the command, and the embedded server it starts, are processes
+def test_a_command_that_starts_the_embedded_server_stops_it(tmp_path):
+    env = dict(os.environ, XATA_MIGRATION_HOME=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "xata_migration.cli", "lookup", "tag",
+                           "rec_x", "--target-url", "embedded:lookup_target"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "xata_id_map" in done.stderr  # no migration there yet
+    assert "Traceback" not in done.stderr and "Warning" not in done.stderr, done.stderr
+    assert (tmp_path / "pgdata" / "PG_VERSION").exists()  # the server did start
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()  # and stopped
