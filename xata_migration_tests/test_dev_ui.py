@@ -86,9 +86,13 @@ def test_dev_opens_the_ui_on_your_plan_and_migrates_history_and_stops_on_ctrl_c(
         nodes = _graphql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"]
         assert sorted("/".join(n["assetKey"]["path"]) for n in nodes) == sorted(
             t.name for t in plan.tables)
-        runs = _graphql(port, "{ runsOrError { ... on Runs { results { jobName status } } } }")
-        assert runs["runsOrError"]["results"] == [{"jobName": "migrate_all",
-                                                   "status": "SUCCESS"}]
+        runs = _graphql(port, "{ runsOrError { ... on Runs { results { jobName status"
+                              " tags { key } } } } }")["runsOrError"]["results"]
+        assert [(r["jobName"], r["status"]) for r in runs] == [("migrate_all", "SUCCESS")]
+        shown = {t["key"] for t in runs[0]["tags"]}
+        assert "xata_migration/source_as_of" in shown  # what people read
+        assert not any(key.endswith(("/source_snapshot", "/watermark"))
+                       for key in shown)  # the steps' own, hidden
         dev.send_signal(signal.SIGINT)  # to the command alone, as `kill -INT` would
         dev.wait(timeout=60)
     finally:

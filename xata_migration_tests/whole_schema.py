@@ -74,4 +74,7 @@ REVIEW_SCHEMA = """
 CREATE INDEX account_org_text ON "Account" (lower(org));
 ALTER TABLE "Account" ADD CONSTRAINT account_not_own_id CHECK (handle <> xata_id);
 ALTER TABLE "Account" ADD COLUMN label text GENERATED ALWAYS AS (handle || xata_id) STORED;
+CREATE UNIQUE INDEX org_name ON org (name);
+ALTER TABLE "Account" ADD CONSTRAINT account_region_org FOREIGN KEY (region)
+  REFERENCES org (name) NOT VALID;
 """

@@ -21,9 +21,11 @@ import dagster as dg
 from xata_migration.snapshot import HeldSnapshot, SourceSnapshot
 
 # Run tags: where every step of a run finds the snapshot, and people see it in the UI.
-SNAPSHOT_TAG = "xata_migration/source_snapshot"
+# The snapshot's id and watermark are only for the steps: Dagster's UI hides tags under
+# `.dagster/` (dagster._core.storage.tags.HIDDEN_TAG_PREFIX) from the runs it lists.
+SNAPSHOT_TAG = ".dagster/xata_migration/source_snapshot"
+WATERMARK_TAG = ".dagster/xata_migration/watermark"
 AS_OF_TAG = "xata_migration/source_as_of"
-WATERMARK_TAG = "xata_migration/watermark"
 PROBLEM_TAG = "xata_migration/source_snapshot_problem"
 # Which process coordinates a run: a later run finds runs whose process is gone.
 HOST_TAG, PID_TAG = "xata_migration/host", "xata_migration/pid"
