@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 import warnings
@@ -42,8 +43,42 @@ def _source_and_target(args) -> tuple[str, str]:
             _url(args.target_url, "TARGET_DATABASE_URL", "--target-url", "target"))
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
+PROGRESS = re.compile(r"(?P<table>.+): copied (?P<done>[\d,]+) of about (?P<total>[\d,]+) "
+                      r"rows \((?P<rate>[\d,]+) rows/s\)")
+BAR_WIDTH = 24
+
+
+def progress_bar(line: str) -> str | None:
+    """A progress line of the run (`T: copied N of about M rows (R rows/s)`, relay.py) as
+    a bar; None for any other line."""
+    found = PROGRESS.fullmatch(line)
+    if not found:
+        return None
+    done, total = (int(found[k].replace(",", "")) for k in ("done", "total"))
+    filled = min(BAR_WIDTH, BAR_WIDTH * done // max(total, 1))
+    return (f"{found['table']}: [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
+            f"{min(100, 100 * done // max(total, 1)):3d}%  {found['done']} of about "
+            f"{found['total']} rows, {found['rate']} rows/s")
+
+
+class _Say:
+    """Prints the run's lines as they come; on a terminal, a table's progress is one bar
+    drawn again in place, plain lines otherwise."""
+
+    def __init__(self):
+        self.bar_open = False
+
+    def __call__(self, line: str) -> None:
+        bar = progress_bar(line) if sys.stdout.isatty() else None
+        if bar:
+            sys.stdout.write("\r\033[K" + bar)
+        else:
+            sys.stdout.write(("\n" if self.bar_open else "") + line + "\n")
+        self.bar_open = bool(bar)
+        sys.stdout.flush()
+
+
+_say = _Say()
 
 
 def command_plan(args) -> int:

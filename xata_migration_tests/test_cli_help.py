@@ -58,3 +58,14 @@ def test_a_command_that_starts_the_embedded_server_stops_it(tmp_path):
     assert "Traceback" not in done.stderr and "Warning" not in done.stderr, done.stderr
     assert (tmp_path / "pgdata" / "PG_VERSION").exists()  # the server did start
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists()  # and stopped
+
+
+def test_a_progress_line_drawn_as_a_bar_on_a_terminal():
+    from xata_migration.cli import progress_bar
+
+    assert progress_bar("big: copied 75,727 of about 300,000 rows (75,512 rows/s)") == (
+        "big: [######..................]  25%  75,727 of about 300,000 rows, 75,512 rows/s")
+    assert progress_bar("my table: copied 9 of about 3 rows (1 rows/s)").startswith(
+        "my table: [########################] 100%")
+    assert progress_bar("big: loaded in 3.1 s, 300,000 rows") is None
+    assert progress_bar("big: copied 120 rows so far (60 rows/s)") is None  # no total: a line
