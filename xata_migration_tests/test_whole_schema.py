@@ -16,7 +16,8 @@ from psycopg import errors
 from xata_migration import api
 from xata_migration.plan import PlanError, load_plan, save_plan
 from xata_migration.sources import XATA_RUNTIME_SQL
-from xata_migration_tests.support import check_outcomes, execute_sql, migrate, run_checks
+from xata_migration_tests.support import (LONG_COLUMN, LONG_TABLE, XATA_COLUMNS,
+                                          check_outcomes, execute_sql, migrate, run_checks)
 from xata_migration_tests.whole_schema import REVIEW_SCHEMA, VECTOR_SCHEMA, WHOLE_SCHEMA
 
 ACCOUNT = '"Account"'
@@ -416,3 +417,41 @@ def _reader(source_url: str) -> str:
         conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO xm_whole")
     parts = urlsplit(source_url)
     return urlunsplit(parts._replace(netloc="xm_whole:reader@" + parts.netloc.rsplit("@", 1)[-1]))
+
+
+LONG_INDEX = "an_index_name_that_is_exactly_sixty_three_bytes_long_zzzzzzzzzz"
+QUOTED_NAMES = f"""
+CREATE TABLE "order" ({XATA_COLUMNS}, "select" text, "Mixed Case" int, "x""quote" text,
+    "café" text);
+CREATE UNIQUE INDEX order_id ON "order" (xata_id);
+CREATE INDEX "i x" ON "order" ("select", "Mixed Case") WHERE xata_createdat IS NOT NULL;
+CREATE UNIQUE INDEX "lower café" ON "order" (lower("café"));
+ALTER TABLE "order" ADD CONSTRAINT "x-check" CHECK (length("x""quote") < 5);
+COMMENT ON COLUMN "order"."x""quote" IS 'it''s quoted';
+CREATE TABLE {LONG_TABLE} ({XATA_COLUMNS}, {LONG_COLUMN} int);
+CREATE UNIQUE INDEX long_id ON {LONG_TABLE} (xata_id);
+CREATE INDEX {LONG_INDEX} ON {LONG_TABLE} ({LONG_COLUMN});
+INSERT INTO "order" (xata_id, "select", "Mixed Case", "x""quote", "café")
+  VALUES ('o1', 'a', 1, 'q"q', 'Été'), ('o2', NULL, NULL, NULL, 'été!');
+INSERT INTO {LONG_TABLE} (xata_id, {LONG_COLUMN}) VALUES ('l1', 7);
+"""
+
+
+def test_objects_on_names_that_need_quoting_and_63_byte_names(source_url, target_url):
+    assert len(LONG_INDEX) == 63
+    execute_sql(source_url, XATA_RUNTIME_SQL, QUOTED_NAMES)
+    plan = api.describe_source(source_url).plan
+    assert {o.name for o in plan.table("order").objects} == {"i x", "lower café", "x-check"}
+    assert [o.name for o in plan.table(LONG_TABLE).objects] == [LONG_INDEX]
+    result = migrate(plan, source_url, target_url)
+    assert result.success and all(check_outcomes(result).values())
+    with psycopg.connect(target_url, autocommit=True) as conn:
+        _rejects(conn, "INSERT INTO \"order\" (\"café\") VALUES ('ÉTÉ')", errors.UniqueViolation)
+        _rejects(conn, "INSERT INTO \"order\" (\"x\"\"quote\") VALUES ('toolong')",
+                 errors.CheckViolation)
+        assert conn.execute(
+            "SELECT col_description('\"order\"'::regclass, attnum) FROM pg_attribute WHERE"
+            " attrelid = '\"order\"'::regclass AND attname = 'x\"quote'").fetchone() == (
+            "it's quoted",)
+        assert conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
+                            (LONG_INDEX,)).fetchone()[0].endswith(f"({LONG_COLUMN})")
