@@ -152,7 +152,7 @@ class Plan:
                 where = f"table {table.name!r}, " if table else ""
                 dropped.append(f"Not carried: {where}{item.kind} {item.name!r}"
                                + (f" ({item.reason})" if item.reason else ""))
-        generated = sum(len(t.generated_columns) for t in self.tables)
+        generated = sum(not c.review for t in self.tables for c in t.generated_columns)
         comments = sum((t.comment is not None) + sum(c.comment is not None for c in t.columns)
                        for t in self.tables)
         parts = [f"{n} {kind}" for kind, n in sorted(carried.items())]
