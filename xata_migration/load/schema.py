@@ -71,8 +71,7 @@ def ensure_table_objects(target, plan: Plan, table: Table) -> list[str]:
     """Every carried constraint and index of the table, made where missing and remade
     where it differs from the plan; its comments; its sequences' owners. Returns the names
     of the objects made."""
-    existing = {o.name: o for o in catalog.table_objects(target, plan.target_schema,
-                                                        table.target)}
+    existing = catalog.objects_by_name(target, plan.target_schema, table.target)
     made = []
     for item in table.objects:
         if not item.carried:
@@ -112,10 +111,7 @@ def _drop(target, plan: Plan, table: Table, found: catalog.CatalogObject) -> Non
 
 def _set_comments(target, plan: Plan, table: Table) -> None:
     name = target_table(plan, table)
-    current = dict(target.execute(
-        "SELECT a.attname, col_description(a.attrelid, a.attnum) FROM pg_attribute a"
-        " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0",
-        (name.as_string(target),)).fetchall())
+    current = catalog.column_comments(target, plan.target_schema, table.target)
     if table.comment is not None and table.comment != catalog.table_comment(
             target, plan.target_schema, table.target):
         target.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(

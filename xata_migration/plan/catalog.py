@@ -94,8 +94,21 @@ def estimated_rows(conn: psycopg.Connection, schema: str, table: str) -> int | N
     return rows[0] if rows and rows[0] is not None and rows[0] >= 0 else None
 
 
+def objects_by_name(conn: psycopg.Connection, schema: str,
+                    table: str) -> dict[str, CatalogObject]:
+    return {o.name: o for o in table_objects(conn, schema, table)}
+
+
 def table_comment(conn: psycopg.Connection, schema: str, table: str) -> str | None:
     return conn.execute(_COMMENT_SQL, {"table": qualified(schema, table)}).fetchone()[0]
+
+
+def column_comments(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
+    """{column: its comment (None if it has none)} of a table."""
+    return dict(conn.execute(
+        "SELECT attname, col_description(attrelid, attnum) FROM pg_attribute"
+        " WHERE attrelid = to_regclass(%s) AND attnum > 0",
+        (qualified(schema, table),)).fetchall())
 
 
 # ---------------------------------------------------------------- user types

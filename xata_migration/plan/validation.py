@@ -110,18 +110,14 @@ def _validate_link(column: Column, where: str, names: set[str]) -> None:
     if column.is_array_link and column.link.deferred:
         raise PlanError(f"{where}: a link from an array column cannot be deferred. Defer "
                         "another link of the cycle.")
-    if link.on_update not in ON_UPDATE_ACTIONS:
-        raise PlanError(f"{where}: on_update {link.on_update!r} is not one of "
-                        f"{', '.join(ON_UPDATE_ACTIONS)}.")
-    if link.on_delete not in ON_DELETE_ACTIONS:
-        raise PlanError(f"{where}: on_delete {link.on_delete!r} is not one of "
-                        f"{', '.join(ON_DELETE_ACTIONS)}.")
-    if link.on_missing not in ON_MISSING_CHOICES:
-        raise PlanError(f"{where}: on_missing {link.on_missing!r} is not one of "
-                        f"{', '.join(ON_MISSING_CHOICES)}.")
-    if link.declared_by not in LINK_DECLARATIONS:
-        raise PlanError(f"{where}: declared_by {link.declared_by!r} is not one of "
-                        f"{', '.join(LINK_DECLARATIONS)}.")
+    for field_name, choices in (("on_update", ON_UPDATE_ACTIONS),
+                                ("on_delete", ON_DELETE_ACTIONS),
+                                ("on_missing", ON_MISSING_CHOICES),
+                                ("declared_by", LINK_DECLARATIONS)):
+        value = getattr(link, field_name)
+        if value not in choices:
+            raise PlanError(f"{where}: {field_name} {value!r} is not one of "
+                            f"{', '.join(choices)}.")
 
 
 def require_nothing_to_review(plan: Plan) -> None:

@@ -12,8 +12,6 @@ FOREIGN KEY with its ON DELETE and ON UPDATE actions.
 
 from __future__ import annotations
 
-from psycopg import sql
-
 from xata_migration.pg.objects import foreign_key_name
 from xata_migration.plan import catalog
 from xata_migration.plan.definitions import comparable, target_expression
@@ -90,8 +88,7 @@ def _sequences(target, plan: Plan, table: Table) -> list[tuple]:
 
 
 def _table_objects(target, plan: Plan, table: Table) -> list[tuple]:
-    existing = {o.name: o for o in catalog.table_objects(target, plan.target_schema,
-                                                         table.target)}
+    existing = catalog.objects_by_name(target, plan.target_schema, table.target)
     found = []
     for item in table.objects:
         if not item.carried:
@@ -105,8 +102,8 @@ def _table_objects(target, plan: Plan, table: Table) -> list[tuple]:
 
 
 def _generated(target, plan: Plan, table: Table) -> list[tuple]:
-    name = sql.Identifier(plan.target_schema, table.target).as_string(target)
-    on_target = dict(target.execute(_GENERATED_SQL, (name,)).fetchall())
+    on_target = dict(target.execute(_GENERATED_SQL, (
+        catalog.qualified(plan.target_schema, table.target),)).fetchall())
     found = []
     for column in table.columns:
         if column.generated is not None or column.target in on_target:
@@ -125,10 +122,7 @@ def _comments(target, plan: Plan, table: Table) -> list[tuple]:
                       catalog.table_comment(target, plan.target_schema, table.target)))
     commented = [c for c in table.columns if c.comment is not None]
     if commented:
-        current = dict(target.execute(
-            "SELECT attname, col_description(attrelid, attnum) FROM pg_attribute"
-            " WHERE attrelid = to_regclass(%s) AND attnum > 0",
-            (sql.Identifier(plan.target_schema, table.target).as_string(target),)).fetchall())
+        current = catalog.column_comments(target, plan.target_schema, table.target)
         found += [(f"comment on column {c.target}", c.comment, current.get(c.target))
                   for c in commented]
     return found
@@ -137,8 +131,8 @@ def _comments(target, plan: Plan, table: Table) -> list[tuple]:
 def _link_actions(target, plan: Plan, table: Table) -> list[tuple]:
     """The FOREIGN KEY of each link the table's own load writes (a deferred link's is
     made by its own asset, after this check)."""
-    name = sql.Identifier(plan.target_schema, table.target).as_string(target)
-    keys = {row[0]: row[1:] for row in target.execute(_LINK_ACTIONS_SQL, (name,))}
+    keys = {row[0]: row[1:] for row in target.execute(_LINK_ACTIONS_SQL, (
+        catalog.qualified(plan.target_schema, table.target),))}
     found = []
     for column in table.own_links:
         if column.is_array_link:
