@@ -96,6 +96,11 @@ def command_plan(args) -> int:
         print(f"Column {hint['table']}.{hint['column']} holds ids of {hint['links_to']!r} "
               f"({hint['matched']} of {hint['sampled']} sampled values) but is not a link: "
               "to rewrite it, declare it as a link in the plan (see suggested_links).")
+    remapped = [t.name for t in plan.tables if not t.kept]
+    if remapped:
+        print(f"New bigint ids for Xata's ids ({len(remapped)}): " + ", ".join(remapped))
+    for table in (t for t in plan.tables if t.kept):
+        print(f"Ids kept as they are: {table.name!r} ({table.ids_reason})")
     for table, reason in sorted(described.left_out.items()):
         print(f"Left out {table!r}: {reason}")
     for line in plan.object_summary():

@@ -54,8 +54,8 @@ CREATE TABLE "{LONG_TABLE}" ({XATA_COLUMNS}, "{LONG_COLUMN}" text REFERENCES "Us
 CREATE UNIQUE INDEX long_xata_id_key ON "{LONG_TABLE}" (xata_id);
 CREATE TABLE empty_table ({XATA_COLUMNS});
 CREATE UNIQUE INDEX empty_table_xata_id_key ON empty_table (xata_id);
-CREATE TABLE prisma_user (id text PRIMARY KEY, name text);
-CREATE TABLE prisma_session (id text PRIMARY KEY,
+CREATE TABLE prisma_user (id text PRIMARY KEY DEFAULT ('clx' || xata_private.xid()), name text);
+CREATE TABLE prisma_session (id text PRIMARY KEY DEFAULT ('s' || xata_private.xid()),
     "userId" text NOT NULL REFERENCES prisma_user (id) ON DELETE CASCADE, expires timestamptz);
 CREATE TABLE plain_log (id bigserial PRIMARY KEY, message text);
 """
@@ -95,7 +95,7 @@ INSERT INTO empty_table (xata_id) VALUES ('rec_empty_1'), ('rec_empty_2');
 INSERT INTO prisma_user (id, name) VALUES ('clx1', 'Ann'), ('clx2', 'Bob');
 INSERT INTO prisma_session (id, "userId", expires) VALUES
  ('s1', 'clx2', '2030-01-01+00'), ('s2', 'clx1', NULL), ('s3', 'clx2', NULL);
-INSERT INTO plain_log (message) VALUES ('not Xata-shaped: left out');
+INSERT INTO plain_log (message) VALUES ('not Xata-shaped: its ids are kept');
 """
 
 METADATA_RENAMES = {"xata_createdat": "created_at", "xata_updatedat": "updated_at"}

@@ -26,7 +26,7 @@ def test_report_on_a_migrated_target(source_url, target_url, tmp_path, capsys):
 
     assert main(args) == 0  # into a folder that did not exist
     text = (tmp_path / "for the ticket" / "report.md").read_text()
-    assert "**All of 41 checks passed** on 9 tables." in text
+    assert "**All of 45 checks passed** on 10 tables." in text
     assert "| tag-to-image | 4 | 4 | 7 | 4 rows x 2 columns | 5/5 |" in text
     assert "| rows | 4 | 4 |" in text  # what row_counts compared, on both sides
     assert "- name: tag-to-image" in text  # the plan it ran with
@@ -36,7 +36,7 @@ def test_report_on_a_migrated_target(source_url, target_url, tmp_path, capsys):
     assert "some checks FAILED" in capsys.readouterr().out
     text = (tmp_path / "for the ticket" / "report.md").read_text()
     html = (tmp_path / "for the ticket" / "report.html").read_text()
-    assert "**40 of 41 checks passed** on 9 tables. Failed: tag values_unchanged" in text
+    assert "**44 of 45 checks passed** on 10 tables. Failed: tag values_unchanged" in text
     assert "| rec_tag_a | 1 | name | sky | cloud | value differs |" in text
     assert ("SELECT \"xata_id\", \"new_id\", \"column_name\", \"source_value\", "
             "\"target_value\", \"problem\" FROM \"xata_migration_checks\".\"findings\" WHERE "

@@ -97,9 +97,11 @@ def table_run_results(run: api.TableRun, key: dg.AssetKey):
 
 
 def _column_schema(table: Table) -> dg.TableSchema:
-    columns = [dg.TableColumn("id", "bigint", description="new primary key")]
+    columns = [] if table.kept else [dg.TableColumn("id", "bigint",
+                                                    description="new primary key")]
     for column in table.columns:
-        description = f"link -> {column.link.table}.id" if column.link else f"from {column.name}"
+        description = (f"link -> {column.link.table}.{column.link.column or 'id'}"
+                       if column.link else f"from {column.name}")
         columns.append(dg.TableColumn(column.target, column.type, description=description))
     return dg.TableSchema(columns=columns)
 
@@ -143,8 +145,10 @@ def table_asset(plan: Plan, table: Table) -> dg.AssetsDefinition:
                                      description=_described(name))
                    for name in check_names(table)]
     spec = dg.AssetSpec(key, deps=[table_key(p) for p in plan.parents(table)],
-                        description=f"Source table {plan.source_schema}.{table.name} with "
-                                    f"new bigint ids, as {plan.target_schema}.{table.target}.",
+                        description=f"Source table {plan.source_schema}.{table.name} "
+                                    + ("with its ids kept" if table.kept else
+                                       "with new bigint ids")
+                                    + f", as {plan.target_schema}.{table.target}.",
                         kinds={"postgres"}, group_name="xata_tables")
 
     @dg.multi_asset(name=dagster_name(table.name), specs=[spec], check_specs=check_specs,
@@ -157,8 +161,9 @@ def table_asset(plan: Plan, table: Table) -> dg.AssetsDefinition:
         if run.load:
             result = run.load
             passed = sum(o.passed for o in run.outcomes)
+            ids = "ids kept" if table.kept else f"{result.new_ids:,} new ids"
             context.log.info(f"{table.name}: loaded in {run.load_seconds:.1f} s, "
-                             f"{result.source_rows:,} rows, {result.new_ids:,} new ids, "
+                             f"{result.source_rows:,} rows, {ids}, "
                              f"{result.inserted:,} inserted, {result.updated:,} updated, checks "
                              f"{passed}/{len(run.outcomes)} passed, source as of "
                              f"{result.source_as_of.isoformat()}")

@@ -1,6 +1,7 @@
 """Writing the target: one table (or one deferred link) per call, in one transaction.
 
   table.py      the orchestrator: load_table and load_deferred_link, phase by phase
+  kept.py       a table whose ids are kept (`ids: keep`): copied, matched on its key
   stage.py      source rows -> the load's unlogged staging table (COPY, streamed)
   ids.py        new ids: the append-only mapping xata_id_map.<table>, in a stable order
   links.py      links written as new ids; links that point nowhere (MissingLinks)

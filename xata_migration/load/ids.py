@@ -27,8 +27,10 @@ def check_ids(target: psycopg.Connection, table: Table) -> None:
         " FROM (SELECT xid FROM {s} WHERE xid IS NOT NULL GROUP BY xid HAVING count(*) > 1) d"
     ).format(s=stage_table(target)), (EXAMPLES,)).fetchone()
     if nulls or duplicates:
+        what = (f"the source id column {table.id_column!r}" if table.id_column else
+                f"the key {table.key} of its kept ids")
         raise LoadError(
-            f"Table {table.name!r}: the source id column {table.id_column!r} has {nulls} NULL "
+            f"Table {table.name!r}: {what} has {nulls} NULL "
             f"value(s) and {duplicates} id(s) used by more than one row (e.g. {examples}). "
             "A record id must be unique and present: repair those rows in the source, then "
             "run again. Nothing was written.")

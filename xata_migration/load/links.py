@@ -13,8 +13,8 @@ from xata_migration.errors import LoadError
 from xata_migration.load import sync
 from xata_migration.load.result import LoadResult
 from xata_migration.load.stage import EXAMPLES, stage_table
-from xata_migration.pg.objects import mapping_table, tables_exist
-from xata_migration.pg.stage import stage_name
+from xata_migration.pg.objects import mapping_table, tables_exist, target_table
+from xata_migration.pg.stage import row_key, stage_name
 from xata_migration.pg.translate import link_elements, link_values, new_ids_of_array
 from xata_migration.plan.model import Column, Plan, Table
 
@@ -93,14 +93,14 @@ def missing_links_query(plan: Plan, table: Table, column: Column) -> str:
     value = link_elements(column, sql.SQL("s.{}").format(sql.Identifier(column.name)))
     parent = plan.table(column.link.table)
     return sql.SQL(
-        "SELECT xata_id, value FROM (SELECT s.{id}::text AS xata_id, {value} AS value"
+        "SELECT xata_id, value FROM (SELECT {id} AS xata_id, {value} AS value"
         " FROM {table} s) linked WHERE value IS NOT NULL AND NOT EXISTS"
-        " (SELECT 1 FROM {parent} p WHERE p.{pid}::text = linked.value)"
+        " (SELECT 1 FROM {parent} p WHERE p.{pid}::text = linked.value::text)"
         " ORDER BY xata_id").format(
-        id=sql.Identifier(table.id_column), value=value,
+        id=row_key(table, "s"), value=value,
         table=sql.Identifier(plan.source_schema, table.name),
         parent=sql.Identifier(plan.source_schema, parent.name),
-        pid=sql.Identifier(parent.id_column)).as_string(None)
+        pid=sql.Identifier(column.link.column or parent.id_column)).as_string(None)
 
 
 def _missing_condition(table: Table, column: Column, index: int,
@@ -123,7 +123,7 @@ def skip_rows_with_missing_links(target, table: Table, columns: list[Column],
     Repeated until nothing changes: a row whose self-link points at a left-out row is
     itself left out.
     """
-    skip = [(i, c) for i, c in enumerate(columns) if c.link and c.link.on_missing == "skip"]
+    skip = [(i, c) for i, c in enumerate(columns) if c.rewritten and c.link.on_missing == "skip"]
     if not skip:
         return
     for column in (c for _, c in skip):
@@ -140,6 +140,37 @@ def skip_rows_with_missing_links(target, table: Table, columns: list[Column],
             result.skipped_examples + [r[0] for r in removed])[:EXAMPLES]
 
 
+def check_copied_links(target, plan: Plan, table: Table, columns: list[Column]) -> None:
+    """Links copied as they are (to a parent whose ids are kept): every staged value must
+    be a row of the parent in the target (or, for a self-link, another staged row), else
+    MissingLinks; the FOREIGN KEY made after the write then holds."""
+    stage = stage_table(target)
+    for index, column in enumerate(columns):
+        if not column.link or column.rewritten:
+            continue
+        parent = plan.table(column.link.table)
+        written = target_table(plan, parent)
+        if not tables_exist(target, written):
+            raise LoadError(
+                f"Table {table.name!r}, column {column.name!r} links to table "
+                f"{parent.name!r}, which has not been migrated yet. Materialize "
+                f"{parent.name!r} first (`migrate_all` does it in the right order).")
+        known = sql.SQL("EXISTS (SELECT 1 FROM {} p WHERE p.{} = s.{})").format(
+            written, sql.Identifier(parent.column(column.link.column).target),
+            stage_name(index))
+        if parent.name == table.name:
+            own = columns.index(table.column(column.link.column))
+            known = sql.SQL("({} OR EXISTS (SELECT 1 FROM {} o WHERE o.{} = s.{}))").format(
+                known, stage, stage_name(own), stage_name(index))
+        count, examples = target.execute(sql.SQL(
+            "SELECT count(*), coalesce((array_agg(ARRAY[s.xid, s.{c}::text]"
+            " ORDER BY s.xid, s.{c}))[1:%s], '{{}}') FROM {s} s"
+            " WHERE s.{c} IS NOT NULL AND NOT {known}").format(
+            c=stage_name(index), s=stage, known=known), (EXAMPLES,)).fetchone()
+        if count:
+            raise MissingLinks(plan, table, column, count, [tuple(p) for p in examples])
+
+
 def caught_by_write(column: Column) -> bool:
     """A link whose missing records the write itself stops at (see rewritten_link)."""
     return (column.link.on_missing == "fail" and not column.is_array_link
@@ -149,7 +180,7 @@ def caught_by_write(column: Column) -> bool:
 def handle_missing_links(target, plan: Plan, table: Table, columns: list[Column],
                          result: LoadResult, deferred_too: bool = False) -> None:
     for index, column in enumerate(columns):
-        if not column.link or (column.link.deferred and not deferred_too):
+        if not column.rewritten or (column.link.deferred and not deferred_too):
             continue
         require_parent_mapping(target, table, column)
         if column.link.on_missing == "skip" or caught_by_write(column):

@@ -31,9 +31,9 @@ def expected_shape(target, table: Table, columns: list[Column]) -> dict[str, str
         "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
         " WHERE attrelid = to_regclass(%s) AND attnum > 0",
         (stage_table(target).as_string(target),)).fetchall())
-    shape = {ID: "bigint"}
+    shape = {} if table.kept else {ID: "bigint"}
     for index, column in enumerate(columns):
-        planned = column.link or cast_by_the_write(column)
+        planned = column.rewritten or cast_by_the_write(column)
         shape[column.target] = column.type if planned else staged[f"c{index}"]
     for column in table.generated_columns:  # compared without typmod: see base_types
         shape[column.target] = target.execute("SELECT format_type(to_regtype(%s), NULL)",
@@ -62,9 +62,10 @@ def prepare_target(target, plan: Plan, table: Table) -> None:
         if any(c.is_pgvector for c in table.columns):
             require_pgvector(target, table)
         create_extensions_and_types(target, plan)
-        if not target.execute("SELECT to_regprocedure('xata_id_map.new_id(text, text)') IS NOT"
-                              " NULL AND to_regprocedure('xata_id_map.xata_id(text, bigint)')"
-                              " IS NOT NULL").fetchone()[0]:
+        if not target.execute(
+                "SELECT obj_description(to_regprocedure('xata_id_map.new_id(text, text)'),"
+                " 'pg_proc') = %s AND to_regprocedure('xata_id_map.xata_id(text, bigint)')"
+                " IS NOT NULL", (ddl.NEW_ID_COMMENT,)).fetchone()[0]:
             target.execute(ddl.LOOKUP_FUNCTIONS_SQL)
 
 

@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from xata_migration.errors import LoadError
+from xata_migration.load import ddl
 from xata_migration.pg.objects import target_table
 from xata_migration.plan import catalog
 from xata_migration.plan.definitions import comparable, target_expression, target_statement
@@ -168,3 +169,18 @@ def _position(source, target, plan: Plan, table: Table, name: str) -> None:
                            for u in used))
     target.execute(sql.SQL("SELECT setval({}::regclass, v, true) FROM (SELECT {} AS v) s"
                            " WHERE v IS NOT NULL").format(sql.Literal(sequence), furthest))
+
+
+def complete_table(source, target, plan: Plan, table: Table, created: bool) -> list[str]:
+    """After the rows: on a new table, its generated columns and the tool's keys; the
+    plan's constraints and indexes where missing or changed; the identities and the
+    table's sequences moved past the highest value. Returns the objects made."""
+    if created:
+        add_generated_columns(target, plan, table)
+        for statement in ddl.table_constraints_sql(plan, table):
+            target.execute(statement)
+    made = ensure_table_objects(target, plan, table)
+    for statement in ddl.position_identity_sql(plan, table):
+        target.execute(statement)
+    position_sequences(source, target, plan, table)
+    return made

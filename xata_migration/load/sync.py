@@ -70,11 +70,30 @@ def record_load(target, plan: Plan, table: Table, mark: datetime | None,
     source time, not yet verified."""
     target.execute(sql.SQL(
         "INSERT INTO {} (table_name, plan_signature, watermark, verified, source_as_of,"
-        " target_table) VALUES (%s, %s, %s, false, %s, %s) ON CONFLICT (table_name) DO UPDATE"
+        " target_table, id_column, xata_id_column) VALUES (%s, %s, %s, false, %s, %s, %s, %s)"
+        " ON CONFLICT (table_name) DO UPDATE"
         " SET plan_signature = EXCLUDED.plan_signature, watermark = EXCLUDED.watermark,"
         " verified = false, source_as_of = EXCLUDED.source_as_of,"
-        " target_table = EXCLUDED.target_table").format(SYNC_STATE),
-        (table.name, plan_signature(plan, table), mark, as_of, _written(target, plan, table)))
+        " target_table = EXCLUDED.target_table, id_column = EXCLUDED.id_column,"
+        " xata_id_column = EXCLUDED.xata_id_column").format(SYNC_STATE),
+        (table.name, plan_signature(plan, table), mark, as_of, _written(target, plan, table),
+         *_lookup_columns(table)))
+
+
+INTEGER_TYPES = ("smallint", "integer", "bigint")
+
+
+def _lookup_columns(table: Table) -> tuple[str | None, str | None]:
+    """(the target column of a row's id, of its kept Xata id) where the lookup functions
+    find an old Xata id no mapping holds: a table whose record id is another key than
+    `xata_id` keeps that column. The id: the new `id`, or a kept single integer key."""
+    xata_id = next((c.target for c in table.columns if c.name == "xata_id"
+                    and not c.link), None)
+    if not table.kept:
+        return "id", xata_id
+    if len(table.key) == 1 and table.column(table.key[0]).type in INTEGER_TYPES:
+        return table.column(table.key[0]).target, xata_id
+    return None, xata_id
 
 
 def _written(target, plan: Plan, table: Table) -> str:

@@ -30,8 +30,8 @@ import time
 import psycopg
 from psycopg import sql
 
-from xata_migration.load import (ddl, deletions, ids, links, objects, schema, stage, sync,
-                                 write)
+from xata_migration.load import (ddl, deletions, ids, kept, links, objects, schema, stage,
+                                 sync, write)
 from xata_migration.load.result import LoadResult
 from xata_migration.pg.objects import count_rows, mapping_table, tables_exist, target_table
 from xata_migration.pg.stage import stage_name
@@ -68,6 +68,8 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
     result = LoadResult()
     columns = table.written_by_load
     clock = PhaseClock(result.seconds, on_phase)
+    if table.kept:
+        return kept.load_kept_table(source, target, plan, table, clock, snapshot, log)
     require_nothing_to_review(plan)
     check_source_matches_plan(source, plan, table)
     objects.prepare_target(target, plan, table)
@@ -92,6 +94,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
             result.created_table = objects.target_table_missing(target, plan, table, columns)
             schema.create_sequences(target, plan, table)
             links.skip_rows_with_missing_links(target, table, columns, result)
+            links.check_copied_links(target, plan, table, columns)
             # Ids straight from the stage's numbering: only if the mapping was still new
             # once the table's lock was held (another run may have created it meanwhile).
             new_ids = ids.NewIds.for_load(target, plan, table, numbered and new_mapping)
@@ -108,13 +111,8 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
             else:
                 deletions.handle_deleted_rows(target, plan, table, result, staged.ids)
             clock.done("write_rows")
-            if result.created_table:
-                schema.add_generated_columns(target, plan, table)
-                for statement in ddl.table_constraints_sql(plan, table):
-                    target.execute(statement)
-            result.objects_made = schema.ensure_table_objects(target, plan, table)
-            target.execute(ddl.position_identity_sql(plan, table))
-            schema.position_sequences(source, target, plan, table)
+            result.objects_made = schema.complete_table(source, target, plan, table,
+                                                        result.created_table)
             result.target_rows = (result.inserted if result.created_table
                                   else count_rows(target, written))
             sync.record_load(target, plan, table, mark, result.source_as_of)

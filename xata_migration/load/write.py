@@ -28,16 +28,18 @@ def _row_select(plan: Plan, table: Table, columns: list[Column], stage: sql.Iden
     """SELECT new id, values and rewritten links from the `stage`, for written columns
     (`every_column`: for all, a deferred link as NULL, each of its type, to make the
     table from)."""
-    new_id, joins = new_ids.of_staged_row(table)
-    fields = [new_id]
+    fields, joins = [], []
+    if not table.kept:
+        new_id, joins = new_ids.of_staged_row(table)
+        fields.append(new_id)
     for index, column in enumerate(columns):
-        if column.link and column.link.deferred:
+        if column.rewritten and column.link.deferred:
             if every_column:
                 fields.append(sql.SQL("NULL::{}").format(sql.SQL(column.type)))
             continue
         if column.is_array_link:
             field = rewritten_array(column, index)
-        elif column.link:
+        elif column.rewritten:
             alias = sql.Identifier(f"p{index}")
             joins.append(join_new_ids(alias, column.link.table,
                                       sql.SQL("s.{}").format(stage_name(index))))
@@ -54,7 +56,7 @@ def _row_select(plan: Plan, table: Table, columns: list[Column], stage: sql.Iden
 def written_columns(table: Table) -> list[Column]:
     """Columns the table's own asset writes: all but deferred links (written later) and
     generated columns (the target computes them)."""
-    return [c for c in table.written_by_load if not (c.link and c.link.deferred)]
+    return [c for c in table.written_by_load if not (c.rewritten and c.link.deferred)]
 
 
 def write_rows(target, plan: Plan, table: Table, columns: list[Column],
@@ -69,7 +71,7 @@ def write_rows(target, plan: Plan, table: Table, columns: list[Column],
         if error.sqlstate != MISSING_LINK_STATE:
             raise
     for index, column in enumerate(columns):
-        if column.link and caught_by_write(column):
+        if column.rewritten and caught_by_write(column):
             count_missing_links(target, plan, table, column, index, LoadResult())
     raise LoadError(f"Table {table.name!r}: a link pointed to no record during the write, "
                     "but none does now. Nothing was written; run again.")
@@ -86,6 +88,8 @@ def _write_rows(target, plan: Plan, table: Table, columns: list[Column],
         for statement in attributes:
             target.execute(statement)
         return inserted, 0
+    if table.kept:
+        return _write_kept_rows(target, plan, table, columns, stage)
     names = [sql.Identifier(c.target) for c in written_columns(table)]
     insert = sql.SQL("INSERT INTO {} AS t ({}) {}").format(
         target_table(plan, table), sql.SQL(", ").join([sql.Identifier(ID)] + names),
@@ -102,4 +106,39 @@ def _write_rows(target, plan: Plan, table: Table, columns: list[Column],
         "WITH written AS ({} RETURNING (xmax = 0) AS inserted)"
         " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)"
         " FROM written").format(insert + conflict)).fetchone()
+    return row[0], row[1]
+
+
+def _write_kept_rows(target, plan: Plan, table: Table, columns: list[Column],
+                     stage: sql.Identifier) -> tuple[int, int]:
+    """Into an existing table whose ids are kept: rows matched on the table's `key`, new
+    ones inserted and changed ones updated; without a key, every row replaced."""
+    written = written_columns(table)
+    names = [sql.Identifier(c.target) for c in written]
+    rows = sql.SQL("({}) x({})").format(
+        _row_select(plan, table, columns, stage, NewIds()), sql.SQL(", ").join(names))
+    overriding = sql.SQL(" OVERRIDING SYSTEM VALUE" if any(
+        c.identity == "always" for c in written) else "")
+    insert = sql.SQL("INSERT INTO {t} ({names}){overriding} SELECT x.* FROM {rows}").format(
+        t=target_table(plan, table), names=sql.SQL(", ").join(names), overriding=overriding,
+        rows=rows)
+    if not table.key:
+        target.execute(sql.SQL("DELETE FROM {}").format(target_table(plan, table)))
+        return target.execute(insert).rowcount, 0
+    key = [table.column(name).target for name in table.key]
+    same_row = sql.SQL(" AND ").join(sql.SQL("t.{c} = x.{c}").format(c=sql.Identifier(c))
+                                     for c in key)
+    changing = [n for c, n in zip(written, names) if c.target not in key and not c.identity]
+    update = sql.SQL("SELECT 1 WHERE false") if not changing else sql.SQL(
+        "UPDATE {t} t SET {set} FROM {rows} WHERE {same} AND ({old}) IS DISTINCT FROM ({new})"
+        " RETURNING 1").format(
+        t=target_table(plan, table), rows=rows, same=same_row,
+        set=sql.SQL(", ").join(sql.SQL("{n} = x.{n}").format(n=n) for n in changing),
+        old=sql.SQL(", ").join(sql.SQL("t.{}").format(n) for n in changing),
+        new=sql.SQL(", ").join(sql.SQL("x.{}").format(n) for n in changing))
+    row = target.execute(sql.SQL(
+        "WITH updated AS ({update}), inserted AS ({insert} WHERE NOT EXISTS"
+        " (SELECT 1 FROM {t} t WHERE {same}) RETURNING 1)"
+        " SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated)").format(
+        update=update, insert=insert, t=target_table(plan, table), same=same_row)).fetchone()
     return row[0], row[1]

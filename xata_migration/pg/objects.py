@@ -6,7 +6,9 @@ tables (plan.target_schema) and the permanent mapping (xata_id_map):
   xata_migration_load    what the loads keep between runs, and their staging tables
     sync_state           per table: the target table its loads made, the last load's
                          watermark, plan signature, source time, and whether its checks
-                         passed (load/sync.py)
+                         passed (load/sync.py); its id column and its kept `xata_id`
+                         column, where the lookup functions find an old Xata id
+                         that no mapping holds
     deleted_in_source    per table: mapped ids the source no longer had at the last load
                          (the checks leave those target rows out)
   xata_migration_checks  what the checks found
@@ -70,13 +72,14 @@ TOOL_TABLES_SQL = sql.SQL(
     " CREATE TABLE IF NOT EXISTS {state} (table_name text PRIMARY KEY,"
     " plan_signature text NOT NULL, watermark timestamptz,"
     " verified boolean NOT NULL DEFAULT false, source_as_of timestamptz,"
-    " target_table text)").format(
+    " target_table text, id_column text, xata_id_column text)").format(
     load=sql.Identifier(LOAD_SCHEMA), checks=sql.Identifier(CHECKS_SCHEMA), findings=FINDINGS,
     deleted=DELETED_IN_SOURCE, state=SYNC_STATE)
 
 
 # sync_state's columns that earlier versions' tables lack, and their types
-ADDED_SINCE = {"source_as_of": "timestamptz", "target_table": "text"}
+ADDED_SINCE = {"source_as_of": "timestamptz", "target_table": "text", "id_column": "text",
+               "xata_id_column": "text"}
 
 
 def ensure_tool_tables(target) -> None:

@@ -29,7 +29,7 @@ def stage_name(index: int) -> sql.Identifier:
 def stage_type(column: Column) -> str:
     """Links are staged as the source's ids (text, or text[]), values in their target
     type, except the few types the write casts (cast_by_the_write)."""
-    if column.link:
+    if column.rewritten:
         return "text[]" if column.is_array_link else "text"
     if column.is_pgvector:  # the source has no pgvector: cast in the target
         return "real[]"
@@ -40,14 +40,30 @@ def stage_type(column: Column) -> str:
 
 def cast_by_the_write(column: Column) -> bool:
     """A value staged in another type than its target column's."""
-    return not column.link and stage_type(column) != column.type
+    return not column.rewritten and stage_type(column) != column.type
+
+
+def row_key(table: Table, alias: str, names: str = "source") -> sql.Composed:
+    """What tells a row of `alias` apart, as text: its record id (a remapped table), its
+    kept key's value (one column) or record (several), NULL for a table without a key.
+    `names`: the table's "source" or "target" column names."""
+    if table.id_column:
+        return sql.SQL("{}.{}::text").format(sql.Identifier(alias),
+                                            sql.Identifier(table.id_column))
+    fields = [sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(
+        name if names == "source" else table.column(name).target)) for name in table.key]
+    if not fields:
+        return sql.SQL("NULL::text")
+    if len(fields) == 1:
+        return sql.SQL("{}::text").format(fields[0])
+    return sql.SQL("ROW({})::text").format(sql.SQL(", ").join(fields))
 
 
 def source_select(plan: Plan, table: Table, columns: list[Column],
                   extra: list[sql.Composable] = ()) -> sql.Composed:
-    """The source rows (alias `src`) as a stage holds them: id as text, links as text,
-    values cast, then any `extra` fields."""
-    fields = [sql.SQL("src.{}::text").format(sql.Identifier(table.id_column))]
+    """The source rows (alias `src`) as a stage holds them: row key as text (row_key),
+    rewritten links as text, values cast, then any `extra` fields."""
+    fields = [row_key(table, "src")]
     for column in columns:
         fields.append(sql.SQL("src.{}::{}").format(sql.Identifier(column.name),
                                                     sql.SQL(stage_type(column))))

@@ -24,7 +24,7 @@ SELECT con.conname AS name, con.contype, pg_get_constraintdef(con.oid) AS defini
              JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k) AS columns,
        con.confupdtype, con.confdeltype
 FROM pg_constraint con
-WHERE con.conrelid = to_regclass(%(table)s) AND con.contype IN ('c', 'u', 'x', 'f')
+WHERE con.conrelid = to_regclass(%(table)s) AND con.contype IN ('p', 'c', 'u', 'x', 'f')
 ORDER BY con.conname
 """
 
@@ -58,7 +58,8 @@ class CatalogObject:
     on_delete: str = ""
 
 
-_CONSTRAINT_KINDS = {"c": "check", "u": "unique", "x": "exclusion", "f": "foreign_key"}
+_CONSTRAINT_KINDS = {"p": "primary_key", "c": "check", "u": "unique", "x": "exclusion",
+                     "f": "foreign_key"}
 
 
 def qualified(schema: str, table: str) -> str:
@@ -66,7 +67,7 @@ def qualified(schema: str, table: str) -> str:
 
 
 def table_objects(conn: psycopg.Connection, schema: str, table: str) -> list[CatalogObject]:
-    """Every constraint (but NOT NULL and the primary key) and every index of a table but
+    """Every constraint (but NOT NULL) and every index of a table but
     those a constraint made (which share the constraint's name)."""
     name = qualified(schema, table)
     found = []

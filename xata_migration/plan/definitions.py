@@ -20,7 +20,8 @@ from pglast.parser import ParseError
 from xata_migration.plan.sql_text import SqlTextError, check_expression
 
 TYPE_KINDS = ("enum", "domain", "composite")
-CONSTRAINT_KINDS = {"unique": ConstrType.CONSTR_UNIQUE, "check": ConstrType.CONSTR_CHECK,
+CONSTRAINT_KINDS = {"primary_key": ConstrType.CONSTR_PRIMARY,
+                    "unique": ConstrType.CONSTR_UNIQUE, "check": ConstrType.CONSTR_CHECK,
                     "exclusion": ConstrType.CONSTR_EXCLUSION,
                     "foreign_key": ConstrType.CONSTR_FOREIGN}
 TABLE_OBJECT_KINDS = (*CONSTRAINT_KINDS, "index")
@@ -29,7 +30,9 @@ _STATEMENTS = {"enum": ast.CreateEnumStmt, "domain": ast.CreateDomainStmt,
                "index": ast.IndexStmt, **{k: ast.AlterTableStmt for k in CONSTRAINT_KINDS}}
 _WHAT = {"enum": "CREATE TYPE ... AS ENUM", "domain": "CREATE DOMAIN",
          "composite": "CREATE TYPE ... AS (...)", "sequence": "CREATE SEQUENCE",
-         "index": "CREATE INDEX", "unique": "ALTER TABLE ... ADD CONSTRAINT ... UNIQUE",
+         "index": "CREATE INDEX",
+         "primary_key": "ALTER TABLE ... ADD CONSTRAINT ... PRIMARY KEY",
+         "unique": "ALTER TABLE ... ADD CONSTRAINT ... UNIQUE",
          "check": "ALTER TABLE ... ADD CONSTRAINT ... CHECK",
          "exclusion": "ALTER TABLE ... ADD CONSTRAINT ... EXCLUDE",
          "foreign_key": "ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY"}

@@ -32,6 +32,8 @@ def _column_to_dict(column: Column) -> dict:
         out["generated"] = column.generated
     if column.review:
         out["review"] = column.review
+    if column.identity:
+        out["identity"] = column.identity
     if column.comment is not None:
         out["comment"] = column.comment
     if column.link:
@@ -43,14 +45,22 @@ def _column_to_dict(column: Column) -> dict:
             "deferred": column.link.deferred,
             "on_missing": column.link.on_missing,
         }
+        if column.link.column:
+            out["link"]["column"] = column.link.column
+        if column.link.deferrable:
+            out["link"]["deferrable"] = column.link.deferrable
     return out
 
 
 def plan_to_dict(plan: Plan) -> dict:
     tables = []
     for table in plan.tables:
-        entry = {"name": table.name, "target": table.target, "id_column": table.id_column,
-                 "id_order": list(table.id_order),
+        entry = {"name": table.name, "target": table.target, "ids": table.ids}
+        if table.ids_reason:
+            entry["ids_reason"] = table.ids_reason
+        if table.kept:
+            entry["key"] = list(table.key)
+        entry |= {"id_column": table.id_column, "id_order": list(table.id_order),
                  "columns": [_column_to_dict(c) for c in table.columns],
                  "dropped": list(table.dropped), "deleted_rows": table.deleted_rows}
         if table.comment is not None:
@@ -64,14 +74,22 @@ def plan_to_dict(plan: Plan) -> dict:
             "target_schema": plan.target_schema, "mapping_schema": MAPPING_SCHEMA,
             "order": plan.order(), "suggested_links": plan.suggested_links,
             "extensions": list(plan.extensions),
-            "types": [object_to_dict(t) for t in plan.types], "tables": tables}
+            "types": [object_to_dict(t) for t in plan.types],
+            "skipped_tables": dict(plan.skipped_tables), "tables": tables}
 
 
 _HEADER = """\
 # xata-migration plan. Review it, edit it, keep it under version control.
-# Each table: its target name, the source id column that new bigint ids replace, the
-# columns that order new ids (ties broken by the id), every kept column with its target
-# name and PostgreSQL type, and links (rewritten to the parent's new bigint id).
+# Each table: its target name, what becomes of its ids, the source id column that new
+# bigint ids replace, the columns that order new ids (ties broken by the id), every kept
+# column with its target name and PostgreSQL type, and links.
+#   ids: remap -- Xata's record ids (xata_id, or a key made by Xata's xid() or shaped
+#     rec_...) become new bigint ids in `id`; keep -- the table's own keys (integers, uuids,
+#     natural keys) stay as they are, and `key` names the columns that tell its rows apart
+#     (none: every load replaces all its rows). `ids_reason` says why the plan chose.
+#   link: rewritten to the parent's new bigint id; with `column: C`, copied as it is and
+#     its FOREIGN KEY references the parent's column C (a parent whose ids are kept);
+#     deferrable: immediate | deferred -- its FOREIGN KEY is DEFERRABLE INITIALLY that
 #   link.on_missing: what to do with a link value whose record does not exist:
 #     fail (default: the table stops, nothing written) | null (set NULL) | skip (leave the row out)
 #   link.deferred: true  -- written after both tables load (breaks a cycle of links)
@@ -84,6 +102,7 @@ _HEADER = """\
 #     `definition` says) | drop (left out) | review (cannot be carried as is: `reason` says
 #     why; migrate refuses until you edit the definition and set carry, or set drop).
 #     A definition is exactly one statement of its kind, on the table's target name.
+# skipped_tables: {table: why} source tables left out on purpose (move one here to skip it)
 # `order` is informative: it is recomputed from the links every time.
 # `suggested_links`: plain text / text[] columns whose values are ids of a table. To rewrite
 #   one, give the column a `link: {table: T}` and `type: bigint` (text[] columns: bigint[]).
@@ -111,7 +130,9 @@ def _link_from_dict(raw: dict, where: str) -> Link:
                 on_update=str(raw.get("on_update", "NO ACTION")).upper(),
                 declared_by=str(raw.get("declared_by", "plan")),
                 deferred=bool(raw.get("deferred", False)),
-                on_missing=str(raw.get("on_missing", "fail")))
+                on_missing=str(raw.get("on_missing", "fail")),
+                column=str(raw.get("column") or ""),
+                deferrable=str(raw.get("deferrable") or ""))
 
 
 def _column_from_dict(raw: dict, table_name: str) -> Column:
@@ -125,6 +146,7 @@ def _column_from_dict(raw: dict, table_name: str) -> Column:
                   generated=None if generated is None else str(generated),
                   comment=None if comment is None else str(comment),
                   review=str(raw.get("review") or ""),
+                  identity=str(raw.get("identity") or ""),
                   target=str(raw.get("target") or name), not_null=bool(raw.get("not_null")),
                   unique=bool(raw.get("unique")),
                   default=None if default is None else str(default), link=link,
@@ -145,7 +167,9 @@ def plan_from_dict(raw: dict) -> Plan:
         where = f"Table {name!r}"
         tables.append(Table(
             name=name, target=str(entry.get("target") or name),
-            id_column=str(_require(entry, "id_column", where)),
+            id_column=str(entry.get("id_column") or ""),
+            ids=str(entry.get("ids", "remap")), ids_reason=str(entry.get("ids_reason") or ""),
+            key=[str(c) for c in entry.get("key") or []],
             id_order=[str(c) for c in entry.get("id_order") or []],
             columns=[_column_from_dict(c, name) for c in entry.get("columns") or []],
             dropped=[str(c) for c in entry.get("dropped") or []],
@@ -157,7 +181,9 @@ def plan_from_dict(raw: dict) -> Plan:
                 target_schema=str(raw.get("target_schema", "public")),
                 suggested_links=list(raw.get("suggested_links") or []),
                 types=_objects(raw.get("types"), "The plan's types"),
-                extensions=[str(e) for e in raw.get("extensions") or []])
+                extensions=[str(e) for e in raw.get("extensions") or []],
+                skipped_tables={str(k): str(v) for k, v in
+                                (raw.get("skipped_tables") or {}).items()})
 
 
 def _objects(raw, where: str) -> list[SchemaObject]:

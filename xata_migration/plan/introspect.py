@@ -1,14 +1,18 @@
 """Read the source catalog and describe it as a Plan.
 
-A table is migrated when it has a text record id: Xata's `xata_id`, or (for tables made
-outside Xata, e.g. by Prisma) a single-column text primary key. Links come from FOREIGN
-KEYs to that id column, and from `{"xata.link": "T"}` column comments where no FK exists.
+Every table is migrated. Only Xata's ids change: a table's record id is the key its
+links use (`xata_id` when foreign keys or `xata.link` comments point at it, else its own
+single-column primary key), and it is remapped to new bigint ids when its values are
+Xata's (`xata_id`, a default that calls Xata's xid(), or values shaped `rec_...`). Any
+other key (integers, uuids, natural keys, a join table's pair) is kept as it is. Links
+come from FOREIGN KEYs and from `{"xata.link": "T"}` column comments: to a remapped
+record id they are rewritten, to any other column copied as they are.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
@@ -33,6 +37,7 @@ SELECT c.relname, a.attname, a.attnotnull,
        format_type(t.typbasetype, t.typtypmod) AS base_type,
        pg_get_expr(d.adbin, d.adrelid) AS default_sql,
        col_description(a.attrelid, a.attnum) AS comment, a.attgenerated = 's' AS generated,
+       a.attidentity,
        uses.sequence_schema, uses.sequence, uses.sequence_owned, uses.calls_xata
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -59,19 +64,26 @@ WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND NOT c.relispartitio
 ORDER BY c.relname, a.attnum
 """
 
-_PRIMARY_AND_UNIQUE_SQL = """
-SELECT c.relname, a.attname, i.indisprimary
+_KEYS_SQL = """
+SELECT c.relname, i.indisprimary,
+       ARRAY(SELECT a.attname FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(num, n)
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.num ORDER BY k.n)
+         AS columns,
+       NOT EXISTS (SELECT 1 FROM unnest(i.indkey::int2[]) k(num) JOIN pg_attribute a
+                   ON a.attrelid = c.oid AND a.attnum = k.num WHERE NOT a.attnotnull)
+         AS not_null
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
-WHERE n.nspname = %(schema)s AND i.indisunique AND i.indnkeyatts = 1
-  AND i.indexprs IS NULL AND i.indpred IS NULL
+JOIN pg_class ic ON ic.oid = i.indexrelid
+WHERE n.nspname = %(schema)s AND i.indisunique AND i.indexprs IS NULL
+  AND i.indpred IS NULL AND i.indnkeyatts = i.indnatts
+ORDER BY c.relname, NOT i.indisprimary, ic.relname
 """
 
 _FOREIGN_KEYS_SQL = """
 SELECT c.relname, a.attname, pc.relname AS parent, pa.attname AS parent_column,
-       con.confdeltype, con.confupdtype
+       con.confdeltype, con.confupdtype, con.condeferrable, con.condeferred
 FROM pg_constraint con
 JOIN pg_class c ON c.oid = con.conrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -80,7 +92,7 @@ JOIN pg_namespace pn ON pn.oid = pc.relnamespace
 JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = con.conkey[1]
 JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = con.confkey[1]
 WHERE con.contype = 'f' AND n.nspname = %(schema)s AND pn.nspname = %(schema)s
-  AND array_length(con.conkey, 1) = 1
+  AND array_length(con.conkey, 1) = 1 AND con.convalidated
 """
 
 
@@ -97,6 +109,7 @@ class SourceColumn:
     sequence_schema: str | None = None
     sequence_owned: bool = False     # the sequence belongs to the column (serial)
     calls_xata: bool = False         # its default calls Xata's functions (xid())
+    identity: str = ""               # GENERATED "always" | "by default" AS IDENTITY
 
 
 def _target_type(row: dict) -> str:
@@ -158,8 +171,19 @@ def read_columns(conn: psycopg.Connection, schema: str,
                 comment=row["comment"], generated=bool(row["generated"]),
                 sequence=row["sequence"], sequence_schema=row["sequence_schema"],
                 sequence_owned=bool(row["sequence_owned"]),
-                calls_xata=bool(row["calls_xata"])))
+                calls_xata=bool(row["calls_xata"]),
+                identity={"a": "always", "d": "by default"}.get(row["attidentity"], "")))
     return columns
+
+
+def read_table_names(conn: psycopg.Connection, schema: str) -> list[str]:
+    """The schema's tables, as introspection sees them (partitions are their parent's)."""
+    names = [r[0] for r in conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition",
+        (schema,))]
+    conn.commit()
+    return names
 
 
 def check_source_matches_plan(conn: psycopg.Connection, plan: Plan, table: Table) -> None:
@@ -172,7 +196,7 @@ def check_source_matches_plan(conn: psycopg.Connection, plan: Plan, table: Table
         raise PlanError(f"Source table {plan.source_schema}.{table.name} no longer exists. "
                         f"Remove it from the plan, {again}")
     planned = {c.name: c.source_type for c in table.columns}
-    for name in [table.id_column, *table.dropped, *planned]:
+    for name in [*filter(None, [table.id_column]), *table.dropped, *planned]:
         if name not in found:
             raise PlanError(f"Source table {table.name!r} has no column {name!r} any more. "
                             f"Remove it from the plan, {again}")
@@ -188,6 +212,13 @@ def check_source_matches_plan(conn: psycopg.Connection, plan: Plan, table: Table
         raise PlanError(f"Source table {table.name!r} has column(s) {unknown} that the plan "
                         "does not list, so they would be lost. Add them to `columns` (or to "
                         f"`dropped` to leave them out on purpose), {again}")
+    unplanned = sorted(set(read_table_names(conn, plan.source_schema))
+                       - {t.name for t in plan.tables} - set(plan.skipped_tables))
+    if unplanned:
+        raise PlanError(f"Source schema {plan.source_schema!r} has table(s) {unplanned} that "
+                        "the plan neither migrates nor skips, so they would be lost. Write "
+                        "the plan again with `xata-migration plan`, or list them under "
+                        "`skipped_tables` with the reason.")
     unlisted = unlisted_objects(conn, plan.source_schema, table)
     conn.commit()
     if unlisted:
@@ -197,68 +228,124 @@ def check_source_matches_plan(conn: psycopg.Connection, plan: Plan, table: Table
                         "`fate: drop` to leave them out on purpose).")
 
 
+@dataclass
+class Keys:
+    """A table's keys: its primary key's columns, and its unique keys over NOT NULL
+    columns (primary first)."""
+    primary: list[str]
+    unique: list[list[str]]
+    unique_columns: set[str] = field(default_factory=set)  # single-column unique, any NULLs
+
+
 def read_catalog(conn: psycopg.Connection, schema: str):
-    """(columns by table, unique columns by table, primary key by table, foreign keys)."""
+    """(columns by table, keys by table, foreign keys)."""
     columns = read_columns(conn, schema)
+    keys: dict[str, Keys] = {name: Keys([], []) for name in columns}
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        unique: dict[str, set[str]] = {}
-        primary: dict[str, str] = {}
-        for row in cur.execute(_PRIMARY_AND_UNIQUE_SQL, {"schema": schema}):
-            unique.setdefault(row["relname"], set()).add(row["attname"])
+        for row in cur.execute(_KEYS_SQL, {"schema": schema}):
+            found = keys.setdefault(row["relname"], Keys([], []))
             if row["indisprimary"]:
-                primary[row["relname"]] = row["attname"]
+                found.primary = list(row["columns"])
+            if row["not_null"]:
+                found.unique.append(list(row["columns"]))
+            if len(row["columns"]) == 1 and (found.primary != list(row["columns"])):
+                found.unique_columns.add(row["columns"][0])
         foreign_keys = cur.execute(_FOREIGN_KEYS_SQL, {"schema": schema}).fetchall()
     conn.commit()
-    return columns, unique, primary, foreign_keys
+    return columns, keys, foreign_keys
 
 
-def _record_id(table: str, columns: list[SourceColumn], primary: dict[str, str],
+def _is_text(column: SourceColumn) -> bool:
+    return column.target_type.split("(")[0] in TEXT_TYPES
+
+
+def _record_id(table: str, columns: list[SourceColumn], keys: Keys,
                referenced: set[tuple[str, str]], comment_targets: set[str]) -> str | None:
-    """The column whose values new ids replace: the key the table's links use. `xata_id`
-    when foreign keys or `xata.link` comments point at it, or when the table has no other
-    single-column text primary key; else that primary key (an ORM's `id` beside Xata's
-    `xata_id`, which the foreign keys reference)."""
+    """The key the table's links use: `xata_id` when foreign keys or `xata.link` comments
+    point at it, or when the table has no single-column primary key; else that key (an
+    ORM's `id` beside Xata's `xata_id`, which the foreign keys reference); else None."""
     by_name = {c.name: c for c in columns}
-    key = primary.get(table)
-    has_xata_id = XATA_ID in by_name and by_name[XATA_ID].target_type in TEXT_TYPES
-    key_is_text = key is not None and by_name[key].target_type.split("(")[0] in TEXT_TYPES
+    key = keys.primary[0] if len(keys.primary) == 1 else None
+    has_xata_id = XATA_ID in by_name and _is_text(by_name[XATA_ID])
     if has_xata_id and ((table, XATA_ID) in referenced or table in comment_targets
-                        or not key_is_text):
+                        or key is None):
         return XATA_ID
-    return key if key_is_text else None
+    return key
+
+
+# Xata's record ids: "rec_" and 20 characters of an xid.
+XATA_ID_PATTERN = "^rec_[0-9a-z]{20}$"
+
+
+def _xata_shaped(conn, schema: str, table: str, column: str) -> bool:
+    """Whether the column's values (a sample) all have the shape of Xata's record ids."""
+    sampled, shaped = conn.execute(sql.SQL(
+        "SELECT count(*), count(*) FILTER (WHERE v ~ {}) FROM (SELECT {}::text AS v FROM {}"
+        " WHERE {} IS NOT NULL LIMIT {}) s").format(
+        sql.Literal(XATA_ID_PATTERN), sql.Identifier(column), sql.Identifier(schema, table),
+        sql.Identifier(column), sql.Literal(SAMPLE_VALUES))).fetchone()
+    conn.commit()
+    return sampled > 0 and shaped == sampled
+
+
+def _ids_choice(conn, schema: str, table: str, columns: list[SourceColumn],
+                record_id: str | None) -> tuple[str, str]:
+    """("remap" | "keep", the reason) for the table's ids."""
+    if record_id == XATA_ID:
+        return "remap", "Xata's record id `xata_id`"
+    if record_id is None:
+        return "keep", "no single-column primary key (e.g. a join table): rows copied as they are"
+    column = next(c for c in columns if c.name == record_id)
+    if not _is_text(column):
+        return "keep", f"its key {record_id!r} is {column.type_name}, not one of Xata's ids"
+    if column.calls_xata:
+        return "remap", f"the default of its key {record_id!r} calls Xata's xid()"
+    if _xata_shaped(conn, schema, table, record_id):
+        return "remap", f"the values of its key {record_id!r} have the shape of Xata's ids"
+    return "keep", (f"its key {record_id!r} holds values that are not Xata's ids (a natural "
+                    "key, a uuid, an ORM's own id)")
+
+
+def _kept_key(keys: Keys, rewritten: set[str]) -> list[str]:
+    """The columns that tell a kept table's rows apart across runs: its primary key, else
+    a unique key over NOT NULL columns; none if it includes a rewritten link (its values
+    change)."""
+    key = keys.primary or next(iter(keys.unique), [])
+    return [] if set(key) & rewritten else key
 
 
 def introspect(conn: psycopg.Connection, schema: str = "public") -> tuple[Plan, dict[str, str]]:
     """Describe the source as a Plan. Also returns {table: reason} for tables left out."""
-    columns, unique, primary, foreign_keys = read_catalog(conn, schema)
+    columns, keys, foreign_keys = read_catalog(conn, schema)
+    if not columns:
+        raise PlanError(f"Schema {schema!r} of the source has no table. Check "
+                        "XATA_SOURCE_URL names the right database, or pass --schema.")
     referenced = {(fk["parent"], fk["parent_column"]) for fk in foreign_keys}
     comment_targets = {_comment_link(c.comment) for cs in columns.values() for c in cs}
-    skipped: dict[str, str] = {}
-    id_columns: dict[str, str] = {}
+    id_columns: dict[str, str] = {}   # remapped tables' record ids
+    reasons: dict[str, tuple[str, str]] = {}
     for table, table_columns in columns.items():
-        id_column = _record_id(table, table_columns, primary, referenced, comment_targets)
-        if id_column:
-            id_columns[table] = id_column
-        else:
-            skipped[table] = ("no text record id: neither a text `xata_id` column nor a "
-                              "single-column text primary key")
-    if not id_columns:
-        raise PlanError(f"Schema {schema!r} of the source has no Xata-shaped table (a table "
-                        "with a text `xata_id` column, or a single-column text primary key). "
-                        "Check XATA_SOURCE_URL names the right database, or pass --schema.")
-    fk_links = {(fk["relname"], fk["attname"]): fk for fk in foreign_keys
-                if fk["parent"] in id_columns and fk["parent_column"] == id_columns[fk["parent"]]}
-    tables = [_table(name, columns[name], id_columns, unique.get(name, set()), fk_links)
-              for name in sorted(id_columns)]
+        record_id = _record_id(table, table_columns, keys[table], referenced,
+                               comment_targets)
+        reasons[table] = _ids_choice(conn, schema, table, table_columns, record_id)
+        if reasons[table][0] == "remap":
+            id_columns[table] = record_id
+    fk_links = {(fk["relname"], fk["attname"]): fk for fk in foreign_keys}
+    tables = [_table(name, columns[name], id_columns, keys[name], fk_links, reasons[name])
+              for name in sorted(columns)]
     _defer_cycles(tables)
     plan = Plan(tables=tables, source_schema=schema, target_schema="public")
     describe_objects(conn, plan, columns)
     plan.suggested_links = find_hidden_links(conn, plan)
-    return plan, skipped
+    return plan, dict(plan.skipped_tables)
 
 
-def _table(name, table_columns, id_columns, unique_columns, fk_links) -> Table:
-    id_column = id_columns[name]
+def _table(name, table_columns, id_columns, keys: Keys, fk_links, reason) -> Table:
+    id_column = id_columns.get(name, "")
+    # single-column unique keys the tool declares itself (`unique: true`); a kept table's
+    # primary key is carried as the object it is
+    unique_columns = keys.unique_columns | (set(keys.primary) if len(keys.primary) == 1
+                                            and id_column else set())
     kept, dropped, id_order = [], [], []
     for col in table_columns:
         if col.name == id_column:
@@ -274,28 +361,37 @@ def _table(name, table_columns, id_columns, unique_columns, fk_links) -> Table:
                 id_order.append(col.name)
             continue
         column = _column(name, col, id_columns, unique_columns, fk_links)
-        if col.name == XATA_ID:  # beside an ORM key: kept, so old Xata ids still resolve
+        if col.name == XATA_ID:  # beside another key: kept, so old Xata ids still resolve
             column.not_null = False
-            column.note = ("Xata's record id of each row, kept as it was; the application's "
-                           "new rows leave it NULL")
+            column.note = ("Xata's record id of each row, kept as it was (lookup finds the "
+                           "row by it); the application's new rows leave it NULL")
         kept.append(column)
+    rewritten = {c.name for c in kept if c.rewritten}
+    ids, ids_reason = reason
     return Table(name=name, id_column=id_column, columns=kept, id_order=id_order,
-                 dropped=dropped)
+                 dropped=dropped, ids=ids, ids_reason=ids_reason,
+                 key=[] if id_column else _kept_key(keys, rewritten))
 
 
 def _column(table, col, id_columns, unique_columns, fk_links) -> Column:
     link = None
     fk = fk_links.get((table, col.name))
     if fk:
+        rewritten = id_columns.get(fk["parent"]) == fk["parent_column"]
         link = Link(table=fk["parent"], on_delete=catalog.FK_ACTIONS[fk["confdeltype"]],
-                    on_update=catalog.FK_ACTIONS[fk["confupdtype"]], declared_by="foreign_key")
+                    on_update=catalog.FK_ACTIONS[fk["confupdtype"]], declared_by="foreign_key",
+                    column="" if rewritten else fk["parent_column"],
+                    deferrable=(("deferred" if fk["condeferred"] else "immediate")
+                                if fk["condeferrable"] else ""))
     elif _comment_link(col.comment) in id_columns and col.target_type in TEXT_TYPES:
         link = Link(table=_comment_link(col.comment), declared_by="comment")
-    return Column(name=col.name, type="bigint" if link else col.target_type,
+    rewritten_link = link is not None and not link.column
+    return Column(name=col.name, type="bigint" if rewritten_link else col.target_type,
                   not_null=col.not_null, unique=col.name in unique_columns,
-                  default=None if link else _kept_default(col), link=link,
+                  default=None if rewritten_link else _kept_default(col), link=link,
                   source_type=col.type_name, note=_comment_note(col.comment),
-                  generated=col.default if col.generated and not link else None,
+                  generated=col.default if col.generated and not rewritten_link else None,
+                  identity="" if rewritten_link else col.identity,
                   comment=carried_comment(col.comment))
 
 
@@ -307,7 +403,7 @@ def _candidate_columns(plan: Plan):
     for table in plan.tables:
         for column in table.value_columns:
             base = column.source_type.removesuffix("[]").split("(")[0]
-            if base in TEXT_TYPES and column.name not in METADATA_COLUMNS:
+            if base in TEXT_TYPES and column.name not in METADATA_COLUMNS and not column.link:
                 yield table, column
 
 
@@ -318,13 +414,16 @@ def find_hidden_links(conn: psycopg.Connection, plan: Plan) -> list[dict]:
     table's id column (an index lookup each), so the cost does not grow with the tables.
     """
     suggestions = []
+    parents = [t for t in plan.tables if not t.kept]
+    if not parents:
+        return suggestions
     for table, column in _candidate_columns(plan):
         value = sql.SQL("unnest({})" if column.source_type.endswith("[]") else "{}").format(
             sql.Identifier(column.name))
         lookups = [sql.SQL("count(*) FILTER (WHERE EXISTS (SELECT 1 FROM {} p WHERE p.{} = v))"
                            ).format(sql.Identifier(plan.source_schema, parent.name),
                                     sql.Identifier(parent.id_column))
-                   for parent in plan.tables]
+                   for parent in parents]
         counts = conn.execute(sql.SQL(
             "SELECT count(*), {} FROM (SELECT DISTINCT v FROM (SELECT {} AS v FROM {} LIMIT {})"
             " s WHERE v IS NOT NULL LIMIT {}) sample").format(
@@ -336,7 +435,7 @@ def find_hidden_links(conn: psycopg.Connection, plan: Plan) -> list[dict]:
         best = max(range(len(matches)), key=lambda i: matches[i])
         if matches[best]:
             suggestions.append({"table": table.name, "column": column.name,
-                                "links_to": plan.tables[best].name,
+                                "links_to": parents[best].name,
                                 "matched": matches[best], "sampled": sampled})
     conn.commit()
     return suggestions
@@ -387,8 +486,8 @@ def _drop_length_checks(table: Table, column: Column) -> None:
 
 
 def _defer_cycles(tables: list[Table]) -> None:
-    links = [(t.name, c.name, c.link.table, not c.not_null) for t in tables for c in t.links
-             if not c.is_array_link]
+    links = [(t.name, c.name, c.link.table, not c.not_null) for t in tables if not t.kept
+             for c in t.rewritten_links if not c.is_array_link]
     for table_name, column_name in graph.links_to_defer(links):
         table = next(t for t in tables if t.name == table_name)
         table.column(column_name).link.deferred = True

@@ -53,9 +53,9 @@ def unlisted_objects(conn: psycopg.Connection, schema: str, table: Table) -> lis
 
 def column_roles(table: Table) -> dict[str, ColumnRole]:
     """{source column: what it becomes}, for rewriting the table's definitions."""
-    roles = {table.id_column: ColumnRole("id", "id")}
+    roles = {table.id_column: ColumnRole("id", "id")} if table.id_column else {}
     for column in table.columns:
-        roles[column.name] = ColumnRole(column.target, "link" if column.link else "value")
+        roles[column.name] = ColumnRole(column.target, "link" if column.rewritten else "value")
     for name in table.dropped:
         roles[name] = ColumnRole(name, "dropped")
     return roles
@@ -66,7 +66,7 @@ def _mapped_already(found: catalog.CatalogObject, table: Table) -> bool:
     uniqueness (the new primary key) and its length CHECK; links' foreign keys; a unique
     column's constraint (`unique: true`)."""
     if found.columns == [table.id_column]:
-        if found.kind in ("unique", "index") and found.plain:
+        if found.kind in ("primary_key", "unique", "index") and found.plain:
             return True
         if found.kind == "check" and table.id_column == XATA_ID:
             return True
@@ -85,7 +85,11 @@ def _table_object(found: catalog.CatalogObject, table: Table, roles) -> SchemaOb
     rewritten = rewrite_definition(found.definition, found.kind, found.name, table.target,
                                    roles)
     item = SchemaObject(found.kind, found.name, rewritten.text)
-    if rewritten.review:
+    if found.kind == "primary_key" and not table.kept:
+        item.fate, item.reason = "review", (
+            f"a primary key on {found.columns}, while the table's primary key becomes its new "
+            "`id`: make it a UNIQUE constraint (edit the definition), or drop it")
+    elif rewritten.review:
         item.fate, item.reason = "review", rewritten.review
     elif found.kind == "index" and found.plain and len(found.columns) == 1 and any(
             c.name == found.columns[0] for c in table.links) and not found.unique:

@@ -19,6 +19,10 @@ ON_DELETE_ACTIONS = ("NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAUL
 ON_UPDATE_ACTIONS = ON_DELETE_ACTIONS
 ON_MISSING_CHOICES = ("fail", "null", "skip")
 LINK_DECLARATIONS = ("foreign_key", "comment", "plan")
+# A link's FOREIGN KEY DEFERRABLE choice, and the SQL that ends its definition.
+DEFERRABLE_SQL = {"": "", "immediate": " DEFERRABLE INITIALLY IMMEDIATE",
+                  "deferred": " DEFERRABLE INITIALLY DEFERRED"}
+DEFERRABLE_CHOICES = tuple(DEFERRABLE_SQL)
 
 
 class PlanError(XataMigrationError, ValueError):
@@ -35,6 +39,12 @@ class Link:
     deferred: bool = False
     # What to do with a value whose record does not exist in `table`.
     on_missing: str = "fail"
+    # "" : the value is the parent's record id, rewritten to its new id. A column name: the
+    # value is copied as it is and the FOREIGN KEY references that column of the parent
+    # (a parent whose ids are kept, or another unique column of it).
+    column: str = ""
+    # The FOREIGN KEY's DEFERRABLE: "" (not), "immediate" or "deferred" (INITIALLY ...).
+    deferrable: str = ""
 
 
 @dataclass
@@ -56,10 +66,17 @@ class Column:
     comment: str | None = None
     # Why a person must look at the column before it is migrated ("" if nothing).
     review: str = ""
+    # A kept table's identity column: "always" or "by default" (GENERATED ... AS IDENTITY).
+    identity: str = ""
 
     def __post_init__(self):
         self.target = self.target or self.name
-        self.source_type = self.source_type or ("text" if self.link else self.type)
+        self.source_type = self.source_type or ("text" if self.rewritten else self.type)
+
+    @property
+    def rewritten(self) -> bool:
+        """A link whose values become its parent's new ids (not one copied as it is)."""
+        return bool(self.link) and not self.link.column
 
     @property
     def is_pgvector(self) -> bool:
@@ -76,15 +93,25 @@ class Column:
     @property
     def is_array_link(self) -> bool:
         """A text[] of ids (Xata `multiple`) rewritten element by element to bigint[]."""
-        return bool(self.link) and self.source_type.endswith("[]")
+        return self.rewritten and self.source_type.endswith("[]")
+
+
+IDS_CHOICES = ("remap", "keep")
 
 
 @dataclass
 class Table:
     name: str
+    # remap: the record id whose values new bigint ids replace. keep: "" (the table's
+    # own key columns are ordinary columns, copied as they are).
     id_column: str
     columns: list[Column]
     target: str = ""
+    ids: str = "remap"
+    ids_reason: str = ""
+    # keep: the columns that tell one row from another across runs (its primary key or a
+    # unique key); [] for a table without one, whose rows are all replaced on each load.
+    key: list[str] = field(default_factory=list)
     # Source columns that order new ids; the source id breaks ties.
     id_order: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
@@ -108,21 +135,32 @@ class Table:
         return [c for c in self.columns if c.generated is not None]
 
     @property
+    def kept(self) -> bool:
+        """Its ids are kept as they are: no new ids, no mapping."""
+        return self.ids == "keep"
+
+    @property
     def target_columns(self) -> set[str]:
-        return {"id"} | {c.target for c in self.columns}
+        return ({"id"} if not self.kept else set()) | {c.target for c in self.columns}
 
     @property
     def links(self) -> list[Column]:
+        """Every link: the rewritten ones and those copied as they are."""
         return [c for c in self.columns if c.link]
 
     @property
+    def rewritten_links(self) -> list[Column]:
+        return [c for c in self.columns if c.rewritten]
+
+    @property
     def own_links(self) -> list[Column]:
-        """The links the table's own asset writes: all but deferred ones."""
-        return [c for c in self.links if not c.link.deferred]
+        """The rewritten links the table's own asset writes: all but deferred ones."""
+        return [c for c in self.rewritten_links if not c.link.deferred]
 
     @property
     def value_columns(self) -> list[Column]:
-        return [c for c in self.columns if not c.link]
+        """Every column whose value is copied as it is (links copied as they are too)."""
+        return [c for c in self.columns if not c.rewritten]
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -138,6 +176,8 @@ class Plan:
     # User types the columns use (in creation order) and extensions whose types they use.
     types: list[SchemaObject] = field(default_factory=list)
     extensions: list[str] = field(default_factory=list)
+    # Source tables left out on purpose: {name: why}.
+    skipped_tables: dict[str, str] = field(default_factory=dict)
 
     def object_summary(self) -> list[str]:
         """What the plan carries around the rows, and what it leaves out, in lines."""

@@ -6,7 +6,8 @@ definitions.py)."""
 from __future__ import annotations
 
 from xata_migration.plan import graph
-from xata_migration.plan.model import (LINK_DECLARATIONS, ON_DELETE_ACTIONS,
+from xata_migration.plan.model import (DEFERRABLE_CHOICES, IDS_CHOICES, LINK_DECLARATIONS,
+                                       ON_DELETE_ACTIONS,
                                        ON_MISSING_CHOICES, ON_UPDATE_ACTIONS, Column, Plan,
                                        PlanError, Table)
 from xata_migration.plan.names import MAX_IDENTIFIER_BYTES, derived_name
@@ -35,12 +36,10 @@ def _validate_table(plan: Plan, table: Table, names: set[str]) -> None:
     where = f"Table {table.name!r}"
     _unique([c.name for c in table.columns] + table.dropped, "source column",
             "List each source column once, in `columns` or in `dropped`.", where)
-    _unique(["id"] + [c.target for c in table.columns], "target column",
+    _unique(["id"] * (not table.kept) + [c.target for c in table.columns], "target column",
             "Give one of them another `target` name in the plan (`id` is the new primary key).",
             where)
-    if table.id_column in [c.name for c in table.columns]:
-        raise PlanError(f"{where}: the id column {table.id_column!r} is also listed in "
-                        "`columns`. Remove it there: it becomes the bigint `id`.")
+    _validate_ids(table, where)
     _fits(table.target, where)
     if table.deleted_rows not in ("keep", "delete"):
         raise PlanError(f"{where}: deleted_rows {table.deleted_rows!r} is not keep or delete.")
@@ -53,15 +52,47 @@ def _validate_table(plan: Plan, table: Table, names: set[str]) -> None:
         _fits(column.target, cwhere)
         _check_sql(column, cwhere)
         if column.link:
-            _validate_link(column, cwhere, names)
+            _validate_link(plan, column, cwhere, names, table.kept)
         if column.generated is not None:
             _validate_generated(table, column, cwhere)
+        if column.identity and (column.identity not in ("always", "by default")
+                                or column.default is not None or column.link):
+            raise PlanError(f"{cwhere}: identity {column.identity!r} must be `always` or "
+                            "`by default`, on a column with neither a default nor a link.")
     _fits_all([o.name for o in table.objects + table.sequences], where)
     try:
         validate_table_objects(where, table.target, table.objects, table.sequences,
                                table.target_columns)
     except ObjectError as error:
         raise PlanError(str(error)) from None
+
+
+def _validate_ids(table: Table, where: str) -> None:
+    if table.ids not in IDS_CHOICES:
+        raise PlanError(f"{where}: ids {table.ids!r} is not one of {', '.join(IDS_CHOICES)}.")
+    names = [c.name for c in table.columns]
+    if table.kept:
+        if table.id_column:
+            raise PlanError(f"{where}: its ids are kept (`ids: keep`), so it has no "
+                            f"`id_column` to replace: list {table.id_column!r} in `columns` "
+                            "and leave `id_column` empty, or set `ids: remap`.")
+        for name in table.key:
+            if name not in names:
+                raise PlanError(f"{where}: key column {name!r} must be one of the table's "
+                                "`columns`.")
+            if table.column(name).rewritten:
+                raise PlanError(f"{where}: key column {name!r} is a link rewritten to new "
+                                "ids, so it cannot tell rows apart across runs: leave `key` "
+                                "empty (every load then replaces the table's rows).")
+        return
+    if not table.id_column:
+        raise PlanError(f"{where}: `ids: remap` needs the `id_column` whose values new ids "
+                        "replace. Name it, or set `ids: keep`.")
+    if table.id_column in names:
+        raise PlanError(f"{where}: the id column {table.id_column!r} is also listed in "
+                        "`columns`. Remove it there: it becomes the bigint `id`.")
+    if table.key:
+        raise PlanError(f"{where}: `key` is for tables whose ids are kept; remove it.")
 
 
 def _fits_all(names: list[str], where: str) -> None:
@@ -94,16 +125,29 @@ def _check_sql(column: Column, where: str) -> None:
                             "Nothing was written.") from None
 
 
-def _validate_link(column: Column, where: str, names: set[str]) -> None:
+def _validate_link(plan: Plan, column: Column, where: str, names: set[str],
+                   table_kept: bool = False) -> None:
     link = column.link
     if link.table not in names:
+        skipped = " (it is in `skipped_tables`)" if link.table in plan.skipped_tables else ""
         raise PlanError(f"{where} links to table {link.table!r}, which the plan does not "
-                        "migrate. Add that table to the plan, or remove `link` to copy the "
-                        "column's values unchanged.")
+                        f"migrate{skipped}. Add that table to the plan, or remove `link` to "
+                        "copy the column's values unchanged.")
+    parent = plan.table(link.table)
+    if link.column:
+        _validate_copied_link(parent, column, where)
+    elif parent.kept:
+        raise PlanError(f"{where} links to table {link.table!r}, whose ids are kept: give the "
+                        "link the parent's `column` it references (its values are copied as "
+                        "they are), or set the parent's `ids: remap`.")
     wanted = "bigint[]" if column.is_array_link else "bigint"
-    if column.type != wanted:
+    if column.rewritten and column.type != wanted:
         raise PlanError(f"{where} is a link from a {column.source_type} column, so its target "
                         f"type must be {wanted} (the parent's new id), not {column.type!r}.")
+    if column.link.deferred and table_kept:
+        raise PlanError(f"{where}: a table whose ids are kept cannot have a deferred link "
+                        "(its rows have no new id to find them by): defer another link of "
+                        "the cycle.")
     if column.link.deferred and column.link.on_missing == "skip":
         raise PlanError(f"{where}: a deferred link is written after its rows, so it cannot "
                         "skip them: use on_missing: fail or null, or defer another link.")
@@ -113,11 +157,24 @@ def _validate_link(column: Column, where: str, names: set[str]) -> None:
     for field_name, choices in (("on_update", ON_UPDATE_ACTIONS),
                                 ("on_delete", ON_DELETE_ACTIONS),
                                 ("on_missing", ON_MISSING_CHOICES),
+                                ("deferrable", DEFERRABLE_CHOICES),
                                 ("declared_by", LINK_DECLARATIONS)):
         value = getattr(link, field_name)
         if value not in choices:
             raise PlanError(f"{where}: {field_name} {value!r} is not one of "
                             f"{', '.join(choices)}.")
+
+
+def _validate_copied_link(parent: Table, column: Column, where: str) -> None:
+    link = column.link
+    referenced = next((c for c in parent.columns if c.name == link.column), None)
+    if referenced is None or referenced.rewritten:
+        raise PlanError(f"{where}: link column {link.column!r} must be a column of "
+                        f"{parent.name!r} copied as it is (not its record id, not a rewritten "
+                        "link). Remove `column` to point to the parent's new ids.")
+    if link.deferred or link.on_missing != "fail":
+        raise PlanError(f"{where}: a link copied as it is keeps every value, so it can be "
+                        "neither deferred nor `on_missing: null/skip`: remove those.")
 
 
 def require_nothing_to_review(plan: Plan) -> None:
@@ -145,6 +202,8 @@ def validate_plan(plan: Plan) -> None:
     for table in plan.tables:
         _validate_table(plan, table, names)
     _validate_schema_wide(plan)
+    _unique(list(plan.skipped_tables) + [t.name for t in plan.tables], "source table",
+            "A table is either in `tables` or in `skipped_tables`.")
     cycle = graph.find_cycle({t.name: plan.parents(t) for t in plan.tables})
     if cycle:
         raise PlanError("The links form a cycle: " + " -> ".join(cycle) + ". Set "
@@ -155,7 +214,7 @@ def validate_plan(plan: Plan) -> None:
 def _tool_index_names(table: Table) -> list[str]:
     """The indexes the tool makes itself: the primary key, each unique column's, each
     link's (load/ddl.py)."""
-    names = [derived_name(table.target, "", "pkey")]
+    names = [derived_name(table.target, "", "pkey")] * (not table.kept)
     names += [derived_name(table.target, c.target, "key") for c in table.columns if c.unique]
     names += [derived_name(table.target, c.target, "idx") for c in table.links]
     return names

@@ -1,10 +1,12 @@
 """Proving a migrated table equals its source: the five checks and what they found.
 
-  checks.py       row_counts, id_mapping, links_intact, values_unchanged, schema_intact,
+  checks.py       row_counts, id_mapping (ids_unchanged), links_intact, values_unchanged,
+                  schema_intact,
                   and what each proves (CHECKS)
   schema.py       schema_intact: the plan's objects on the target as planned
   fingerprint.py  order-independent fingerprints of both sides, computed where the rows are
   rows.py         the row-by-row comparison, when the fingerprints differ
+  kept.py         the same for a table whose ids are kept: ids_unchanged for id_mapping
   findings.py     what a failed check found, in xata_migration_checks.findings
   report.py       the checks' outcomes as a Markdown and HTML report
 

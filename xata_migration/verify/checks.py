@@ -33,13 +33,17 @@ from xata_migration.plan.model import Column, Plan, Table
 from xata_migration.verify import fingerprint
 from xata_migration.verify.findings import (CheckOutcome, clear_findings, ensure_bookkeeping,
                                             record_findings, with_findings)
+from xata_migration.verify.kept import kept_identical_outcomes, kept_outcomes
 from xata_migration.verify.schema import schema_intact
 from xata_migration.verify.rows import (ABSENT, CHECK_STAGE, SOURCE_IDS, Absent,
                                         record_differing_rows, row_hashes, stream_source)
 
 # What each check proves, as the UI, the report and the README's table of checks say it.
 CHECKS = {
-    "row_counts": "source rows = mapping rows = target rows",
+    "row_counts": "source rows = mapping rows = target rows (a table whose ids are kept: "
+                  "source rows = target rows)",
+    "ids_unchanged": "a table whose ids are kept: every source id (its key) is exactly one "
+                     "target row's, and every target row's is a source id",
     "id_mapping": "every source id has exactly one new id, every new id is exactly one "
                   "target row, every target row has a mapping",
     "links_intact": "every link equals the new id of the record it pointed to in the source "
@@ -238,7 +242,7 @@ def links_intact(source, target, plan: Plan, table: Table, links: list[Column],
     scope = scope or table.name
     with target.transaction():
         if streamed:
-            stage, positions = SOURCE_IDS, [table.links.index(c) for c in links]
+            stage, positions = SOURCE_IDS, [table.rewritten_links.index(c) for c in links]
         else:
             binary = create_stage(target, CHECK_STAGE, links)
             copy_between(source, target, source_select(plan, table, links), CHECK_STAGE,
@@ -290,8 +294,13 @@ def table_checks(source, target, plan: Plan, table: Table,
     try:
         clear_findings(target, table.name)
         comparison = fingerprint.compare(source, target, plan, table, source_side)
-        if comparison.identical:
+        if comparison.identical and table.kept:
+            outcomes = kept_identical_outcomes(table, comparison.source, comparison.target)
+        elif comparison.identical:
             outcomes = identical_outcomes(table, comparison)
+        elif table.kept:
+            outcomes = [with_findings(target, o, table.name)
+                        for o in kept_outcomes(source, target, plan, table)]
         else:
             outcomes = [with_findings(target, o, table.name)
                         for o in row_by_row_outcomes(source, target, plan, table)]
@@ -393,7 +402,7 @@ def proves(check_name: str) -> str:
 
 
 def check_names(table: Table) -> list[str]:
-    names = ["row_counts", "id_mapping"]
+    names = ["row_counts", "ids_unchanged" if table.kept else "id_mapping"]
     if table.own_links:
         names.append("links_intact")
     return names + ["values_unchanged", "schema_intact"]

@@ -31,6 +31,7 @@ from psycopg import sql
 
 from xata_migration.pg import translate
 from xata_migration.pg.objects import DELETED_IN_SOURCE, ID, mapping_table, target_table
+from xata_migration.pg.stage import row_key
 from xata_migration.plan.model import Column, Plan, Table
 
 HASHED_AS_TEXT_BYTES = {"text", "character varying"}
@@ -103,6 +104,7 @@ class Comparison:
     source: Side
     target: TargetSide
     deleted_rows_policy: str = "keep"
+    kept_ids: bool = False   # a table whose ids are kept: no mapping to compare
 
     @property
     def identical(self) -> bool:
@@ -110,6 +112,11 @@ class Comparison:
         mapping 1:1 with the target rows and the source ids, deleted ones included."""
         s, t = self.source, self.target
         hashed = t.rows - t.deleted_rows_kept
+        if self.kept_ids:
+            return (s.rows == hashed and s.sum == t.sum
+                    and (self.deleted_rows_policy == "keep" or not t.deleted_rows_kept)
+                    and not any(t.unmapped_links.values())
+                    and not any(t.links_to_no_row.values()))
         return (s.rows == hashed and t.rows == t.joined_rows and t.mapping_keys == 2
                 and t.mapping_rows == s.rows + t.deleted_ids
                 and (self.deleted_rows_policy == "keep" or not t.deleted_rows_kept)
@@ -119,7 +126,8 @@ class Comparison:
 
 def _source_sql(plan: Plan, table: Table) -> sql.Composed:
     links = table.own_links
-    row = [hashed(sql.SQL("src.{}::text").format(sql.Identifier(table.id_column)), "text")]
+    row = [] if table.kept else [
+        hashed(sql.SQL("src.{}::text").format(sql.Identifier(table.id_column)), "text")]
     row += [hashed(sql.SQL("src.{}::{}").format(sql.Identifier(c.name), sql.SQL(link_type(c))),
                    link_type(c)) for c in links]
     row += [hashed(sql.SQL("src.{}").format(sql.Identifier(c.name)), value_type(c))
@@ -169,7 +177,10 @@ def _target_sql(plan: Plan, table: Table, proven: set[str], any_deleted: bool) -
     """One scan of the target table, each row with its mapping row and link parents.
     Rows of ids deleted in the source (the list the load keeps) are counted, not hashed."""
     links = [_link_back(plan, c, i, c.name in proven) for i, c in enumerate(table.own_links)]
-    row = [hashed(sql.SQL("m.xata_id"), "text")]
+    # a kept table's rows have no old id: `old` stands in, never NULL, and no mapping
+    old = sql.SQL("'kept'::text") if table.kept else sql.SQL("m.xata_id")
+    mapping = target_table(plan, table) if table.kept else mapping_table(table.name)
+    row = [] if table.kept else [hashed(old, "text")]
     row += [hashed(link["old_ids"], link_type(c)) for c, link in zip(table.own_links, links)]
     for column in table.value_columns:
         # pgvector's vector holds float4 exactly as real[] does: compared as real[]
@@ -177,10 +188,12 @@ def _target_sql(plan: Plan, table: Table, proven: set[str], any_deleted: bool) -
         row.append(hashed(sql.SQL("t.{}{}").format(sql.Identifier(column.target), cast),
                           value_type(column)))
     name = sql.Literal(table.name)
+    key = row_key(table, "t", names="target") if table.kept else old
     gone = sql.SQL(
-        "EXISTS (SELECT 1 FROM {} d WHERE d.table_name = {} AND d.xata_id = m.xata_id)"
-    ).format(DELETED_IN_SOURCE, name) if any_deleted else sql.SQL("false")
-    fields = [sql.SQL("m.xata_id"), _row_hash(row), sql.SQL("{} AS gone").format(gone)]
+        "EXISTS (SELECT 1 FROM {} d WHERE d.table_name = {} AND d.xata_id = {})"
+    ).format(DELETED_IN_SOURCE, name, key) if any_deleted else sql.SQL("false")
+    fields = [sql.SQL("{} AS xata_id").format(old), _row_hash(row),
+              sql.SQL("{} AS gone").format(gone)]
     counts = []
     for i, (column, link) in enumerate(zip(table.own_links, links)):
         fields += [sql.SQL("t.{} AS {}").format(sql.Identifier(column.target),
@@ -197,11 +210,13 @@ def _target_sql(plan: Plan, table: Table, proven: set[str], any_deleted: bool) -
         "   WHERE i.indrelid = {map_name}::regclass AND i.indisunique AND i.indisvalid"
         "   AND i.indnatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL),"
         " count(*) FILTER (WHERE gone){counts}"
-        " FROM (SELECT {fields} FROM {t} t LEFT JOIN {map} m ON m.new_id = t.id{joins}"
+        " FROM (SELECT {fields} FROM {t} t {mapped}{joins}"
         ") x").format(
-        t=target_table(plan, table), map=mapping_table(table.name),
+        t=target_table(plan, table), map=mapping,
+        mapped=sql.SQL("") if table.kept else sql.SQL(
+            "LEFT JOIN {} m ON m.new_id = t.id").format(mapping),
         sum=_sum(sql.SQL("NOT gone")),
-        map_name=sql.Literal(mapping_table(table.name).as_string(None)),
+        map_name=sql.Literal(mapping.as_string(None)),
         counts=sql.SQL("").join(counts), fields=sql.SQL(", ").join(fields),
         joins=sql.SQL("").join(link["joins"] for link in links))
 
@@ -263,11 +278,12 @@ def compare(source, target, plan: Plan, table: Table,
     """Both sides' fingerprints, computed at the same time on their own servers (the
     source's may come from the load: see LoadSnapshotFingerprint)."""
     if source_side is not None:
-        return Comparison(source_side, target_side_of(target, plan, table), table.deleted_rows)
+        return Comparison(source_side, target_side_of(target, plan, table), table.deleted_rows,
+                          table.kept)
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(source_side_of, source, plan, table)
         target_side = target_side_of(target, plan, table)
-        return Comparison(future.result(), target_side, table.deleted_rows)
+        return Comparison(future.result(), target_side, table.deleted_rows, table.kept)
 
 
 class SourceFingerprint:

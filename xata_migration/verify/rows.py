@@ -40,13 +40,13 @@ def stream_source(source, target, plan: Plan, table: Table) -> Absent:
     sort out which ids are on one side only: source rows without a mapping are `skipped`
     only if one of their skip links holds an id its parent's mapping does not have."""
     hash_field = sql.SQL("md5(({})::text)").format(value_rows(table)[0])
-    binary = create_stage(target, SOURCE_IDS, table.links, extra=[sql.SQL("h text")])
-    copy_between(source, target, source_select(plan, table, table.links, extra=[hash_field]),
+    links = table.rewritten_links
+    binary = create_stage(target, SOURCE_IDS, links, extra=[sql.SQL("h text")])
+    copy_between(source, target, source_select(plan, table, links, extra=[hash_field]),
                  SOURCE_IDS, binary)
     target.execute(sql.SQL("CREATE INDEX ON {} (xid)").format(SOURCE_IDS))
-    links = [(i, c) for i, c in enumerate(table.links) if c.link.on_missing == "skip"]
     missing = [sql.SQL("false")]
-    for index, column in links:
+    for index, column in ((i, c) for i, c in enumerate(links) if c.link.on_missing == "skip"):
         missing.append(sql.SQL(
             "EXISTS (SELECT 1 FROM (SELECT {} AS v) x WHERE v IS NOT NULL AND NOT EXISTS"
             " (SELECT 1 FROM {} q WHERE q.xata_id = v))").format(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from xata_migration.pg.objects import foreign_key_name
 from xata_migration.plan import catalog
 from xata_migration.plan.definitions import comparable, target_expression
-from xata_migration.plan.model import Plan, Table
+from xata_migration.plan.model import DEFERRABLE_SQL, Plan, Table
 from xata_migration.plan.sql_text import SqlTextError
 from xata_migration.verify.findings import CheckOutcome
 
@@ -28,7 +28,7 @@ WHERE a.attrelid = to_regclass(%s) AND a.attgenerated = 's'
 """
 
 _LINK_ACTIONS_SQL = """
-SELECT conname, confdeltype, confupdtype FROM pg_constraint
+SELECT conname, confdeltype, confupdtype, condeferrable, condeferred FROM pg_constraint
 WHERE conrelid = to_regclass(%s) AND contype = 'f'
 """
 
@@ -134,13 +134,15 @@ def _link_actions(target, plan: Plan, table: Table) -> list[tuple]:
     keys = {row[0]: row[1:] for row in target.execute(_LINK_ACTIONS_SQL, (
         catalog.qualified(plan.target_schema, table.target),))}
     found = []
-    for column in table.own_links:
-        if column.is_array_link:
+    for column in table.links:
+        if column.is_array_link or column.link.deferred:
             continue
         key = keys.get(foreign_key_name(table, column))
-        planned = f"ON DELETE {column.link.on_delete} ON UPDATE {column.link.on_update}"
+        planned = (f"ON DELETE {column.link.on_delete} ON UPDATE {column.link.on_update}"
+                   + DEFERRABLE_SQL[column.link.deferrable])
         actions = catalog.FK_ACTIONS
-        there = (f"ON DELETE {actions[key[0]]} ON UPDATE {actions[key[1]]}" if key
-                 else MISSING)
+        deferrable = ("deferred" if key[3] else "immediate") if key and key[2] else ""
+        there = (f"ON DELETE {actions[key[0]]} ON UPDATE {actions[key[1]]}"
+                 + DEFERRABLE_SQL[deferrable] if key else MISSING)
         found.append((f"foreign key of link {column.target}", planned, there))
     return found
