@@ -142,12 +142,12 @@ def pipe_dump(source_url: str, target_url: str, *options: str) -> None:
     """pg_dump of the source's public schema, piped into pg_restore into the target.
     pg_restore's exit code is not checked: restoring schema public into a database that
     has it always reports an error. The callers check what was restored."""
-    from pgserver._commands import POSTGRES_BIN_PATH
+    from xata_migration.embedded import client_program
     source, target = (make_conninfo(**conninfo_to_dict(url)) for url in (source_url, target_url))
-    dump = subprocess.Popen([str(POSTGRES_BIN_PATH / "pg_dump"), "--format=custom",
+    dump = subprocess.Popen([client_program("pg_dump"), "--format=custom",
                              "--schema=public", "--no-owner", "--no-acl", *options, source],
                             stdout=subprocess.PIPE)
-    subprocess.run([str(POSTGRES_BIN_PATH / "pg_restore"), "--no-owner", "--no-acl",
+    subprocess.run([client_program("pg_restore"), "--no-owner", "--no-acl",
                     "--dbname", target], stdin=dump.stdout, check=False,
                    stderr=subprocess.DEVNULL)
     dump.wait()

@@ -60,10 +60,11 @@ DEMO_SOURCE, DEMO_TARGET = "xata_demo_source", "xata_demo_target"
 # sources/ is imported where it is used: the Dagster steps never need it (nor pandas).
 
 
-def import_dump(dump_file: str | Path, into_url: str) -> str:
-    """Restore a Xata pg_dump into an empty database; the dump's format."""
+def import_dump(dump_file: str | Path, into_url: str, replace: bool = False):
+    """Restore a Xata pg_dump into an empty database (`replace`: one that holds an earlier
+    import, dropped first in the same transaction): its format and what was left out."""
     from xata_migration import sources
-    return sources.import_dump(dump_file, into_url)
+    return sources.import_dump(dump_file, into_url, replace=replace)
 
 
 def import_csv(folder: str | Path, schema_file: str | Path, into_url: str,

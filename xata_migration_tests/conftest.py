@@ -86,12 +86,12 @@ def pg_server():
         yield server
         server.drop_all()
         return
-    import pgserver
+    from xata_migration import embedded as embedded_server
 
     pgdata = Path(tempfile.mkdtemp(prefix="xm-pg-")) / "pgdata"
-    embedded = pgserver.get_server(pgdata, cleanup_mode="stop")
+    embedded = embedded_server.start(pgdata)
     server = Server(embedded.get_uri("postgres"))
-    server.pgserver = embedded
+    server.embedded = embedded
     with psycopg.connect(server.admin_url, autocommit=True) as conn:
         # a throwaway server: nothing is waited for on disk (CREATE DATABASE, checkpoints)
         conn.execute("ALTER SYSTEM SET fsync = off")

@@ -132,9 +132,9 @@ def test_unreachable_target_fails_without_showing_the_password(hostile, tmp_path
 @pytest.fixture
 def password_role(pg_server):
     """A role the embedded server authenticates with scram (it trusts everyone else)."""
-    if not hasattr(pg_server, "pgserver"):
+    if not hasattr(pg_server, "embedded"):
         pytest.skip("edits the embedded server's pg_hba.conf")
-    hba = pg_server.pgserver.pgdata / "pg_hba.conf"
+    hba = pg_server.embedded.pgdata / "pg_hba.conf"
     original = hba.read_text()
     with psycopg.connect(pg_server.admin_url, autocommit=True) as conn:
         conn.execute("DROP ROLE IF EXISTS pw_user")
@@ -182,3 +182,18 @@ def test_every_error_of_the_tool_is_one_paragraph_and_exit_2(monkeypatch, capsys
     assert main(["migrate", "--source-url", "postgresql://x@h/db",
                  "--target-url", "postgresql://x@h/db2"]) == 2
     assert capsys.readouterr().err.startswith("error: Name the plan: --plan PATH")
+
+
+def test_an_embedded_data_folder_of_an_earlier_version_is_explained(tmp_path, monkeypatch,
+                                                                    capsys):
+    """pgserver's PostgreSQL 16 data cannot be opened by the PostgreSQL 18 server: the
+    command says what the folder is and how to move it aside, and starts nothing."""
+    from xata_migration.cli import main
+    (tmp_path / "pgdata").mkdir()
+    (tmp_path / "pgdata" / "PG_VERSION").write_text("16\n")
+    monkeypatch.setenv("XATA_MIGRATION_HOME", str(tmp_path))
+    assert main(["lookup", "posts", "rec_x", "--target-url", "embedded:anything"]) == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path / 'pgdata'} holds a PostgreSQL 16 data directory" in error
+    assert f"mv {tmp_path / 'pgdata'} {tmp_path / 'pgdata'}-pg16" in error
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
