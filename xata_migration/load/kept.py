@@ -37,6 +37,7 @@ def load_kept_table(source, target, plan: Plan, table: Table, clock,
         if table.key:
             ids.check_ids(target, table)
         result.created_table = objects.target_table_missing(target, plan, table, columns)
+        paused = schema.pause_triggers(target, plan, table)
         schema.create_sequences(target, plan, table)
         links.handle_missing_links(target, plan, table, columns, result)
         links.check_copied_links(target, plan, table, columns)
@@ -50,6 +51,7 @@ def load_kept_table(source, target, plan: Plan, table: Table, clock,
         result.objects_made = schema.complete_table(source, target, plan, table,
                                                     result.created_table)
         result.target_rows = count_rows(target, target_table(plan, table))
+        schema.resume_triggers(target, plan, table, paused)
         sync.record_load(target, plan, table, mark, result.source_as_of)
         clock.done("constraints")
     return result

@@ -22,13 +22,25 @@ from xata_migration.plan.model import Plan, Table
 from xata_migration.plan.objects import SchemaObject
 
 def create_extensions_and_types(target, plan: Plan) -> None:
-    """The extensions the plan's columns need, and its user types, where missing."""
+    """The extensions the plan's columns need, its user types, where missing, and its
+    functions, where missing or different (before any table: triggers and defaults may
+    call them)."""
     for extension in plan.extensions:
         _create_extension(target, extension)
     for item in plan.types:
         if item.carried and not _type_exists(target, plan, item):
             target.execute(target_statement(item.definition, item.kind, item.name,
                                              plan.target_schema))
+    for item in plan.functions:
+        if item.carried and not _same_function(target, plan, item):
+            target.execute(target_statement(item.definition, "function", item.name,
+                                            plan.target_schema))
+
+
+def _same_function(target, plan: Plan, item: SchemaObject) -> bool:
+    found = catalog.functions(target, plan.target_schema, item.name).get(item.name)
+    return found is not None and comparable(found, "function", item.name) == comparable(
+        item.definition, "function", item.name)
 
 
 def _create_extension(target, extension: str) -> None:
@@ -84,6 +96,9 @@ def ensure_table_objects(target, plan: Plan, table: Table) -> list[str]:
             _drop(target, plan, table, found)
         target.execute(target_statement(item.definition, item.kind, item.name,
                                         plan.target_schema, table.target))
+        if item.disabled:
+            target.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(
+                target_table(plan, table), sql.Identifier(item.name)))
         made.append(item.name)
     _set_comments(target, plan, table)
     for item in table.sequences:
@@ -102,7 +117,10 @@ def _same(found: catalog.CatalogObject, item: SchemaObject, table: Table) -> boo
 
 
 def _drop(target, plan: Plan, table: Table, found: catalog.CatalogObject) -> None:
-    if found.kind == "index":
+    if found.kind == "trigger":
+        target.execute(sql.SQL("DROP TRIGGER {} ON {}").format(
+            sql.Identifier(found.name), target_table(plan, table)))
+    elif found.kind == "index":
         target.execute(sql.SQL("DROP INDEX {}").format(
             sql.Identifier(plan.target_schema, found.name)))
     else:
@@ -184,3 +202,21 @@ def complete_table(source, target, plan: Plan, table: Table, created: bool) -> l
         target.execute(statement)
     position_sequences(source, target, plan, table)
     return made
+
+
+def pause_triggers(target, plan: Plan, table: Table) -> list[str]:
+    """In the load's transaction: disable the target table's enabled triggers (the plan's
+    and any made on the target), so they never fire on the tool's own writes; no other
+    session sees them off. Returns their names for resume_triggers."""
+    paused = [o.name for o in catalog.table_objects(target, plan.target_schema, table.target)
+              if o.kind == "trigger" and o.enabled == "O"]
+    for name in paused:
+        target.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(
+            target_table(plan, table), sql.Identifier(name)))
+    return paused
+
+
+def resume_triggers(target, plan: Plan, table: Table, paused: list[str]) -> None:
+    for name in paused:
+        target.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER {}").format(
+            target_table(plan, table), sql.Identifier(name)))

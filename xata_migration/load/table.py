@@ -18,9 +18,13 @@ set-based SQL there. The phases, each in its module of this package:
                                a link to no record stops it (fail)
   deletions.handle_deleted_rows  mapped ids gone from the source: recorded, counted and,
                                if planned, deleted
-  then, on a new table, its generated columns and the tool's keys; the plan's constraints
-  and indexes where missing or changed (schema.py); the identity and the table's
+  then, on a new table, its generated columns and the tool's keys; the plan's constraints,
+  indexes and triggers where missing or changed (schema.py); the identity and the table's
   sequences moved past the highest value.
+
+The table's triggers never fire on the tool's writes: an existing table's enabled ones are
+disabled for the load's transaction (schema.pause_triggers) and enabled again before it
+commits, so no other session sees them off; a new table's are made after its rows.
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
             if not new_mapping:
                 ids.check_ids(target, table)
             result.created_table = objects.target_table_missing(target, plan, table, columns)
+            paused = schema.pause_triggers(target, plan, table)
             schema.create_sequences(target, plan, table)
             links.skip_rows_with_missing_links(target, table, columns, result)
             links.check_copied_links(target, plan, table, columns)
@@ -115,6 +120,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
                                                         result.created_table)
             result.target_rows = (result.inserted if result.created_table
                                   else count_rows(target, written))
+            schema.resume_triggers(target, plan, table, paused)
             sync.record_load(target, plan, table, mark, result.source_as_of)
             clock.done("constraints")
     except links.MissingLinks as missing:
@@ -135,6 +141,7 @@ def load_deferred_link(source, target, plan: Plan, table: Table, column: Column,
         result.source_rows = staged.source_rows
         result.source_as_of = snapshot.as_of if snapshot else staged.as_of
         links.handle_missing_links(target, plan, table, columns, result, deferred_too=True)
+        paused = schema.pause_triggers(target, plan, table)
         result.updated = target.execute(sql.SQL(
             "UPDATE {t} t SET {c} = p.new_id FROM {s} s JOIN {map} m ON m.xata_id = s.xid"
             " {parent} WHERE t.id = m.new_id AND t.{c} IS DISTINCT FROM p.new_id").format(
@@ -142,6 +149,7 @@ def load_deferred_link(source, target, plan: Plan, table: Table, column: Column,
             s=stage.stage_table(target), map=mapping_table(table.name),
             parent=join_new_ids(sql.Identifier("p"), column.link.table,
                                 sql.SQL("s.{}").format(stage_name(0))))).rowcount
+        schema.resume_triggers(target, plan, table, paused)
         if not objects.constraint_exists(target, plan, table, column):
             for statement in ddl.link_constraints_sql(plan, table, column):
                 target.execute(statement)

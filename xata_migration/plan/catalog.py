@@ -43,6 +43,16 @@ WHERE i.indrelid = to_regclass(%(table)s)
 ORDER BY ic.relname
 """
 
+_TRIGGERS_SQL = """
+SELECT g.tgname AS name, pg_get_triggerdef(g.oid) AS definition, g.tgenabled,
+       pn.nspname AS function_schema
+FROM pg_trigger g
+JOIN pg_proc p ON p.oid = g.tgfoid
+JOIN pg_namespace pn ON pn.oid = p.pronamespace
+WHERE g.tgrelid = to_regclass(%(table)s) AND NOT g.tgisinternal
+ORDER BY g.tgname
+"""
+
 _COMMENT_SQL = "SELECT obj_description(to_regclass(%(table)s), 'pg_class')"
 
 
@@ -56,6 +66,8 @@ class CatalogObject:
     unique: bool = False            # an index: a unique one
     on_update: str = ""             # a foreign key's actions (pg_constraint's letters)
     on_delete: str = ""
+    enabled: str = ""               # a trigger: pg_trigger.tgenabled (O on, D off, ...)
+    function_schema: str = ""       # a trigger: the schema of the function it executes
 
 
 _CONSTRAINT_KINDS = {"p": "primary_key", "c": "check", "u": "unique", "x": "exclusion",
@@ -67,8 +79,8 @@ def qualified(schema: str, table: str) -> str:
 
 
 def table_objects(conn: psycopg.Connection, schema: str, table: str) -> list[CatalogObject]:
-    """Every constraint (but NOT NULL) and every index of a table but
-    those a constraint made (which share the constraint's name)."""
+    """Every constraint (but NOT NULL), every index of a table but those a constraint
+    made (which share the constraint's name), and every trigger but the constraints'."""
     name = qualified(schema, table)
     found = []
     with conn.cursor(row_factory=dict_row) as cur:
@@ -85,6 +97,10 @@ def table_objects(conn: psycopg.Connection, schema: str, table: str) -> list[Cat
                 "index", row["name"], row["definition"], list(row["columns"]),
                 plain=not row["special"] and row["amname"] == "btree"
                 and len(row["columns"]) == row["width"], unique=row["indisunique"]))
+        for row in cur.execute(_TRIGGERS_SQL, {"table": name}):
+            found.append(CatalogObject("trigger", row["name"], row["definition"], plain=False,
+                                       enabled=row["tgenabled"],
+                                       function_schema=row["function_schema"]))
     return found
 
 
@@ -253,6 +269,29 @@ def type_definition(conn: psycopg.Connection, schema: str, name: str) -> str | N
         return None
     rows = _type_rows(conn, {oid})
     return _describe(conn, rows[0])[0].definition if rows else None
+
+
+# ---------------------------------------------------------------- functions
+
+_FUNCTIONS_SQL = """
+SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS name,
+       pg_get_functiondef(p.oid) AS definition
+FROM pg_proc p
+JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = %(schema)s AND p.prokind IN ('f', 'p')
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                  AND d.objid = p.oid AND d.deptype = 'e')
+  AND (%(name)s::text IS NULL
+       OR p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' = %(name)s)
+ORDER BY 1
+"""
+
+
+def functions(conn: psycopg.Connection, schema: str,
+              name: str | None = None) -> dict[str, str]:
+    """{name(identity arguments): CREATE OR REPLACE statement} of the schema's functions
+    and procedures (of one, if `name`), those of extensions left out."""
+    return dict(conn.execute(_FUNCTIONS_SQL, {"schema": schema, "name": name}).fetchall())
 
 
 # ---------------------------------------------------------------- sequences

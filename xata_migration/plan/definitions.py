@@ -24,13 +24,16 @@ CONSTRAINT_KINDS = {"primary_key": ConstrType.CONSTR_PRIMARY,
                     "unique": ConstrType.CONSTR_UNIQUE, "check": ConstrType.CONSTR_CHECK,
                     "exclusion": ConstrType.CONSTR_EXCLUSION,
                     "foreign_key": ConstrType.CONSTR_FOREIGN}
-TABLE_OBJECT_KINDS = (*CONSTRAINT_KINDS, "index")
+TABLE_OBJECT_KINDS = (*CONSTRAINT_KINDS, "index", "trigger")
 _STATEMENTS = {"enum": ast.CreateEnumStmt, "domain": ast.CreateDomainStmt,
                "composite": ast.CompositeTypeStmt, "sequence": ast.CreateSeqStmt,
-               "index": ast.IndexStmt, **{k: ast.AlterTableStmt for k in CONSTRAINT_KINDS}}
+               "index": ast.IndexStmt, "trigger": ast.CreateTrigStmt,
+               "function": ast.CreateFunctionStmt,
+               **{k: ast.AlterTableStmt for k in CONSTRAINT_KINDS}}
 _WHAT = {"enum": "CREATE TYPE ... AS ENUM", "domain": "CREATE DOMAIN",
          "composite": "CREATE TYPE ... AS (...)", "sequence": "CREATE SEQUENCE",
-         "index": "CREATE INDEX",
+         "index": "CREATE INDEX", "trigger": "CREATE TRIGGER",
+         "function": "CREATE FUNCTION or PROCEDURE",
          "primary_key": "ALTER TABLE ... ADD CONSTRAINT ... PRIMARY KEY",
          "unique": "ALTER TABLE ... ADD CONSTRAINT ... UNIQUE",
          "check": "ALTER TABLE ... ADD CONSTRAINT ... CHECK",
@@ -61,7 +64,7 @@ def parse_definition(text: str, kind: str, name: str, table: str | None = None) 
     if kind in CONSTRAINT_KINDS:
         _check_one_constraint(statement, kind, what)
     found = object_name(statement)
-    if found != name:
+    if found != (name.split("(")[0] if kind == "function" else name):
         raise SqlTextError(what, f"a definition of {found!r}, not of {name!r}")
     if table is not None and (_relation(statement).relname != table
                               or _relation(statement).schemaname):
@@ -84,6 +87,10 @@ def object_name(statement: ast.Node) -> str:
         return statement.cmds[0].def_.conname
     if isinstance(statement, ast.IndexStmt):
         return statement.idxname
+    if isinstance(statement, ast.CreateTrigStmt):
+        return statement.trigname
+    if isinstance(statement, ast.CreateFunctionStmt):
+        return statement.funcname[-1].sval
     if isinstance(statement, ast.CreateEnumStmt):
         return _dotted(statement.typeName)
     if isinstance(statement, ast.CreateDomainStmt):
@@ -116,8 +123,10 @@ def _relation_text(statement: ast.Node) -> str:
 def in_schema(statement: ast.Node, schema: str) -> ast.Node:
     """The statement with its object (types, sequences) or its table (constraints,
     indexes) qualified by `schema`."""
-    if isinstance(statement, (ast.AlterTableStmt, ast.IndexStmt)):
+    if isinstance(statement, (ast.AlterTableStmt, ast.IndexStmt, ast.CreateTrigStmt)):
         statement.relation.schemaname = schema
+    elif isinstance(statement, ast.CreateFunctionStmt):
+        statement.funcname = (ast.String(schema), *statement.funcname[-1:])
     elif isinstance(statement, ast.CreateEnumStmt):
         statement.typeName = (ast.String(schema), *statement.typeName[-1:])
     elif isinstance(statement, ast.CreateDomainStmt):
@@ -138,8 +147,10 @@ def target_statement(text: str, kind: str, name: str, schema: str,
 def comparable(text: str, kind: str, name: str, table: str | None = None) -> str:
     """A definition as schema_intact compares it: rendered from its parse, unqualified."""
     statement = parse_definition(text, kind, name, table)
-    if isinstance(statement, (ast.AlterTableStmt, ast.IndexStmt)):
+    if isinstance(statement, (ast.AlterTableStmt, ast.IndexStmt, ast.CreateTrigStmt)):
         statement.relation.schemaname = None
+    elif isinstance(statement, ast.CreateFunctionStmt):
+        statement.funcname = statement.funcname[-1:]
     return render(statement)
 
 
@@ -242,6 +253,11 @@ def _walk(node, parent):
     if isinstance(node, ast.IndexElem) and node.name:
         plain = not node.opclass and not node.collation
         yield node, "key" if plain else "value", node.name
+    if isinstance(node, ast.CreateTrigStmt):  # UPDATE OF columns, and the WHEN clause
+        for item in node.columns or ():
+            yield item, "key", item.sval
+        yield from _walk(node.whenClause, node)
+        return
     if isinstance(node, ast.Constraint):
         for attribute in ("keys", "including", "fk_attrs"):
             for item in getattr(node, attribute, None) or ():
@@ -284,3 +300,26 @@ def _integer(node) -> int | None:
     if isinstance(node, ast.A_Const) and isinstance(node.val, ast.Integer):
         return node.val.ival
     return None
+
+
+def trigger_function(text: str, name: str) -> str:
+    """The name of the function a CREATE TRIGGER executes (without its schema)."""
+    return parse_definition(text, "trigger", name).funcname[-1].sval
+
+
+def function_names(text: str, name: str, identifier: str) -> bool:
+    """Whether the body of a CREATE FUNCTION names `identifier` (read by PostgreSQL's
+    scanner, for SQL and PL/pgSQL bodies alike: a word, not a part of a string)."""
+    statement = parse_definition(text, "function", name)
+    bodies = [option.arg for option in statement.options or () if option.defname == "as"]
+    for body in bodies:
+        for part in body if isinstance(body, (list, tuple)) else (body,):
+            source = part.sval if isinstance(part, ast.String) else ""
+            try:
+                tokens = parser.scan(source)
+            except ParseError:
+                continue
+            if any(t.name == "IDENT" and source[t.start:t.end + 1] == identifier
+                   for t in tokens):
+                return True
+    return False

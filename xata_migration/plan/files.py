@@ -75,6 +75,7 @@ def plan_to_dict(plan: Plan) -> dict:
             "order": plan.order(), "suggested_links": plan.suggested_links,
             "extensions": list(plan.extensions),
             "types": [object_to_dict(t) for t in plan.types],
+            "functions": [object_to_dict(f) for f in plan.functions],
             "skipped_tables": dict(plan.skipped_tables), "tables": tables}
 
 
@@ -97,7 +98,9 @@ _HEADER = """\
 #   deleted_rows: keep (default) | delete -- target rows whose source row was deleted since
 #     an earlier run; their mapping rows stay either way
 #   generated: the expression of a GENERATED ALWAYS ... STORED column (the target computes it)
-#   objects / sequences (per table), types (user types, in creation order), extensions: the
+#   objects / sequences (per table: constraints, indexes, triggers), types (user types, in
+#     creation order), functions (made before the tables; bodies are not rewritten, one
+#     that names a record id is `review`), extensions: the
 #     database around the rows, each with a `fate`: carry (made on the target, as its
 #     `definition` says) | drop (left out) | review (cannot be carried as is: `reason` says
 #     why; migrate refuses until you edit the definition and set carry, or set drop).
@@ -181,6 +184,7 @@ def plan_from_dict(raw: dict) -> Plan:
                 target_schema=str(raw.get("target_schema", "public")),
                 suggested_links=list(raw.get("suggested_links") or []),
                 types=_objects(raw.get("types"), "The plan's types"),
+                functions=_objects(raw.get("functions"), "The plan's functions"),
                 extensions=[str(e) for e in raw.get("extensions") or []],
                 skipped_tables={str(k): str(v) for k, v in
                                 (raw.get("skipped_tables") or {}).items()})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import psycopg
 
 from xata_migration.plan import catalog
-from xata_migration.plan.definitions import (ColumnRole, rewrite_definition,
+from xata_migration.plan.definitions import (ColumnRole, function_names, rewrite_definition,
                                              rewrite_expression)
 from xata_migration.plan.model import Plan, Table
 from xata_migration.plan.names import derived_name
@@ -39,7 +39,22 @@ def describe_objects(conn: psycopg.Connection, plan: Plan, columns: dict) -> Non
     used = catalog.types_used(conn, schema, [t.name for t in plan.tables])
     plan.types = [_type_object(t, schema) for t in used.types]
     plan.extensions = used.extensions
+    plan.functions = [_function_object(name, definition, plan)
+                      for name, definition in catalog.functions(conn, schema).items()]
     conn.commit()
+
+
+def _function_object(name: str, definition: str, plan: Plan) -> SchemaObject:
+    """A function, carried as it is: its body is not rewritten, so one whose body names a
+    record id that becomes a bigint id (as a word, not in a string) is `review`."""
+    item = SchemaObject("function", name, definition)
+    record_ids = sorted({t.id_column for t in plan.tables if not t.kept})
+    named = [column for column in record_ids if function_names(definition, name, column)]
+    if named:
+        item.fate, item.reason = "review", (
+            f"its body names {', '.join(named)}, a record id that becomes a bigint id: check "
+            "it works with the new ids, then set `fate: carry`")
+    return item
 
 
 def unlisted_objects(conn: psycopg.Connection, schema: str, table: Table) -> list[str]:
@@ -70,6 +85,8 @@ def _mapped_already(found: catalog.CatalogObject, table: Table) -> bool:
             return True
         if found.kind == "check" and table.id_column == XATA_ID:
             return True
+    if found.kind == "trigger" and found.function_schema in catalog.XATA_SCHEMAS:
+        return True  # Xata's metadata trigger
     if found.kind == "foreign_key" and len(found.columns) == 1:
         column = next((c for c in table.links if c.name == found.columns[0]), None)
         if column is not None:
@@ -84,8 +101,13 @@ def _mapped_already(found: catalog.CatalogObject, table: Table) -> bool:
 def _table_object(found: catalog.CatalogObject, table: Table, roles) -> SchemaObject:
     rewritten = rewrite_definition(found.definition, found.kind, found.name, table.target,
                                    roles)
-    item = SchemaObject(found.kind, found.name, rewritten.text)
-    if found.kind == "primary_key" and not table.kept:
+    item = SchemaObject(found.kind, found.name, rewritten.text,
+                        disabled=found.kind == "trigger" and found.enabled == "D")
+    if found.kind == "trigger" and found.enabled in ("R", "A"):
+        item.fate, item.reason = "review", (
+            "a trigger enabled for replication (ENABLE REPLICA or ALWAYS TRIGGER), which this "
+            "tool does not set: set `fate: drop` and make it on the target yourself")
+    elif found.kind == "primary_key" and not table.kept:
         item.fate, item.reason = "review", (
             f"a primary key on {found.columns}, while the table's primary key becomes its new "
             "`id`: make it a UNIQUE constraint (edit the definition), or drop it")

@@ -176,6 +176,8 @@ class Plan:
     # User types the columns use (in creation order) and extensions whose types they use.
     types: list[SchemaObject] = field(default_factory=list)
     extensions: list[str] = field(default_factory=list)
+    # The source schema's functions and procedures (those of extensions aside).
+    functions: list[SchemaObject] = field(default_factory=list)
     # Source tables left out on purpose: {name: why}.
     skipped_tables: dict[str, str] = field(default_factory=dict)
 
@@ -183,7 +185,7 @@ class Plan:
         """What the plan carries around the rows, and what it leaves out, in lines."""
         carried: dict[str, int] = {}
         dropped = []
-        everything = [(None, t) for t in self.types] + [
+        everything = [(None, t) for t in self.types + self.functions] + [
             (table, item) for table in self.tables for item in table.sequences + table.objects]
         for table, item in everything:
             if item.fate == "carry":
@@ -204,7 +206,8 @@ class Plan:
 
     def review_items(self) -> list[str]:
         """Every object and column held back for a person, one readable line each."""
-        found = [f"type {t.name!r}: {t.reason}" for t in self.types if t.fate == "review"]
+        found = [f"{t.kind} {t.name!r}: {t.reason}" for t in self.types + self.functions
+                 if t.fate == "review"]
         for table in self.tables:
             for column in table.columns:
                 if column.review:

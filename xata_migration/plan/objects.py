@@ -31,6 +31,7 @@ class SchemaObject:
     fate: str = "carry"
     reason: str = ""     # why `review` (or why the plan chose `drop`)
     owned_by: str = ""   # a sequence: the target column it belongs to (OWNED BY)
+    disabled: bool = False  # a trigger made disabled (ALTER TABLE ... DISABLE TRIGGER)
 
     @property
     def carried(self) -> bool:
@@ -43,6 +44,8 @@ def object_to_dict(item: SchemaObject) -> dict:
         out["reason"] = item.reason
     if item.owned_by:
         out["owned_by"] = item.owned_by
+    if item.disabled:
+        out["disabled"] = True
     out["definition"] = item.definition
     return out
 
@@ -53,7 +56,8 @@ def object_from_dict(raw, where: str) -> SchemaObject:
     return SchemaObject(kind=str(raw["kind"]), name=str(raw["name"]),
                         definition=str(raw.get("definition") or ""),
                         fate=str(raw.get("fate", "carry")), reason=str(raw.get("reason") or ""),
-                        owned_by=str(raw.get("owned_by") or ""))
+                        owned_by=str(raw.get("owned_by") or ""),
+                        disabled=bool(raw.get("disabled")))
 
 
 # ---------------------------------------------------------------- validation
@@ -90,6 +94,13 @@ def validate_types(types: list[SchemaObject]) -> None:
             raise ObjectError(f"{_where('The plan types', item)}: this tool cannot create a "
                               f"{item.kind} type. Create it on the target yourself and set "
                               "`fate: drop`.")
+
+
+def validate_functions(functions: list[SchemaObject]) -> None:
+    for item in functions:
+        _fate(item, "The plan's functions", ("function",))
+        if item.fate != "drop":
+            _parsed(item, "The plan's functions")
 
 
 def validate_table_objects(where: str, table_target: str, objects: list[SchemaObject],

@@ -11,7 +11,7 @@ from xata_migration.plan.model import (DEFERRABLE_CHOICES, IDS_CHOICES, LINK_DEC
                                        ON_MISSING_CHOICES, ON_UPDATE_ACTIONS, Column, Plan,
                                        PlanError, Table)
 from xata_migration.plan.names import MAX_IDENTIFIER_BYTES, derived_name
-from xata_migration.plan.objects import (ObjectError, validate_generated,
+from xata_migration.plan.objects import (ObjectError, validate_functions, validate_generated,
                                          validate_table_objects, validate_types)
 from xata_migration.plan.sql_text import SqlTextError, check_expression, check_type_name
 
@@ -225,6 +225,7 @@ def _validate_schema_wide(plan: Plan) -> None:
     indexes, sequences and types (a constraint's name is its table's)."""
     try:
         validate_types(plan.types)
+        validate_functions(plan.functions)
     except ObjectError as error:
         raise PlanError(str(error)) from None
     relations = [t.target for t in plan.tables]
@@ -236,9 +237,10 @@ def _validate_schema_wide(plan: Plan) -> None:
             "Rename one in the plan (its `name` and its definition).")
     _unique([t.name for t in plan.types], "type name", "List each type once.")
     shared = [s for t in plan.tables for s in t.sequences if s.fate != "drop"]
+    shared += [f for f in plan.functions if f.fate != "drop"]
     if (plan.types or shared) and plan.target_schema != "public":
         raise PlanError(
-            f"The plan creates types or sequences, which its columns name without a schema, "
+            f"The plan creates types, sequences or functions, which it names without a schema, "
             f"and its target_schema is {plan.target_schema!r}: this version makes them only "
             "in `public`. Set target_schema: public, or set those types and sequences to "
             "`fate: drop` and create them on the target yourself.")

@@ -6,15 +6,15 @@ source (plan/catalog.py): the server's own pg_get_*def, and CREATE statements ma
 the catalog for types and sequences. Both sides are compared as pglast renders their
 parse (plan/definitions.py), so layout, quoting and the schema do not count, and any
 other difference does. Compared: the user types the table's columns name, its
-sequences, constraints and indexes, generated columns, comments, and each link's
-FOREIGN KEY with its ON DELETE and ON UPDATE actions.
+sequences, constraints, indexes and triggers (and the functions they execute), generated
+columns, comments, and each link's FOREIGN KEY with its ON DELETE and ON UPDATE actions.
 """
 
 from __future__ import annotations
 
 from xata_migration.pg.objects import foreign_key_name
 from xata_migration.plan import catalog
-from xata_migration.plan.definitions import comparable, target_expression
+from xata_migration.plan.definitions import comparable, target_expression, trigger_function
 from xata_migration.plan.model import DEFERRABLE_SQL, Plan, Table
 from xata_migration.plan.sql_text import SqlTextError
 from xata_migration.verify.findings import CheckOutcome
@@ -38,6 +38,7 @@ def schema_intact(target, plan: Plan, table: Table) -> CheckOutcome:
     compared += _types(target, plan, table)
     compared += _sequences(target, plan, table)
     compared += _table_objects(target, plan, table)
+    compared += _functions(target, plan, table)
     compared += _generated(target, plan, table)
     compared += _comments(target, plan, table)
     compared += _link_actions(target, plan, table)
@@ -98,6 +99,20 @@ def _table_objects(target, plan: Plan, table: Table) -> list[tuple]:
         found.append((f"{item.kind} {item.name}",
                        _comparable(item.definition, item.kind, item.name, table.target),
                        _comparable(on_target and on_target.definition, kind, item.name)))
+    return found
+
+
+def _functions(target, plan: Plan, table: Table) -> list[tuple]:
+    """The functions the table's carried triggers execute."""
+    called = {trigger_function(o.definition, o.name) for o in table.objects
+              if o.kind == "trigger" and o.carried}
+    found = []
+    for item in plan.functions:
+        if item.carried and item.name.split("(")[0] in called:
+            there = catalog.functions(target, plan.target_schema, item.name).get(item.name)
+            found.append((f"function {item.name}", _comparable(item.definition, "function",
+                                                               item.name),
+                          _comparable(there, "function", item.name)))
     return found
 
 

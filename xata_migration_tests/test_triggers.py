@@ -1,0 +1,89 @@
+"""The application's functions and triggers are carried, and never fire on the tool's own
+writes (the first load, a rerun, a delta), only for the application afterwards. Proven on
+the target with SQL that uses none of the tool's code."""
+
+import psycopg
+import pytest
+
+from xata_migration import api
+from xata_migration.plan import PlanError, save_plan
+from xata_migration.sources import XATA_RUNTIME_SQL
+from xata_migration_tests.support import XATA_COLUMNS, check_outcomes, execute_sql, migrate
+
+SCHEMA = f"""
+CREATE TABLE "Account" ({XATA_COLUMNS}, handle text NOT NULL);
+CREATE UNIQUE INDEX "_pgroll_new_Account_xata_id_key" ON "Account" (xata_id);
+CREATE TRIGGER xata_maintain_metadata_trigger_pgroll BEFORE INSERT OR UPDATE ON "Account"
+  FOR EACH ROW EXECUTE FUNCTION xata_private.maintain_metadata_trigger_pgroll();
+INSERT INTO "Account" (xata_id, handle) VALUES
+  ('rec_cn0d5r1u4s8g0000a001', 'MiXeD'), ('rec_cn0d5r1u4s8g0000a002', 'ÜberCase');
+CREATE FUNCTION lower_handle() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.handle := lower(NEW.handle); RETURN NEW; END $$;
+CREATE TRIGGER account_lower_handle BEFORE INSERT OR UPDATE OF handle ON "Account"
+  FOR EACH ROW EXECUTE FUNCTION lower_handle();
+CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'a disabled trigger fired'; END $$;
+CREATE TRIGGER account_refuse BEFORE INSERT ON "Account"
+  FOR EACH ROW EXECUTE FUNCTION refuse();
+ALTER TABLE "Account" DISABLE TRIGGER account_refuse;
+"""
+
+# a function that uses the record id by name: its body is not rewritten, so it is `review`
+USES_THE_ID = """
+CREATE FUNCTION account_label(a "Account") RETURNS text LANGUAGE sql AS
+  $$ SELECT a.handle || ':' || a.xata_id $$;
+"""
+
+HANDLES = 'SELECT handle FROM "Account" ORDER BY handle'
+TRIGGERS = ("SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = '\"Account\"'::regclass"
+            " AND NOT tgisinternal ORDER BY 1")
+
+
+def rows(url: str, query: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query).fetchall()
+
+
+def load_kind(result) -> str:
+    event = next(iter(result.asset_materializations_for_node("migrate_Account")))
+    return event.metadata["load"].value
+
+
+def test_triggers_fire_for_the_application_never_for_the_loads(source_url, target_url,
+                                                              tmp_path):
+    execute_sql(source_url, XATA_RUNTIME_SQL, SCHEMA, USES_THE_ID)
+    plan = api.describe_source(source_url).plan
+    functions = {f.name: f.fate for f in plan.functions}
+    assert functions == {"lower_handle()": "carry", "refuse()": "carry",
+                         'account_label(a "Account")': "review"}
+    triggers = {o.name: o.disabled for o in plan.table("Account").objects
+                if o.kind == "trigger"}
+    assert triggers == {"account_lower_handle": False, "account_refuse": True}
+    with pytest.raises(PlanError, match="account_label"):
+        api.migrate(save_plan(plan, tmp_path / "plan.yaml") or tmp_path / "plan.yaml",
+                    source_url, target_url, tmp_path / "log")
+    next(f for f in plan.functions if f.name.startswith("account_label")).fate = "drop"
+
+    first = migrate(plan, source_url, target_url)
+    assert first.success and all(check_outcomes(first).values())
+    assert rows(target_url, HANDLES) == rows(source_url, HANDLES)  # not lower-cased
+    assert rows(target_url, TRIGGERS) == [("account_lower_handle", "O"),
+                                          ("account_refuse", "D")]
+
+    # changed in the source while its trigger is off: the delta must not lower-case them
+    execute_sql(source_url, 'ALTER TABLE "Account" DISABLE TRIGGER account_lower_handle',
+                "UPDATE \"Account\" SET handle = 'UpDaTeD' WHERE handle = 'MiXeD'",
+                "INSERT INTO \"Account\" (xata_id, handle) VALUES"
+                " ('rec_cn0d5r1u4s8g0000a003', 'AnOtHeR')",
+                'ALTER TABLE "Account" ENABLE TRIGGER account_lower_handle')
+    again = migrate(plan, source_url, target_url)
+    assert again.success and all(check_outcomes(again).values())
+    assert load_kind(again).startswith("delta")
+    assert rows(target_url, HANDLES) == rows(source_url, HANDLES) == [
+        ("AnOtHeR",), ("UpDaTeD",), ("ÜberCase",)]
+    assert rows(target_url, TRIGGERS) == [("account_lower_handle", "O"),
+                                          ("account_refuse", "D")]
+    with psycopg.connect(target_url) as target:  # the application's writes: it fires
+        assert target.execute("INSERT INTO \"Account\" (handle) VALUES ('NewOne')"
+                              " RETURNING handle").fetchone() == ("newone",)
+        target.rollback()
