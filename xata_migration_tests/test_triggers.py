@@ -87,3 +87,63 @@ def test_triggers_fire_for_the_application_never_for_the_loads(source_url, targe
         assert target.execute("INSERT INTO \"Account\" (handle) VALUES ('NewOne')"
                               " RETURNING handle").fetchone() == ("newone",)
         target.rollback()
+
+
+RLS_SCHEMA = f"""
+CREATE TABLE note ({XATA_COLUMNS}, tenant int NOT NULL, body text);
+CREATE UNIQUE INDEX note_xata_id_key ON note (xata_id);
+INSERT INTO note (xata_id, tenant, body) VALUES ('rec_cn0d5r1u4s8g0000n001', 1, 'one''s'),
+  ('rec_cn0d5r1u4s8g0000n002', 2, 'two'), ('rec_cn0d5r1u4s8g0000n003', 1, 'uno');
+ALTER TABLE note ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON note FOR SELECT TO xm_app_reader
+  USING (tenant = current_setting('app.tenant')::int);
+CREATE POLICY own_writes ON note AS RESTRICTIVE FOR INSERT
+  WITH CHECK (tenant > 0);
+GRANT SELECT ON note TO xm_app_reader;
+"""
+
+
+@pytest.fixture
+def app_reader(pg_server, source_url, target_url):
+    """A role that is not the tables' owner (roles belong to the server: the source's and
+    the target's are the same role here)."""
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS xm_app_reader")
+        conn.execute("CREATE ROLE xm_app_reader")
+    yield "xm_app_reader"
+    for url in (source_url, target_url):  # its grants and policies, database by database
+        execute_sql(url, "DROP OWNED BY xm_app_reader")
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE xm_app_reader")
+
+
+def as_tenant(url: str, tenant: int) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        conn.execute("SET ROLE xm_app_reader")
+        conn.execute("SELECT set_config('app.tenant', %s, false)", (str(tenant),))
+        return conn.execute("SELECT body FROM note ORDER BY body").fetchall()
+
+
+def test_row_level_security_hides_other_tenants_as_in_the_source(source_url, target_url,
+                                                                  app_reader):
+    execute_sql(source_url, XATA_RUNTIME_SQL, RLS_SCHEMA)
+    plan = api.describe_source(source_url).plan
+    note = plan.table("note")
+    assert note.row_security == "enabled"
+    assert {o.name for o in note.objects if o.kind == "policy"} == {"tenant_isolation",
+                                                                    "own_writes"}
+    result = migrate(plan, source_url, target_url)
+    assert result.success and all(check_outcomes(result).values())
+    execute_sql(target_url, "GRANT SELECT ON note TO xm_app_reader")  # grants are yours
+    assert as_tenant(target_url, 1) == as_tenant(source_url, 1) == [("one's",), ("uno",)]
+    assert as_tenant(target_url, 2) == as_tenant(source_url, 2) == [("two",)]
+    assert rows(target_url, "SELECT relrowsecurity, relforcerowsecurity FROM pg_class"
+                            " WHERE oid = 'note'::regclass") == [(True, False)]
+    # a policy naming a role the target lacks stops the table, naming the role
+    policy = next(o for o in note.objects if o.name == "tenant_isolation")
+    policy.definition = policy.definition.replace("xm_app_reader", "xm_role_not_here")
+    failed = migrate(plan, source_url, target_url)
+    assert not failed.success
+    failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "tenant_isolation names ['xm_role_not_here']" in (
+        failure.step_failure_data.error.to_string())

@@ -27,6 +27,7 @@ def load_kept_table(source, target, plan: Plan, table: Table, clock,
     require_nothing_to_review(plan)
     check_source_matches_plan(source, plan, table)
     objects.prepare_target(target, plan, table)
+    schema.require_row_security_rights(target, plan, table)
     target.commit()
     mark = snapshot.watermark if snapshot else watermark(source)
     with stage.load_transaction(target):

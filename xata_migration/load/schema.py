@@ -17,7 +17,8 @@ from xata_migration.errors import LoadError
 from xata_migration.load import ddl
 from xata_migration.pg.objects import target_table
 from xata_migration.plan import catalog
-from xata_migration.plan.definitions import comparable, target_expression, target_statement
+from xata_migration.plan.definitions import (comparable, policy_roles, target_expression,
+                                             target_statement)
 from xata_migration.plan.model import Plan, Table
 from xata_migration.plan.objects import SchemaObject
 
@@ -117,9 +118,9 @@ def _same(found: catalog.CatalogObject, item: SchemaObject, table: Table) -> boo
 
 
 def _drop(target, plan: Plan, table: Table, found: catalog.CatalogObject) -> None:
-    if found.kind == "trigger":
-        target.execute(sql.SQL("DROP TRIGGER {} ON {}").format(
-            sql.Identifier(found.name), target_table(plan, table)))
+    if found.kind in ("trigger", "policy"):
+        target.execute(sql.SQL("DROP {} {} ON {}").format(
+            sql.SQL(found.kind.upper()), sql.Identifier(found.name), target_table(plan, table)))
     elif found.kind == "index":
         target.execute(sql.SQL("DROP INDEX {}").format(
             sql.Identifier(plan.target_schema, found.name)))
@@ -198,6 +199,7 @@ def complete_table(source, target, plan: Plan, table: Table, created: bool) -> l
         for statement in ddl.table_constraints_sql(plan, table):
             target.execute(statement)
     made = ensure_table_objects(target, plan, table)
+    set_row_security(target, plan, table)
     for statement in ddl.position_identity_sql(plan, table):
         target.execute(statement)
     position_sequences(source, target, plan, table)
@@ -220,3 +222,44 @@ def resume_triggers(target, plan: Plan, table: Table, paused: list[str]) -> None
     for name in paused:
         target.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER {}").format(
             target_table(plan, table), sql.Identifier(name)))
+
+
+ROW_SECURITY_SQL = {"": "NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY",
+                    "enabled": "NO FORCE ROW LEVEL SECURITY, ENABLE ROW LEVEL SECURITY",
+                    "forced": "ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"}
+
+
+def set_row_security(target, plan: Plan, table: Table) -> None:
+    """The table's ROW LEVEL SECURITY as planned, after its rows and policies."""
+    if catalog.row_security(target, plan.target_schema, table.target) != table.row_security:
+        target.execute(sql.SQL("ALTER TABLE {} {}").format(
+            target_table(plan, table), sql.SQL(ROW_SECURITY_SQL[table.row_security])))
+
+
+def require_row_security_rights(target, plan: Plan, table: Table) -> None:
+    """Before anything is written: every role the table's policies name exists on the
+    target, and a table whose row security is forced on its owner is loaded and checked
+    by a role that bypasses it (else the tool would see only some of the rows)."""
+    missing = {}
+    for item in table.objects:
+        if item.kind == "policy" and item.carried:
+            roles = policy_roles(item.definition, item.name)
+            absent = [r for r, found in target.execute(
+                "SELECT r, to_regrole(quote_ident(r)) IS NOT NULL FROM unnest(%s::text[]) r",
+                (roles,)).fetchall() if not found]
+            if absent:
+                missing[item.name] = absent
+    if missing:
+        raise LoadError(
+            f"Table {table.name!r}: policies name roles the target does not have: "
+            + "; ".join(f"{name} names {roles}" for name, roles in missing.items())
+            + ". Create those roles on the target (CREATE ROLE ...), or edit the policies' "
+            "roles in the plan, or set their `fate: drop`. Nothing was written.")
+    if table.row_security == "forced" and not target.execute(
+            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()[0]:
+        raise LoadError(
+            f"Table {table.name!r} forces row-level security on its owner (row_security: "
+            "forced), so the tool's target role would read and write only the rows its "
+            "policies show. Give that role BYPASSRLS (ALTER ROLE ... BYPASSRLS, as a "
+            "superuser), or set `row_security: enabled` in the plan. Nothing was written.")

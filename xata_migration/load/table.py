@@ -77,6 +77,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
     require_nothing_to_review(plan)
     check_source_matches_plan(source, plan, table)
     objects.prepare_target(target, plan, table)
+    schema.require_row_security_rights(target, plan, table)
     mapping, written = mapping_table(table.name), target_table(plan, table)
     loaded_before, mapped_before = (tables_exist(target, mapping, written),
                                     tables_exist(target, mapping))

@@ -53,6 +53,18 @@ WHERE g.tgrelid = to_regclass(%(table)s) AND NOT g.tgisinternal
 ORDER BY g.tgname
 """
 
+_POLICIES_SQL = """
+SELECT p.polname AS name, p.polpermissive, p.polcmd,
+       ARRAY(SELECT CASE WHEN r = 0 THEN NULL ELSE r::regrole::text END
+             FROM unnest(p.polroles) r) AS roles,
+       pg_get_expr(p.polqual, p.polrelid) AS qual,
+       pg_get_expr(p.polwithcheck, p.polrelid) AS with_check
+FROM pg_policy p WHERE p.polrelid = to_regclass(%(table)s) ORDER BY p.polname
+"""
+
+# pg_policy.polcmd -> the command a policy is FOR
+POLICY_COMMANDS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}
+
 _COMMENT_SQL = "SELECT obj_description(to_regclass(%(table)s), 'pg_class')"
 
 
@@ -97,11 +109,43 @@ def table_objects(conn: psycopg.Connection, schema: str, table: str) -> list[Cat
                 "index", row["name"], row["definition"], list(row["columns"]),
                 plain=not row["special"] and row["amname"] == "btree"
                 and len(row["columns"]) == row["width"], unique=row["indisunique"]))
+        for row in cur.execute(_POLICIES_SQL, {"table": name}):
+            found.append(CatalogObject("policy", row["name"],
+                                       _policy_statement(schema, table, row).as_string(conn),
+                                       plain=False))
         for row in cur.execute(_TRIGGERS_SQL, {"table": name}):
             found.append(CatalogObject("trigger", row["name"], row["definition"], plain=False,
                                        enabled=row["tgenabled"],
                                        function_schema=row["function_schema"]))
     return found
+
+
+def _policy_statement(schema: str, table: str, row: dict) -> sql.Composed:
+    """CREATE POLICY from the catalog: names quoted, expressions as the server's own
+    pg_get_expr prints them (parsed again by whoever reads the plan)."""
+    roles = [sql.Identifier(r) if r else sql.SQL("PUBLIC") for r in row["roles"]]
+    parts = [sql.SQL("CREATE POLICY {} ON {} AS {} FOR {} TO {}").format(
+        sql.Identifier(row["name"]), sql.Identifier(schema, table),
+        sql.SQL("PERMISSIVE" if row["polpermissive"] else "RESTRICTIVE"),
+        sql.SQL(POLICY_COMMANDS[row["polcmd"]]), sql.SQL(", ").join(roles))]
+    if row["qual"] is not None:
+        parts.append(sql.SQL("USING ({})").format(sql.SQL(row["qual"])))
+    if row["with_check"] is not None:
+        parts.append(sql.SQL("WITH CHECK ({})").format(sql.SQL(row["with_check"])))
+    return sql.SQL(" ").join(parts)
+
+
+_ROW_SECURITY_SQL = """
+SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = to_regclass(%(table)s)
+"""
+
+
+def row_security(conn: psycopg.Connection, schema: str, table: str) -> str:
+    """"" (off), "enabled" or "forced": the table's ROW LEVEL SECURITY."""
+    row = conn.execute(_ROW_SECURITY_SQL, {"table": qualified(schema, table)}).fetchone()
+    if not row or not row[0]:
+        return ""
+    return "forced" if row[1] else "enabled"
 
 
 def estimated_rows(conn: psycopg.Connection, schema: str, table: str) -> int | None:

@@ -24,15 +24,16 @@ CONSTRAINT_KINDS = {"primary_key": ConstrType.CONSTR_PRIMARY,
                     "unique": ConstrType.CONSTR_UNIQUE, "check": ConstrType.CONSTR_CHECK,
                     "exclusion": ConstrType.CONSTR_EXCLUSION,
                     "foreign_key": ConstrType.CONSTR_FOREIGN}
-TABLE_OBJECT_KINDS = (*CONSTRAINT_KINDS, "index", "trigger")
+TABLE_OBJECT_KINDS = (*CONSTRAINT_KINDS, "index", "trigger", "policy")
 _STATEMENTS = {"enum": ast.CreateEnumStmt, "domain": ast.CreateDomainStmt,
                "composite": ast.CompositeTypeStmt, "sequence": ast.CreateSeqStmt,
                "index": ast.IndexStmt, "trigger": ast.CreateTrigStmt,
+               "policy": ast.CreatePolicyStmt,
                "function": ast.CreateFunctionStmt,
                **{k: ast.AlterTableStmt for k in CONSTRAINT_KINDS}}
 _WHAT = {"enum": "CREATE TYPE ... AS ENUM", "domain": "CREATE DOMAIN",
          "composite": "CREATE TYPE ... AS (...)", "sequence": "CREATE SEQUENCE",
-         "index": "CREATE INDEX", "trigger": "CREATE TRIGGER",
+         "index": "CREATE INDEX", "trigger": "CREATE TRIGGER", "policy": "CREATE POLICY",
          "function": "CREATE FUNCTION or PROCEDURE",
          "primary_key": "ALTER TABLE ... ADD CONSTRAINT ... PRIMARY KEY",
          "unique": "ALTER TABLE ... ADD CONSTRAINT ... UNIQUE",
@@ -89,6 +90,8 @@ def object_name(statement: ast.Node) -> str:
         return statement.idxname
     if isinstance(statement, ast.CreateTrigStmt):
         return statement.trigname
+    if isinstance(statement, ast.CreatePolicyStmt):
+        return statement.policy_name
     if isinstance(statement, ast.CreateFunctionStmt):
         return statement.funcname[-1].sval
     if isinstance(statement, ast.CreateEnumStmt):
@@ -110,6 +113,9 @@ def _qualified(relation: ast.RangeVar) -> str:
 
 
 def _relation(statement: ast.Node) -> ast.RangeVar:
+    """The table a constraint, index, trigger or policy is on."""
+    if isinstance(statement, ast.CreatePolicyStmt):
+        return statement.table
     return statement.relation
 
 
@@ -123,8 +129,9 @@ def _relation_text(statement: ast.Node) -> str:
 def in_schema(statement: ast.Node, schema: str) -> ast.Node:
     """The statement with its object (types, sequences) or its table (constraints,
     indexes) qualified by `schema`."""
-    if isinstance(statement, (ast.AlterTableStmt, ast.IndexStmt, ast.CreateTrigStmt)):
-        statement.relation.schemaname = schema
+    if isinstance(statement, (ast.AlterTableStmt, ast.IndexStmt, ast.CreateTrigStmt,
+                              ast.CreatePolicyStmt)):
+        _relation(statement).schemaname = schema
     elif isinstance(statement, ast.CreateFunctionStmt):
         statement.funcname = (ast.String(schema), *statement.funcname[-1:])
     elif isinstance(statement, ast.CreateEnumStmt):
@@ -147,8 +154,9 @@ def target_statement(text: str, kind: str, name: str, schema: str,
 def comparable(text: str, kind: str, name: str, table: str | None = None) -> str:
     """A definition as schema_intact compares it: rendered from its parse, unqualified."""
     statement = parse_definition(text, kind, name, table)
-    if isinstance(statement, (ast.AlterTableStmt, ast.IndexStmt, ast.CreateTrigStmt)):
-        statement.relation.schemaname = None
+    if isinstance(statement, (ast.AlterTableStmt, ast.IndexStmt, ast.CreateTrigStmt,
+                              ast.CreatePolicyStmt)):
+        _relation(statement).schemaname = None
     elif isinstance(statement, ast.CreateFunctionStmt):
         statement.funcname = statement.funcname[-1:]
     return render(statement)
@@ -177,7 +185,7 @@ def rewrite_definition(text: str, kind: str, name: str, table_target: str,
     """A source definition (pg_get_*def) for the target: on the table's target name, its
     columns renamed; `review` says why it cannot be carried as is."""
     statement = parse_definition(text, kind, name)
-    statement.relation.schemaname, statement.relation.relname = None, table_target
+    _relation(statement).schemaname, _relation(statement).relname = None, table_target
     if kind == "foreign_key":
         return Rewritten(render(statement), "a foreign key that is not one of the plan's "
                          "links (it references another key than a record id): recreate it "
@@ -269,7 +277,7 @@ def _walk(node, parent):
         yield from _walk(node.where_clause, node)
         return
     for attribute in node:
-        if attribute in ("relation", "typeName", "pktable"):
+        if attribute in ("relation", "typeName", "pktable", "table"):
             continue
         yield from _walk(getattr(node, attribute), node)
 
@@ -323,3 +331,9 @@ def function_names(text: str, name: str, identifier: str) -> bool:
                    for t in tokens):
                 return True
     return False
+
+
+def policy_roles(text: str, name: str) -> list[str]:
+    """The roles a CREATE POLICY names (PUBLIC, CURRENT_USER and the like aside)."""
+    statement = parse_definition(text, "policy", name)
+    return [r.rolename for r in statement.roles or () if r.rolename]

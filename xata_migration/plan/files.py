@@ -65,6 +65,8 @@ def plan_to_dict(plan: Plan) -> dict:
                  "dropped": list(table.dropped), "deleted_rows": table.deleted_rows}
         if table.comment is not None:
             entry["comment"] = table.comment
+        if table.row_security:
+            entry["row_security"] = table.row_security
         if table.sequences:
             entry["sequences"] = [object_to_dict(s) for s in table.sequences]
         if table.objects:
@@ -98,10 +100,11 @@ _HEADER = """\
 #   deleted_rows: keep (default) | delete -- target rows whose source row was deleted since
 #     an earlier run; their mapping rows stay either way
 #   generated: the expression of a GENERATED ALWAYS ... STORED column (the target computes it)
-#   objects / sequences (per table: constraints, indexes, triggers), types (user types, in
-#     creation order), functions (made before the tables; bodies are not rewritten, one
-#     that names a record id is `review`), extensions: the
-#     database around the rows, each with a `fate`: carry (made on the target, as its
+#   row_security: enabled | forced -- the table's ROW LEVEL SECURITY (its policies are objects)
+#   objects / sequences (per table: constraints, indexes, triggers, policies), types (user
+#     types, in creation order), functions (made before the tables; bodies are not
+#     rewritten, one that names a record id is `review`), extensions: the database
+#     around the rows, each with a `fate`: carry (made on the target, as its
 #     `definition` says) | drop (left out) | review (cannot be carried as is: `reason` says
 #     why; migrate refuses until you edit the definition and set carry, or set drop).
 #     A definition is exactly one statement of its kind, on the table's target name.
@@ -178,6 +181,7 @@ def plan_from_dict(raw: dict) -> Plan:
             dropped=[str(c) for c in entry.get("dropped") or []],
             deleted_rows=str(entry.get("deleted_rows", "keep")),
             comment=None if entry.get("comment") is None else str(entry["comment"]),
+            row_security=str(entry.get("row_security") or ""),
             sequences=_objects(entry.get("sequences"), where),
             objects=_objects(entry.get("objects"), where)))
     return Plan(tables=tables, source_schema=str(raw.get("source_schema", "public")),

@@ -29,6 +29,7 @@ def describe_objects(conn: psycopg.Connection, plan: Plan, columns: dict) -> Non
     for table in plan.tables:
         roles = column_roles(table)
         table.comment = catalog.table_comment(conn, schema, table.name)
+        table.row_security = catalog.row_security(conn, schema, table.name)
         table.sequences = _sequences(conn, schema, table, columns[table.name])
         table.objects = [_table_object(found, table, roles)
                          for found in catalog.table_objects(conn, schema, table.name)

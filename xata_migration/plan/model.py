@@ -23,6 +23,7 @@ LINK_DECLARATIONS = ("foreign_key", "comment", "plan")
 DEFERRABLE_SQL = {"": "", "immediate": " DEFERRABLE INITIALLY IMMEDIATE",
                   "deferred": " DEFERRABLE INITIALLY DEFERRED"}
 DEFERRABLE_CHOICES = tuple(DEFERRABLE_SQL)
+ROW_SECURITY_CHOICES = ("", "enabled", "forced")
 
 
 class PlanError(XataMigrationError, ValueError):
@@ -121,6 +122,8 @@ class Table:
     objects: list[SchemaObject] = field(default_factory=list)
     sequences: list[SchemaObject] = field(default_factory=list)
     comment: str | None = None
+    # ROW LEVEL SECURITY: "" (off), "enabled" or "forced" (the owner is subject too)
+    row_security: str = ""
 
     def __post_init__(self):
         self.target = self.target or self.name

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from xata_migration.plan import graph
 from xata_migration.plan.model import (DEFERRABLE_CHOICES, IDS_CHOICES, LINK_DECLARATIONS,
-                                       ON_DELETE_ACTIONS,
+                                       ON_DELETE_ACTIONS, ROW_SECURITY_CHOICES,
                                        ON_MISSING_CHOICES, ON_UPDATE_ACTIONS, Column, Plan,
                                        PlanError, Table)
 from xata_migration.plan.names import MAX_IDENTIFIER_BYTES, derived_name
@@ -41,6 +41,9 @@ def _validate_table(plan: Plan, table: Table, names: set[str]) -> None:
             where)
     _validate_ids(table, where)
     _fits(table.target, where)
+    if table.row_security not in ROW_SECURITY_CHOICES:
+        raise PlanError(f"{where}: row_security {table.row_security!r} is not one of "
+                        "enabled, forced (or leave it out).")
     if table.deleted_rows not in ("keep", "delete"):
         raise PlanError(f"{where}: deleted_rows {table.deleted_rows!r} is not keep or delete.")
     for name in table.id_order:

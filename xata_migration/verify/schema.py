@@ -39,6 +39,7 @@ def schema_intact(target, plan: Plan, table: Table) -> CheckOutcome:
     compared += _sequences(target, plan, table)
     compared += _table_objects(target, plan, table)
     compared += _functions(target, plan, table)
+    compared += _row_security(target, plan, table)
     compared += _generated(target, plan, table)
     compared += _comments(target, plan, table)
     compared += _link_actions(target, plan, table)
@@ -100,6 +101,13 @@ def _table_objects(target, plan: Plan, table: Table) -> list[tuple]:
                        _comparable(item.definition, item.kind, item.name, table.target),
                        _comparable(on_target and on_target.definition, kind, item.name)))
     return found
+
+
+def _row_security(target, plan: Plan, table: Table) -> list[tuple]:
+    found = catalog.row_security(target, plan.target_schema, table.target)
+    if not (table.row_security or found):
+        return []
+    return [("row level security", table.row_security or "off", found or "off")]
 
 
 def _functions(target, plan: Plan, table: Table) -> list[tuple]:
