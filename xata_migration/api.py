@@ -33,7 +33,7 @@ from xata_migration.asset_names import check_step_names
 from xata_migration.connections import connect
 from xata_migration.errors import UsageError, XataMigrationError
 from xata_migration.load import (LoadResult, MissingLinks, load_deferred_link, load_table,
-                                 record_verified)
+                                 make_view, record_verified)
 from xata_migration.pg import LockWatch
 from xata_migration.plan import (Column, Plan, PlanError, Table, introspect, load_plan,
                                  require_nothing_to_review,
@@ -41,12 +41,14 @@ from xata_migration.plan import (Column, Plan, PlanError, Table, introspect, loa
 from xata_migration.plan.catalog import estimated_rows
 from xata_migration.snapshot import SourceSnapshot, source_readers
 from xata_migration.verify import (CheckOutcome, SourceFingerprint, TableReport, link_check,
-                                   missing_links_outcome, table_checks, write_report)
+                                   missing_links_outcome, table_checks, view_rows,
+                                   write_report)
 
 __all__ = ["CheckOutcome", "LoadResult", "MissingLinks", "Plan", "PlanError", "RunSummary",
            "SourceDescription", "TableConnections", "TableRun", "UsageError",
            "XataMigrationError", "check_table", "describe_source", "import_csv",
-           "import_dump", "load_plan", "lookup", "migrate", "migrate_table", "open_connections",
+           "import_dump", "load_plan", "lookup", "migrate", "migrate_table", "migrate_view",
+           "open_connections",
            "open_ui", "read_plan", "report", "run_demo", "save_plan", "write_deferred_link",
            "write_plan"]
 
@@ -225,6 +227,26 @@ def write_deferred_link(plan: Plan, table: Table, column: Column,
         run = TableRun(result, load_seconds=time.monotonic() - started)
         run.outcomes = [link_check(c.source, c.target, plan, table, column)]
     return run
+
+
+@dataclass
+class ViewRun:
+    """A view made (`done`: created, replaced, refreshed or unchanged) and checked."""
+    done: str
+    outcomes: list[CheckOutcome]
+    seconds: float
+
+
+def migrate_view(plan: Plan, view, connections: TableConnections) -> ViewRun:
+    """Make the view on the target (its tables are loaded), then check its rows against
+    the source's, in the run's snapshot."""
+    started = time.monotonic()
+    c = connections
+    require_nothing_to_review(plan)
+    with c.lock_waits_explained(view.name):
+        done = make_view(c.target, plan, view)
+        outcome = view_rows(c.source, c.target, plan, view)
+    return ViewRun(done, [outcome], time.monotonic() - started)
 
 
 def check_table(plan: Plan, table: Table, connections: TableConnections) -> list[CheckOutcome]:

@@ -46,6 +46,9 @@ def check_step_names(plan: Plan) -> None:
     steps += [(dagster_name(t.name, c.name), f"link {t.name}.{c.name}")
               for t in plan.tables for c in t.links if c.link.deferred]
     steps += [("asset key " + asset_key_part(t.name), f"table {t.name!r}") for t in plan.tables]
+    views = [v for v in plan.views if v.carried]
+    steps += [(dagster_name(v.name), f"view {v.name!r}") for v in views]
+    steps += [("asset key " + asset_key_part(v.name), f"view {v.name!r}") for v in views]
     for step, what in steps:
         if step in seen:
             raise PlanError(

@@ -1,7 +1,8 @@
 """Plan -> Dagster assets and asset checks.
 
 One asset per source table, keyed by the table's name; its upstream deps are the tables
-it links to, so Dagster derives the load order. A link that closes a cycle is written by
+it links to, so Dagster derives the load order. One asset per view, downstream of what
+it reads. A link that closes a cycle is written by
 a small asset of its own (`[table, column]`) once both tables exist. Every check is
 blocking with ERROR severity: a failed check fails the step, downstream tables wait, and
 "re-execute from failure" picks up from there.
@@ -19,7 +20,7 @@ from xata_migration import api
 from xata_migration.asset_names import asset_key_part, dagster_name
 from xata_migration.defs.executor import problem_from_tags, snapshot_from_tags
 from xata_migration.defs.resources import TargetDatabase, XataSource
-from xata_migration.plan import Column, Plan, Table
+from xata_migration.plan import Column, Plan, Table, View
 from xata_migration.verify import CHECKS, FINDING_COLUMNS, check_names
 
 POOL = "xata_target"  # caps how many steps write to the target at once
@@ -203,8 +204,38 @@ def deferred_link_asset(plan: Plan, table: Table, column: Column) -> dg.AssetsDe
     return write_deferred_link
 
 
+def view_asset(plan: Plan, view: View) -> dg.AssetsDefinition:
+    """A view or materialized view, downstream of the tables and views it reads."""
+    key = table_key(view.name)
+    what = "Materialized view" if view.kind == "materialized" else "View"
+    spec = dg.AssetSpec(key, deps=[table_key(name) for name in view.reads],
+                        description=f"{what} {plan.source_schema}.{view.name}, made on the "
+                                    f"target after the tables it reads"
+                                    + (", refreshed on every run." if view.kind ==
+                                       "materialized" else "."),
+                        kinds={"postgres"}, group_name="xata_views")
+    check_spec = dg.AssetCheckSpec("view_rows", asset=key, blocking=True,
+                                   description=_described("view_rows"))
+
+    @dg.multi_asset(name=dagster_name(view.name), specs=[spec], check_specs=[check_spec],
+                    pool=POOL)
+    def make_view(context: dg.AssetExecutionContext, xata_source: XataSource,
+                  target_database: TargetDatabase):
+        with table_connections(context, xata_source, target_database, view.name) as (
+                connections, snapshot_note):
+            run = api.migrate_view(plan, view, connections)
+        context.log.info(f"{view.name}: {run.done} in {run.seconds:.1f} s")
+        yield dg.MaterializeResult(asset_key=key, metadata={
+            "view": run.done, "duration_seconds": round(run.seconds, 3)} | snapshot_note)
+        for outcome in run.outcomes:
+            yield check_result(outcome, key)
+
+    return make_view
+
+
 def build_assets(plan: Plan) -> list[dg.AssetsDefinition]:
     assets = [table_asset(plan, table) for table in plan.tables]
+    assets += [view_asset(plan, view) for view in plan.views if view.carried]
     assets += [deferred_link_asset(plan, table, column)
                for table in plan.tables for column in table.links if column.link.deferred]
     return assets

@@ -2,6 +2,7 @@
 
   table.py      the orchestrator: load_table and load_deferred_link, phase by phase
   kept.py       a table whose ids are kept (`ids: keep`): copied, matched on its key
+  views.py      a view or materialized view, made after its tables, refreshed each run
   stage.py      source rows -> the load's unlogged staging table (COPY, streamed)
   ids.py        new ids: the append-only mapping xata_id_map.<table>, in a stable order
   links.py      links written as new ids; links that point nowhere (MissingLinks)
@@ -24,6 +25,7 @@ from xata_migration.load.links import MissingLinks
 from xata_migration.load.result import LoadResult
 from xata_migration.load.sync import record_verified
 from xata_migration.load.table import load_deferred_link, load_table
+from xata_migration.load.views import make_view
 
 __all__ = ["LoadError", "LoadResult", "MissingLinks", "load_deferred_link", "load_table",
-           "record_verified"]
+           "make_view", "record_verified"]

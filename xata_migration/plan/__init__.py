@@ -13,19 +13,20 @@ reviews.
   definitions.py their definitions: parsed, rewritten for the key change, rendered
   catalog.py     those objects read from a server's catalog (the source, or the target)
   introspect_objects.py  the source's objects -> the plan's, each with its fate
+  views.py       the source's views, their queries rewritten for the new ids
 
 May import: errors. Knows nothing of Dagster, of the target or of loading.
 """
 
 from xata_migration.plan.introspect import introspect, use_pgvector
 from xata_migration.plan.files import load_plan, save_plan
-from xata_migration.plan.model import Column, Link, Plan, PlanError, Table
+from xata_migration.plan.model import Column, Link, Plan, PlanError, Table, View
 from xata_migration.plan.validation import require_nothing_to_review, validate_plan
 from xata_migration.plan.objects import SchemaObject
 from xata_migration.plan.names import (MAX_IDENTIFIER_BYTES, derived_name, fit_identifier,
                                        lock_key)
 
-__all__ = ["MAX_IDENTIFIER_BYTES", "Column", "Link", "Plan", "PlanError", "Table",
+__all__ = ["MAX_IDENTIFIER_BYTES", "Column", "Link", "Plan", "PlanError", "Table", "View",
            "SchemaObject", "derived_name", "fit_identifier", "introspect", "load_plan",
            "lock_key", "require_nothing_to_review", "save_plan", "use_pgvector",
            "validate_plan"]

@@ -337,3 +337,16 @@ def policy_roles(text: str, name: str) -> list[str]:
     """The roles a CREATE POLICY names (PUBLIC, CURRENT_USER and the like aside)."""
     statement = parse_definition(text, "policy", name)
     return [r.rolename for r in statement.roles or () if r.rolename]
+
+
+def view_query(view) -> str:
+    """A view's query as the target receives it: exactly one SELECT, rendered from its
+    parse."""
+    what = "one SELECT"
+    try:
+        statements = parser.parse_sql(view.query)
+    except ParseError as error:
+        raise SqlTextError(what, f"what PostgreSQL's parser refuses ({error})") from None
+    if len(statements) != 1 or not isinstance(statements[0].stmt, ast.SelectStmt):
+        raise SqlTextError(what, f"{len(statements)} statements, or not a SELECT")
+    return render(statements[0].stmt)

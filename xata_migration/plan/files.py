@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from xata_migration.plan.model import (MAPPING_SCHEMA, PLAN_VERSION, Column, Link, Plan,
-                                       PlanError, Table)
+                                       PlanError, Table, View)
 from xata_migration.plan.objects import (ObjectError, SchemaObject, object_from_dict,
                                          object_to_dict)
 from xata_migration.plan.validation import validate_plan
@@ -78,7 +78,27 @@ def plan_to_dict(plan: Plan) -> dict:
             "extensions": list(plan.extensions),
             "types": [object_to_dict(t) for t in plan.types],
             "functions": [object_to_dict(f) for f in plan.functions],
-            "skipped_tables": dict(plan.skipped_tables), "tables": tables}
+            "skipped_tables": dict(plan.skipped_tables), "tables": tables,
+            "views": [_view_to_dict(v) for v in plan.views]}
+
+
+def _view_to_dict(view: View) -> dict:
+    out = {"name": view.name, "kind": view.kind, "fate": view.fate}
+    if view.reason:
+        out["reason"] = view.reason
+    out |= {"reads": list(view.reads), "columns": list(view.columns),
+            "id_columns": dict(view.id_columns), "query": view.query}
+    return out
+
+
+def _view_from_dict(raw) -> View:
+    if not isinstance(raw, dict) or "name" not in raw or "query" not in raw:
+        raise PlanError("Every entry of `views` needs at least `name` and `query`.")
+    return View(name=str(raw["name"]), kind=str(raw.get("kind", "view")),
+                query=str(raw["query"]), reads=[str(r) for r in raw.get("reads") or []],
+                columns=[str(c) for c in raw.get("columns") or []],
+                id_columns={str(k): str(v) for k, v in (raw.get("id_columns") or {}).items()},
+                fate=str(raw.get("fate", "carry")), reason=str(raw.get("reason") or ""))
 
 
 _HEADER = """\
@@ -108,6 +128,10 @@ _HEADER = """\
 #     `definition` says) | drop (left out) | review (cannot be carried as is: `reason` says
 #     why; migrate refuses until you edit the definition and set carry, or set drop).
 #     A definition is exactly one statement of its kind, on the table's target name.
+# views: each view (kind: view) or materialized view (kind: materialized), made after the
+#   tables it `reads`, its `query` rewritten for the new ids (a view's columns keep their
+#   names; `id_columns` are the ones that now hold new ids, and the table that maps them);
+#   `fate` as for objects: review when the query uses an id as a value or cannot be followed
 # skipped_tables: {table: why} source tables left out on purpose (move one here to skip it)
 # `order` is informative: it is recomputed from the links every time.
 # `suggested_links`: plain text / text[] columns whose values are ids of a table. To rewrite
@@ -191,7 +215,8 @@ def plan_from_dict(raw: dict) -> Plan:
                 functions=_objects(raw.get("functions"), "The plan's functions"),
                 extensions=[str(e) for e in raw.get("extensions") or []],
                 skipped_tables={str(k): str(v) for k, v in
-                                (raw.get("skipped_tables") or {}).items()})
+                                (raw.get("skipped_tables") or {}).items()},
+                views=[_view_from_dict(v) for v in raw.get("views") or []])
 
 
 def _objects(raw, where: str) -> list[SchemaObject]:

@@ -21,6 +21,7 @@ from xata_migration.plan import graph
 from xata_migration.plan import catalog
 from xata_migration.plan.definitions import array_length_check, columns_read
 from xata_migration.plan.introspect_objects import describe_objects, unlisted_objects
+from xata_migration.plan.views import describe_views
 from xata_migration.plan.model import Column, Link, Plan, PlanError, Table
 
 XATA_ID = "xata_id"
@@ -336,6 +337,7 @@ def introspect(conn: psycopg.Connection, schema: str = "public") -> tuple[Plan, 
     _defer_cycles(tables)
     plan = Plan(tables=tables, source_schema=schema, target_schema="public")
     describe_objects(conn, plan, columns)
+    describe_views(conn, plan)
     plan.suggested_links = find_hidden_links(conn, plan)
     return plan, dict(plan.skipped_tables)
 

@@ -169,6 +169,28 @@ class Table:
         return next(c for c in self.columns if c.name == name)
 
 
+VIEW_KINDS = ("view", "materialized")
+
+
+@dataclass
+class View:
+    """A view or materialized view of the source schema, made on the target after the
+    tables it reads. `query`: its SELECT, rewritten for the key change (plan/views.py)."""
+    name: str
+    kind: str                      # view | materialized
+    query: str
+    reads: list[str] = field(default_factory=list)     # tables and views it reads
+    columns: list[str] = field(default_factory=list)   # its output columns, in order
+    # output columns that are remapped ids: {column: the table whose mapping names them}
+    id_columns: dict[str, str] = field(default_factory=dict)
+    fate: str = "carry"
+    reason: str = ""
+
+    @property
+    def carried(self) -> bool:
+        return self.fate == "carry"
+
+
 @dataclass
 class Plan:
     tables: list[Table]
@@ -181,6 +203,7 @@ class Plan:
     extensions: list[str] = field(default_factory=list)
     # The source schema's functions and procedures (those of extensions aside).
     functions: list[SchemaObject] = field(default_factory=list)
+    views: list[View] = field(default_factory=list)
     # Source tables left out on purpose: {name: why}.
     skipped_tables: dict[str, str] = field(default_factory=dict)
 
@@ -211,6 +234,8 @@ class Plan:
         """Every object and column held back for a person, one readable line each."""
         found = [f"{t.kind} {t.name!r}: {t.reason}" for t in self.types + self.functions
                  if t.fate == "review"]
+        found += [f"{'view' if v.kind == 'view' else 'materialized view'} {v.name!r}: "
+                  f"{v.reason}\n    query: {v.query}" for v in self.views if v.fate == "review"]
         for table in self.tables:
             for column in table.columns:
                 if column.review:

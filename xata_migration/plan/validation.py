@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from xata_migration.plan import graph
 from xata_migration.plan.model import (DEFERRABLE_CHOICES, IDS_CHOICES, LINK_DECLARATIONS,
-                                       ON_DELETE_ACTIONS, ROW_SECURITY_CHOICES,
+                                       ON_DELETE_ACTIONS, ROW_SECURITY_CHOICES, VIEW_KINDS,
                                        ON_MISSING_CHOICES, ON_UPDATE_ACTIONS, Column, Plan,
                                        PlanError, Table)
 from xata_migration.plan.names import MAX_IDENTIFIER_BYTES, derived_name
 from xata_migration.plan.objects import (ObjectError, validate_functions, validate_generated,
                                          validate_table_objects, validate_types)
+from xata_migration.plan.definitions import view_query
 from xata_migration.plan.sql_text import SqlTextError, check_expression, check_type_name
 
 
@@ -207,11 +208,36 @@ def validate_plan(plan: Plan) -> None:
     _validate_schema_wide(plan)
     _unique(list(plan.skipped_tables) + [t.name for t in plan.tables], "source table",
             "A table is either in `tables` or in `skipped_tables`.")
+    _validate_views(plan)
     cycle = graph.find_cycle({t.name: plan.parents(t) for t in plan.tables})
     if cycle:
         raise PlanError("The links form a cycle: " + " -> ".join(cycle) + ". Set "
                         "`deferred: true` on one link of that cycle (preferably a nullable "
                         "one) so it is written after both tables are loaded.")
+
+
+def _validate_views(plan: Plan) -> None:
+    _unique([t.target for t in plan.tables] + [v.name for v in plan.views],
+            "table or view", "Rename the view in the plan.")
+    earlier = {t.name for t in plan.tables}
+    for view in plan.views:
+        where = f"View {view.name!r}"
+        _fits(view.name, where)
+        if view.kind not in VIEW_KINDS or view.fate not in ("carry", "drop", "review"):
+            raise PlanError(f"{where}: kind must be one of {', '.join(VIEW_KINDS)} and fate "
+                            "one of carry, drop, review.")
+        if view.fate == "carry":
+            missing = [r for r in view.reads if r not in earlier]
+            if missing:
+                raise PlanError(f"{where} reads {missing}, which the plan does not make "
+                                "before it (a table it migrates, or a view listed earlier). "
+                                "Set the view's `fate: drop`, or add them.")
+            try:
+                view_query(view)
+            except SqlTextError as error:
+                raise PlanError(f"{where}: its query is {error}. Correct it, or set "
+                                "`fate: drop`.") from None
+        earlier.add(view.name)
 
 
 def _tool_index_names(table: Table) -> list[str]:

@@ -7,6 +7,7 @@
   fingerprint.py  order-independent fingerprints of both sides, computed where the rows are
   rows.py         the row-by-row comparison, when the fingerprints differ
   kept.py         the same for a table whose ids are kept: ids_unchanged for id_mapping
+  views.py        view_rows: a view returns the source's rows, ids read back as old ids
   findings.py     what a failed check found, in xata_migration_checks.findings
   report.py       the checks' outcomes as a Markdown and HTML report
 
@@ -19,7 +20,8 @@ from xata_migration.verify.checks import (CHECKS, check_names, link_check,
 from xata_migration.verify.findings import FINDING_COLUMNS, CheckOutcome
 from xata_migration.verify.fingerprint import SourceFingerprint, source_side_of
 from xata_migration.verify.report import TableReport, write_report
+from xata_migration.verify.views import view_rows
 
 __all__ = ["CHECKS", "FINDING_COLUMNS", "CheckOutcome", "SourceFingerprint", "TableReport",
            "check_names", "link_check", "missing_links_outcome", "proves", "source_side_of",
-           "table_checks", "write_report"]
+           "table_checks", "view_rows", "write_report"]

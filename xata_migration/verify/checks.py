@@ -52,6 +52,8 @@ CHECKS = {
     "values_unchanged": "every other column of every row equals the source's value, text "
                         "for text, compared in the source's own type (so NaN, -0, "
                         "microseconds, JSON and array NULLs count)",
+    "view_rows": "the view returns the same rows as in the source, its id columns read back "
+                 "through the mappings as the old ids",
     "schema_intact": "every type, function, sequence, constraint, index, trigger, policy, "
                      "row-level security setting, generated column, comment and link action "
                      "the plan carries exists on the target with the planned definition",
