@@ -36,7 +36,7 @@ from xata_migration.load import (LoadResult, MissingLinks, load_deferred_link, l
                                  make_view, record_verified)
 from xata_migration.pg import LockWatch
 from xata_migration.plan import (Column, Plan, PlanError, Table, introspect, load_plan,
-                                 require_nothing_to_review,
+                                 require_nothing_to_review, review_policies_without_roles,
                                  save_plan, use_pgvector)
 from xata_migration.plan.catalog import estimated_rows
 from xata_migration.snapshot import SourceSnapshot, source_readers
@@ -85,21 +85,25 @@ class SourceDescription:
     pgvector_columns: list[str] = field(default_factory=list)
 
 
-def describe_source(source_url: str, schema: str = "public",
-                    vectors: str = "real[]") -> SourceDescription:
-    """The plan of the source's Xata-shaped tables (`vectors="pgvector"`: Xata vectors
-    planned as pgvector's vector(n)); PlanError if Dagster could not tell two apart."""
+def describe_source(source_url: str, schema: str = "public", vectors: str = "real[]",
+                    target_url: str | None = None) -> SourceDescription:
+    """The plan of the source's tables (`vectors="pgvector"`: Xata vectors planned as
+    pgvector's vector(n)); PlanError if Dagster could not tell two apart. With a
+    `target_url`, policies that name roles the target lacks are `review`."""
     with connect(source_url, "source", read_only=True) as conn:
         plan, left_out = introspect(conn, schema)
         pgvector = use_pgvector(conn, plan) if vectors == "pgvector" else []
     check_step_names(plan)
+    if target_url:
+        with connect(target_url, "target", read_only=True) as target:
+            review_policies_without_roles(target, plan)
     return SourceDescription(plan, left_out, pgvector)
 
 
 def write_plan(source_url: str, output: str | Path, schema: str = "public",
-               vectors: str = "real[]") -> SourceDescription:
+               vectors: str = "real[]", target_url: str | None = None) -> SourceDescription:
     """describe_source, saved as the YAML file `output`."""
-    description = describe_source(source_url, schema, vectors)
+    description = describe_source(source_url, schema, vectors, target_url)
     save_plan(description.plan, output)
     return description
 

@@ -83,7 +83,8 @@ _say = _Say()
 
 def command_plan(args) -> int:
     url = _url(args.source_url, "XATA_SOURCE_URL", "--source-url", "source")
-    described = api.write_plan(url, args.output, args.schema, args.vectors)
+    described = api.write_plan(url, args.output, args.schema, args.vectors,
+                               resolve_url(args.target_url) if args.target_url else None)
     plan = described.plan
     links = sum(len(t.links) for t in plan.tables)
     deferred = [f"{t.name}.{c.name}" for t in plan.tables for c in t.links if c.link.deferred]
@@ -267,6 +268,8 @@ def parser() -> argparse.ArgumentParser:
     plan = _command(commands, "plan", "introspect the source and write a plan (YAML)")
     plan.add_argument("--source-url", help="source database URL (default: $XATA_SOURCE_URL)")
     plan.add_argument("--output", required=True, help="where to write the plan")
+    plan.add_argument("--target-url", help="the target, if it exists already: policies "
+                      "naming roles it lacks are planned `review` (default: not looked at)")
     plan.add_argument("--schema", default="public", help="source schema")
     plan.add_argument("--vectors", choices=["real[]", "pgvector"], default="real[]",
                       help="store Xata vectors as real[] (as in the source) or as pgvector's "

@@ -147,3 +147,51 @@ def test_row_level_security_hides_other_tenants_as_in_the_source(source_url, tar
     failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
     assert "tenant_isolation names ['xm_role_not_here']" in (
         failure.step_failure_data.error.to_string())
+
+
+def test_forced_row_security_needs_a_target_role_that_bypasses_it(pg_server, source_url,
+                                                                  app_reader):
+    """FORCE makes the owner subject to the policies: the tool would see some rows only.
+    A target role without BYPASSRLS is stopped before writing, with the fix; with it,
+    the table arrives forced."""
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS xm_rls_owner")
+        conn.execute("CREATE ROLE xm_rls_owner LOGIN PASSWORD 'secret' NOSUPERUSER")
+    target = pg_server.create_database("rls")
+    name = target.split("?")[0].rsplit("/", 1)[1]
+    execute_sql(pg_server.admin_url, f'ALTER DATABASE "{name}" OWNER TO xm_rls_owner')
+    as_owner = target.replace("postgres@", "xm_rls_owner:secret@", 1)
+    execute_sql(source_url, XATA_RUNTIME_SQL, RLS_SCHEMA,
+                "ALTER TABLE note FORCE ROW LEVEL SECURITY")
+    plan = api.describe_source(source_url).plan
+    assert plan.table("note").row_security == "forced"
+    stopped = migrate(plan, source_url, as_owner)
+    assert not stopped.success
+    failure = next(e for e in stopped.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "Give that role BYPASSRLS" in failure.step_failure_data.error.to_string()
+    assert rows(target, "SELECT to_regclass('public.note')") == [(None,)]
+    execute_sql(pg_server.admin_url, "ALTER ROLE xm_rls_owner BYPASSRLS")
+    result = migrate(plan, source_url, as_owner)
+    assert result.success and all(check_outcomes(result).values())
+    assert rows(target, "SELECT relforcerowsecurity FROM pg_class WHERE oid = 'note'::regclass"
+                ) == [(True,)]
+    execute_sql(target, "DROP OWNED BY xm_app_reader")  # so the fixture can drop the role
+
+
+def test_a_policy_naming_a_role_the_target_lacks_is_review(pg15_server, source_url,
+                                                          target_url, app_reader, tmp_path,
+                                                          capsys):
+    """plan --target-url looks at the target's roles (another server: Debian's
+    PostgreSQL 15, which has no xm_app_reader); the policy is then `review`, and migrate
+    refuses to start, naming it and the role."""
+    from xata_migration.cli import main
+    execute_sql(source_url, XATA_RUNTIME_SQL, RLS_SCHEMA)
+    elsewhere = pg15_server.create_database("roles")
+    plan_file = tmp_path / "plan.yaml"
+    assert main(["plan", "--source-url", source_url, "--output", str(plan_file),
+                 "--target-url", elsewhere]) == 0
+    out = capsys.readouterr().out
+    assert "policy 'tenant_isolation': it names role(s) ['xm_app_reader']" in out
+    assert main(["migrate", "--plan", str(plan_file), "--source-url", source_url,
+                 "--target-url", target_url]) == 2
+    assert "tenant_isolation" in capsys.readouterr().err

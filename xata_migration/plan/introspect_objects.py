@@ -13,8 +13,8 @@ from __future__ import annotations
 import psycopg
 
 from xata_migration.plan import catalog
-from xata_migration.plan.definitions import (ColumnRole, function_names, rewrite_definition,
-                                             rewrite_expression)
+from xata_migration.plan.definitions import (ColumnRole, function_names, policy_roles,
+                                             rewrite_definition, rewrite_expression)
 from xata_migration.plan.model import Plan, Table
 from xata_migration.plan.names import derived_name
 from xata_migration.plan.objects import SchemaObject
@@ -155,3 +155,21 @@ def _type_object(user_type: catalog.UserType, schema: str) -> SchemaObject:
             f"a {user_type.kind} type, which this tool cannot create: create it on the target "
             "yourself and set `fate: drop`")
     return item
+
+
+def review_policies_without_roles(target: psycopg.Connection, plan: Plan) -> None:
+    """Set `review` on every carried policy that names a role the target does not have
+    (roles belong to the server: the target's may differ from the source's)."""
+    for table in plan.tables:
+        for item in table.objects:
+            if item.kind != "policy" or not item.carried:
+                continue
+            absent = [r for r in policy_roles(item.definition, item.name)
+                      if target.execute("SELECT to_regrole(quote_ident(%s)) IS NULL",
+                                        (r,)).fetchone()[0]]
+            if absent:
+                item.fate, item.reason = "review", (
+                    f"it names role(s) {absent}, which the target does not have: create them "
+                    "there (or edit the policy's roles) and set `fate: carry`, or set "
+                    "`fate: drop`")
+    target.commit()
