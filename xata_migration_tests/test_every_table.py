@@ -15,6 +15,8 @@ from xata_migration_tests.app_shapes import (DJANGO, DJANGO_NEXT_ROWS, DJANGO_SA
                                              PRISMA_TEXT_KEYS, PRISMA_TEXT_SAME)
 from xata_migration_tests.support import check_outcomes, execute_sql, migrate, run_checks
 
+pytestmark = pytest.mark.slow  # end to end through Dagster
+
 
 def rows(url: str, queries: list[str]) -> list[list[tuple]]:
     with psycopg.connect(url) as conn:

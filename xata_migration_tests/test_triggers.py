@@ -10,6 +10,8 @@ from xata_migration.plan import PlanError, save_plan
 from xata_migration.sources import XATA_RUNTIME_SQL
 from xata_migration_tests.support import XATA_COLUMNS, check_outcomes, execute_sql, migrate
 
+pytestmark = pytest.mark.slow  # end to end through Dagster
+
 SCHEMA = f"""
 CREATE TABLE "Account" ({XATA_COLUMNS}, handle text NOT NULL);
 CREATE UNIQUE INDEX "_pgroll_new_Account_xata_id_key" ON "Account" (xata_id);

@@ -14,6 +14,8 @@ from xata_migration.sources import XATA_RUNTIME_SQL
 from xata_migration.verify import view_rows
 from xata_migration_tests.support import XATA_COLUMNS, check_outcomes, execute_sql, migrate
 
+pytestmark = pytest.mark.slow  # end to end through Dagster
+
 SCHEMA = f"""
 CREATE TABLE org ({XATA_COLUMNS}, name text NOT NULL);
 CREATE UNIQUE INDEX org_xata_id_key ON org (xata_id);
