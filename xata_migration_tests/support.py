@@ -154,6 +154,12 @@ def run_checks(plan, source_url: str, target_url: str, table_name: str) -> dict:
         return {o.name: o for o in api.check_table(plan, plan.table(table_name), connections)}
 
 
+def step_failure_text(result) -> str:
+    """The first failed step's error of a run, with its causes, as text."""
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    return failure.step_failure_data.error.to_string()
+
+
 def check_outcomes(result) -> dict[tuple[str, str], bool]:
     """{(asset key, check name): passed} for every check evaluated in a run."""
     return {(e.asset_key.to_user_string(), e.check_name): e.passed

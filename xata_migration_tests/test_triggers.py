@@ -8,7 +8,8 @@ import pytest
 from xata_migration import api
 from xata_migration.plan import PlanError, save_plan
 from xata_migration.sources import XATA_RUNTIME_SQL
-from xata_migration_tests.support import XATA_COLUMNS, check_outcomes, execute_sql, migrate
+from xata_migration_tests.support import (XATA_COLUMNS, check_outcomes, execute_sql, migrate,
+                                          step_failure_text)
 
 pytestmark = pytest.mark.slow  # end to end through Dagster
 
@@ -146,9 +147,7 @@ def test_row_level_security_hides_other_tenants_as_in_the_source(source_url, tar
     policy.definition = policy.definition.replace("xm_app_reader", "xm_role_not_here")
     failed = migrate(plan, source_url, target_url)
     assert not failed.success
-    failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
-    assert "tenant_isolation names ['xm_role_not_here']" in (
-        failure.step_failure_data.error.to_string())
+    assert "tenant_isolation names ['xm_role_not_here']" in step_failure_text(failed)
 
 
 def test_forced_row_security_needs_a_target_role_that_bypasses_it(pg_server, source_url,
@@ -169,8 +168,7 @@ def test_forced_row_security_needs_a_target_role_that_bypasses_it(pg_server, sou
     assert plan.table("note").row_security == "forced"
     stopped = migrate(plan, source_url, as_owner)
     assert not stopped.success
-    failure = next(e for e in stopped.all_events if e.event_type_value == "STEP_FAILURE")
-    assert "Give that role BYPASSRLS" in failure.step_failure_data.error.to_string()
+    assert "Give that role BYPASSRLS" in step_failure_text(stopped)
     assert rows(target, "SELECT to_regclass('public.note')") == [(None,)]
     execute_sql(pg_server.admin_url, "ALTER ROLE xm_rls_owner BYPASSRLS")
     result = migrate(plan, source_url, as_owner)

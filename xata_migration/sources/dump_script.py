@@ -188,8 +188,7 @@ class Classifier:
 
     def _setting(self, statement: ast.VariableSetStmt) -> str | None:
         name = (statement.name or "").lower()
-        if name == "session_authorization" or statement.kind == VariableSetKind.VAR_RESET \
-                and name == "session_authorization":
+        if name == "session_authorization":  # SET and RESET SESSION AUTHORIZATION
             return "session authorizations"
         if statement.kind == VariableSetKind.VAR_SET_VALUE and "." not in name \
                 and name not in self.known_settings:
