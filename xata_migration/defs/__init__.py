@@ -2,7 +2,7 @@
 the executor that holds the run's source snapshot.
 
   pipeline.py   build_definitions(plan): the Definitions
-  assets.py     one asset per table (and per deferred link), its checks' results
+  assets.py     one asset per table (and per deferred link, per view), its checks' results
   resources.py  XataSource and TargetDatabase (where the databases are)
   executor.py   the in-process / multiprocess executor that holds one source snapshot,
                 and the run tags that hand it to every step
