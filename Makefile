@@ -9,6 +9,7 @@ demo: $(VENV)/installed
 test: $(VENV)/installed
 	sh xata_migration_tests/install_browser.sh
 	sh xata_migration_tests/install_postgresql15.sh
+	sh xata_migration_tests/install_redis.sh
 	$(VENV)/bin/pytest
 
 dev: $(VENV)/installed

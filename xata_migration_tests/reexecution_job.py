@@ -18,3 +18,17 @@ def reconstructable_migrate_all() -> ReconstructableJob:
     ReconstructableJob.get_definition.cache_clear()
     ReconstructableJob.get_repository_definition.cache_clear()
     return dg.reconstructable(migrate_all)
+
+
+def celery_migrate_all():
+    from dagster_celery import celery_executor
+
+    return build_definitions(plan_from_environment(),
+                             executor=celery_executor).resolve_job_def("migrate_all")
+
+
+def reconstructable_celery_migrate_all() -> ReconstructableJob:
+    """migrate_all on dagster-celery's executor, as a team's definitions.py would give it."""
+    ReconstructableJob.get_definition.cache_clear()
+    ReconstructableJob.get_repository_definition.cache_clear()
+    return dg.reconstructable(celery_migrate_all)

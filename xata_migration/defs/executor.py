@@ -1,13 +1,15 @@
-"""The project's Dagster executor: Dagster's own, run inside one source snapshot.
+"""The run's executor: any Dagster executor, run inside one source snapshot.
 
 Every run (the job, "Materialize all" or a selection in the UI, a re-execution from
-failure) is executed by it. Around the standard executor it holds a source snapshot
-(snapshot.HeldSnapshot) from before the first step until the last one ends; the run's
-tags carry it to every step, whatever process the step runs in, and show it in the UI.
-Steps run in this process by default (`in_process`): the tables of most Xata databases
-are small, and a Python process per step costs more than their data work.
-`multiprocess` (a process per step, as Dagster's default executor) stays available in the
-run config, with all of its options.
+failure) is executed by it. Around the executor it wraps (with_run_snapshot) it holds a
+source snapshot (snapshot.HeldSnapshot) in the process that runs the executor, from before
+the first step until the last one ends; the run's tags carry it to every step, wherever the
+step runs (another process, a Celery worker, a Kubernetes pod), and show it in the UI.
+By default it wraps Dagster's own choice of `in_process` or `multiprocess`, running steps
+in this process (`in_process`): the tables of most Xata databases are small, and a
+Python process per step costs more than their data work. `multiprocess` stays available
+in the run config, with all of its options; `celery_executor`, `k8s_job_executor`,
+`docker_executor` or any other are wrapped the same way (build_definitions(executor=...)).
 """
 
 from __future__ import annotations
@@ -90,8 +92,15 @@ def fail_runs_whose_process_is_gone(instance, this_run_id: str, log) -> None:
 
 
 class RunSnapshotExecutor(dg.Executor):
+    """`inner`, run inside one held snapshot of the source. Everything else is the inner
+    executor's: an engine reads its own settings off the run's executor (dagster-celery's
+    loop asks it for `app_args()`, say)."""
+
     def __init__(self, inner: dg.Executor, source_url: str):
         self.inner, self.source_url = inner, source_url
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
 
     @property
     def retries(self):
@@ -118,21 +127,37 @@ class RunSnapshotExecutor(dg.Executor):
             yield from self.inner.execute(plan_context, execution_plan)
 
 
-def _requirements(config) -> list:
-    return dg.multiple_process_executor_requirements() if "multiprocess" in config else []
+def with_run_snapshot(executor_def: dg.ExecutorDefinition, source,
+                      target) -> dg.ExecutorDefinition:
+    """`executor_def` (any Dagster executor: its name, config and requirements unchanged),
+    running every run inside one snapshot of the `source` (XataSource) database. Before any
+    step, both the source's and the `target`'s (TargetDatabase) URLs must be set."""
 
-
-def run_snapshot_executor(source, target) -> dg.ExecutorDefinition:
-    """The executor for definitions whose databases are the `source` (XataSource) and
-    `target` (TargetDatabase) resources: before any step, both URLs must be set."""
-
-    @dg.executor(
-        name="xata_migration",
-        config_schema=dg.Field(STEP_EXECUTION, default_value={"in_process": {}}),
-        requirements=_requirements)
-    def xata_migration_executor(init_context) -> dg.Executor:
+    def create_executor(init_context) -> dg.Executor:
         target.resolved_url()  # a missing variable is named now, not by a step's config
-        inner = dg.multi_or_in_process_executor.executor_creation_fn(init_context)
+        inner = executor_def.executor_creation_fn(init_context)
         return RunSnapshotExecutor(inner, source.resolved_url())
 
-    return xata_migration_executor
+    return dg.ExecutorDefinition(
+        name=executor_def.name, config_schema=executor_def.config_schema,
+        requirements=executor_def.get_requirements, executor_creation_fn=create_executor,
+        description=f"{executor_def.description or executor_def.name}, every step reading "
+                    "the source as of one snapshot held for the run")
+
+
+# Steps in this process unless the run config asks for `multiprocess`
+IN_PROCESS_BY_DEFAULT = dg.ExecutorDefinition(
+    name="xata_migration", config_schema=dg.Field(STEP_EXECUTION,
+                                                  default_value={"in_process": {}}),
+    requirements=dg.multi_or_in_process_executor.get_requirements,
+    executor_creation_fn=dg.multi_or_in_process_executor.executor_creation_fn,
+    description="Dagster's in_process (the default here) or multiprocess executor")
+
+
+def run_snapshot_executor(source, target,
+                          executor_def: dg.ExecutorDefinition | None = None
+                          ) -> dg.ExecutorDefinition:
+    """The executor for definitions whose databases are the `source` (XataSource) and
+    `target` (TargetDatabase) resources: `executor_def` (by default in-process, or
+    multiprocess by the run config) holding the run's snapshot."""
+    return with_run_snapshot(executor_def or IN_PROCESS_BY_DEFAULT, source, target)

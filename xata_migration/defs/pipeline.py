@@ -20,7 +20,11 @@ from xata_migration.plan import Plan, load_plan, validate_plan
 PLAN_VARIABLE = "XATA_MIGRATION_PLAN"
 
 
-def build_definitions(plan: Plan, resources: dict | None = None) -> dg.Definitions:
+def build_definitions(plan: Plan, resources: dict | None = None,
+                      executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
+    """The Definitions of `plan`. `executor`: the Dagster executor the runs use (default:
+    in-process, or multiprocess by run config); whichever it is, it holds one source
+    snapshot for each run (executor.with_run_snapshot)."""
     validate_plan(plan)
     check_step_names(plan)
     migrate_all = dg.define_asset_job(
@@ -29,7 +33,8 @@ def build_definitions(plan: Plan, resources: dict | None = None) -> dg.Definitio
     resources = resources or resources_from_environment()
     return dg.Definitions(assets=build_assets(plan), jobs=[migrate_all], resources=resources,
                           executor=run_snapshot_executor(resources["xata_source"],
-                                                         resources["target_database"]))
+                                                         resources["target_database"],
+                                                         executor))
 
 
 def plan_from_environment() -> Plan:
