@@ -20,10 +20,9 @@ import pytest
 
 from xata_migration_tests import reexecution_job
 from xata_migration_tests.support import check_outcomes, execute_sql, verify_migration
-from xata_migration_tests.test_live_source import (EXPECT,  # noqa: F401 - live: a fixture
-                                                   _assert_ids_kept,
+from xata_migration_tests.test_live_source import (EXPECT, _assert_ids_kept,
                                                    _assert_one_point_in_time, _mappings,
-                                                   _runs_while_writing, live)
+                                                   _runs_while_writing, prepare_live_source)
 
 pytestmark = pytest.mark.slow
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -92,6 +91,11 @@ class CeleryCluster:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture
+def live(source_url, target_url, tmp_path, monkeypatch):
+    return prepare_live_source(source_url, target_url, tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -114,11 +114,16 @@ class Writer:
                          " (SELECT xata_id FROM track ORDER BY random() LIMIT 1)", (artist,))
 
 
-@pytest.fixture
-def live(source_url, target_url, tmp_path, monkeypatch):
+def prepare_live_source(source_url, target_url, tmp_path, monkeypatch) -> tuple[str, str]:
+    """The application's tables in the source, and the code location's variables set."""
     execute_sql(source_url, XATA_RUNTIME_SQL, SOURCE)
     run_environment(source_url, target_url, tmp_path, monkeypatch)
     return source_url, target_url
+
+
+@pytest.fixture
+def live(source_url, target_url, tmp_path, monkeypatch):
+    return prepare_live_source(source_url, target_url, tmp_path, monkeypatch)
 
 
 def _mappings(target_url, tables=TABLES) -> dict:
