@@ -32,8 +32,8 @@ from xata_migration import embedded, jobs
 from xata_migration.asset_names import check_step_names
 from xata_migration.connections import connect
 from xata_migration.errors import UsageError, XataMigrationError
-from xata_migration.load import (LoadResult, MissingLinks, load_deferred_link, load_table,
-                                 make_view, record_verified)
+from xata_migration.load import (LoadResult, MissingLinks, RangeReaders, load_deferred_link,
+                                 load_table, make_view, record_verified)
 from xata_migration.pg import LockWatch
 from xata_migration.plan import (Column, Plan, PlanError, Table, introspect, load_plan,
                                  require_nothing_to_review, review_policies_without_roles,
@@ -132,6 +132,7 @@ class TableConnections:
     own_snapshot: bool = False
     problem: str = ""
     target_url: str = ""  # for a second target session that explains lock waits
+    source_url: str = ""  # for the sessions that read a big table in ranges
 
     @contextmanager
     def lock_waits_explained(self, label: str, log=None):
@@ -156,7 +157,7 @@ def open_connections(source_url: str, target_url: str, label: str = "",
                                                      run_problem))
         target = stack.enter_context(connect(target_url, "target", label=label))
         yield TableConnections(*readers.connections, target, readers.snapshot, readers.own,
-                               readers.problem, target_url)
+                               readers.problem, target_url, source_url)
 
 
 @dataclass
@@ -208,7 +209,8 @@ def migrate_table(plan: Plan, table: Table, connections: TableConnections,
 
         try:
             result = load_table(c.source, c.target, plan, table, c.snapshot, log=log,
-                                on_phase=on_phase)
+                                on_phase=on_phase, readers=RangeReaders(
+                                    c.source_url, c.target_url, c.snapshot))
         except MissingLinks as missing:
             return _stopped_by(missing, started)
         run = TableRun(result, load_seconds=time.monotonic() - started)

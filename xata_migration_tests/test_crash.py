@@ -6,6 +6,7 @@ until the run is in the phase under test on table `child`, and kills the whole p
 group. The run's source snapshot ends with the process, or by the server's timeout when
 the process hangs."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -23,7 +24,8 @@ from xata_migration.sources import XATA_RUNTIME_SQL
 from xata_migration_tests import reexecution_job
 from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
                                           create_hostile_source, execute_sql,
-                                          hostile_expectations, migrate, plan_for,
+                                          expected_new_id_order, hostile_expectations,
+                                          migrate, plan_for,
                                           stage_tables, verify_migration)
 
 pytestmark = pytest.mark.slow  # end to end through Dagster, or a process of its own
@@ -60,11 +62,11 @@ def crash_source(pg_server):
     return url
 
 
-def _start_run(tmp_path, source_url, target_url, **more_env):
+def _start_run(tmp_path, source_url, target_url, plan_changes=None, **more_env):
     plan_path, home = tmp_path / "plan.yaml", tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # sqlite storage
-    save_plan(plan_for(source_url), plan_path)
+    save_plan(dataclasses.replace(plan_for(source_url), **(plan_changes or {})), plan_path)
     env = dict(os.environ, XATA_SOURCE_URL=source_url, TARGET_DATABASE_URL=target_url,
                XATA_MIGRATION_PLAN=str(plan_path), DAGSTER_HOME=str(home), **more_env)
     return subprocess.Popen(
@@ -73,14 +75,17 @@ def _start_run(tmp_path, source_url, target_url, **more_env):
         stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def _kill_when(run, target_url, pattern: str) -> None:
+def _kill_when(run, target_url, pattern: str,
+               session: str = "xata-migration target: child") -> None:
+    """Kill the run once a target session named `session` (a LIKE pattern) runs a
+    statement containing `pattern`."""
     with psycopg.connect(target_url, autocommit=True) as conn:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             seen = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name ="
-                " 'xata-migration target: child' AND state = 'active' AND strpos(query, %s) > 0",
-                (pattern,)).fetchone()[0]
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s"
+                " AND state = 'active' AND strpos(query, %s) > 0",
+                (session, pattern)).fetchone()[0]
             if seen:
                 os.killpg(run.pid, signal.SIGKILL)
                 run.wait()
@@ -129,6 +134,36 @@ def test_sigkill_at_each_phase_then_rerun(crash_source, target_url, tmp_path, ph
     with psycopg.connect(target_url) as conn:
         assert conn.execute("SELECT * FROM xata_id_map.parent ORDER BY 2").fetchall() == \
             parent_ids  # ids given before the crash never change
+
+
+SPLIT = {"split_rows": 1000, "split_workers": 3}
+
+
+@pytest.mark.parametrize("phase", ["transfer", "write_rows"])
+def test_sigkill_during_a_split_load_then_rerun(crash_source, target_url, tmp_path, phase):
+    """Killed while the ranges are read (their sessions' COPY), or while the load writes
+    from the committed stage: the table as before, and the rerun exact, with the ids a
+    load by one session gives and no stage left."""
+    _state.source_url = crash_source
+    run = _start_run(tmp_path, crash_source, target_url, SPLIT)
+    session = "xata-migration target: child" + (" (range %" if phase == "transfer" else "")
+    _kill_when(run, target_url, PHASES[phase], session)
+    assert _state(target_url, "parent") == "complete"
+    assert _state(target_url, "child") == "as before"
+    assert len(stage_tables(target_url)) == 1  # the ranges' committed stage, abandoned
+    with psycopg.connect(target_url) as conn:
+        parent_ids = conn.execute("SELECT * FROM xata_id_map.parent ORDER BY 2").fetchall()
+    plan = dataclasses.replace(plan_for(crash_source), **SPLIT)
+    result = migrate(plan, crash_source, target_url)
+    assert result.success and all(check_outcomes(result).values())
+    assert stage_tables(target_url) == []
+    assert verify_migration(crash_source, target_url, EXPECT) == 2 * ROWS
+    with psycopg.connect(target_url) as conn:
+        assert conn.execute("SELECT * FROM xata_id_map.parent ORDER BY 2").fetchall() == \
+            parent_ids
+        child_order = [r[0] for r in conn.execute(
+            "SELECT xata_id FROM xata_id_map.child ORDER BY new_id").fetchall()]
+    assert child_order == expected_new_id_order(crash_source, "child", EXPECT["child"])
 
 
 def _sessions(url: str, where: str, *params) -> int:

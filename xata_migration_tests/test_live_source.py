@@ -7,6 +7,7 @@ Every run during the writes reads all tables at the run's one point in time, so 
 succeeds with every check green; once the writes stop, one more run makes the target
 equal to the source, and no id given earlier has moved."""
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -20,6 +21,7 @@ import pytest
 from psycopg import sql
 
 from xata_migration.defs import AS_OF_TAG, PROBLEM_TAG, SNAPSHOT_TAG
+from xata_migration.plan import load_plan, save_plan
 from xata_migration.sources import XATA_RUNTIME_SQL
 from xata_migration_tests import reexecution_job
 from xata_migration_tests.support import (XATA_COLUMNS, Expectation, check_outcomes,
@@ -159,17 +161,19 @@ def _assert_ids_kept(earlier: dict, now: dict) -> None:
         assert {k: now[table][k] for k in earlier[table]} == earlier[table], table
 
 
-def _runs_while_writing(live, run_config, runs: int, instance, job=None) -> Writer:
+def _runs_while_writing(live, run_config, runs: int, instance, job=None) -> list[dict]:
     """`runs` runs while the writer writes, then one more: each at one point in time, no
     id moved, the last one exact. `job`: migrate_all on the project's default executor
-    unless given."""
+    unless given. Returns each run's load metadata."""
     source_url, target_url = live
     job = job or reexecution_job.reconstructable_migrate_all()
     given = {t: {} for t in TABLES}
+    every_run = []
     with Writer(source_url) as writer:
         for number in range(runs):
             result = dg.execute_job(job, instance, run_config=run_config)
             loads = _assert_one_point_in_time(instance, result, TABLES)
+            every_run.append(loads)
             if number:  # after a verified run, the tables with Xata's trigger are deltas
                 assert loads["invoice_line"]["load"].startswith("delta")
             now = _mappings(target_url)
@@ -183,12 +187,23 @@ def _runs_while_writing(live, run_config, runs: int, instance, job=None) -> Writ
     assert rows == 2 + 50 + 500 + 2000 + 3 * writer.transactions  # every row, the new too
     print(f"writer: {writer.transactions} transactions in {writer.seconds:.1f} s "
           f"({writer.rate:.0f}/s), {runs} runs during the writes and one after")
-    return writer
+    return every_run
 
 
 def test_in_process_runs_while_the_application_writes(live):
     with dg.DagsterInstance.ephemeral() as instance:
         _runs_while_writing(live, IN_PROCESS, runs=3, instance=instance)
+
+
+def test_split_loads_run_while_the_application_writes(live, tmp_path):
+    """Tables read in ranges by several sessions at once, in the run's snapshot."""
+    plan_path = tmp_path / "plan.yaml"
+    save_plan(dataclasses.replace(load_plan(plan_path), split_rows=100, split_workers=3),
+              plan_path)
+    with dg.DagsterInstance.ephemeral() as instance:
+        first, *_ = _runs_while_writing(live, IN_PROCESS, runs=2, instance=instance)
+    assert first["invoice_line"]["load"] == first["track"]["load"] == (
+        "full, read in 3 ranges at once")
 
 
 def test_multiprocess_runs_while_the_application_writes(live):

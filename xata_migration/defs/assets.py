@@ -111,7 +111,8 @@ def _load_metadata(plan: Plan, table: Table, result: api.LoadResult, seconds: fl
     metadata = {
         "dagster/row_count": result.target_rows,
         "load": (f"delta: rows written since {result.delta_since.isoformat()}"
-                 if result.delta_since else "full"),
+                 if result.delta_since else "full" + (
+                     f", read in {result.ranges} ranges at once" if result.ranges > 1 else "")),
         "dagster/table_name": f"{plan.target_schema}.{table.target}",
         "dagster/column_schema": _column_schema(table),
         "new_ids": result.new_ids, "inserted": result.inserted, "updated": result.updated,

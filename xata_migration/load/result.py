@@ -20,6 +20,7 @@ class LoadResult:
     target_rows: int = 0
     rows_read: int = 0              # source rows read: all, or on a delta those written since
     delta_since: object = None      # the watermark a delta read from (None: a full load)
+    ranges: int = 1                 # source sessions that read it at once (load/split.py)
     source_as_of: object = None     # the time of the source snapshot the rows were read in
     seconds: dict[str, float] = field(default_factory=dict)
     objects_made: list[str] = field(default_factory=list)  # constraints and indexes made

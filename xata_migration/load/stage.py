@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from xata_migration.load import sync
+from xata_migration.load import split, sync
+from xata_migration.load.split import RangeReaders
 from xata_migration.pg.objects import (DELETED_IN_SOURCE, LOAD_SCHEMA, count_rows,
                                        mapping_table)
 from xata_migration.pg.relay import copy_between
@@ -71,6 +72,7 @@ class Staged:
     source_rows: int                   # rows in the source snapshot
     as_of: object                      # when the source transaction that read them began
     ids: sql.Identifier | None = None  # a table of every source id: the stage on a full
+    ranges: int = 1                    # sessions that read the source at once (split.py)
 
 
 def id_order(table: Table) -> sql.Composed:
@@ -86,7 +88,8 @@ NUMBERS_CACHED = 10_000
 
 
 def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Column],
-                      log=None, since=None, numbered: bool = False) -> Staged:
+                      log=None, since=None, numbered: bool = False,
+                      ranges: RangeReaders | None = None) -> Staged:
     """Inside the target transaction: take the table's lock, stream the source rows into
     the stage (on a delta, those written since `since`), all in one source transaction.
     `numbered`: the source sends the rows in the id order
@@ -96,6 +99,8 @@ def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Co
     also sends the rows; sorted with ORDER BY, the parallel workers compute them.)"""
     target.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(table.target),))
     as_of = source.execute("SELECT now()").fetchone()[0]
+    if ranges is not None:  # a full load split in ranges (split.py)
+        return _stage_in_ranges(ranges, source, target, plan, table, columns, as_of, log)
     extra = [sql.SQL("n bigint GENERATED ALWAYS AS IDENTITY (CACHE {})").format(
         sql.Literal(NUMBERS_CACHED))] if numbered else []
     stage = stage_table(target)
@@ -122,6 +127,18 @@ def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Co
         return staged
     finally:
         source.commit()
+
+
+def _stage_in_ranges(ranges: RangeReaders, source, target, plan: Plan, table: Table,
+                     columns: list[Column], as_of, log) -> Staged:
+    stage = stage_table(target)
+    try:
+        binary = split.create_committed_stage(ranges.target_url, stage, columns, table.name)
+        read, count = split.stage_in_ranges(ranges, source, plan, table, columns, stage,
+                                            binary, log)
+    finally:
+        source.commit()
+    return Staged(read, read, as_of, stage, count)
 
 
 def _expected_source_rows(target, table: Table) -> int:

@@ -6,7 +6,8 @@ streams it from the source into a staging table of the target, and the rest is
 set-based SQL there. The phases, each in its module of this package:
 
   stage.stage_source_rows      lock the table; source rows -> the stage (COPY, streamed;
-                               on a first load sent in the id order, numbered as they come)
+                               on a first load sent in the id order, numbered as they come;
+                               a big table's first load read in ranges at once: split.py)
   ids.check_ids                no NULL and no duplicate source id
   objects.target_table_missing  a new table? (the write makes it) else the existing one
                                must have the plan's shape
@@ -34,8 +35,8 @@ import time
 import psycopg
 from psycopg import sql
 
-from xata_migration.load import (ddl, deletions, ids, kept, links, objects, schema, stage,
-                                 sync, write)
+from xata_migration.load import (ddl, deletions, ids, kept, links, objects, schema, split,
+                                 stage, sync, write)
 from xata_migration.load.result import LoadResult
 from xata_migration.pg.objects import count_rows, mapping_table, tables_exist, target_table
 from xata_migration.pg.stage import stage_name
@@ -63,12 +64,14 @@ class PhaseClock:
 
 def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Plan,
                table: Table, snapshot: SourceSnapshot | None = None, log=None,
-               on_phase=None) -> LoadResult:
+               on_phase=None, readers: split.RangeReaders | None = None) -> LoadResult:
     """Migrate one table in one target transaction. Re-running it changes nothing.
     `snapshot`: the one `source` reads in (snapshot.source_readers), whose watermark the
     next delta reads from; without one, the load notes its own. `on_phase(name)` is
     called as each phase ends ("transfer": every row read from the source is staged;
-    "allocate_ids", "write_rows", "constraints"), inside the load's transaction."""
+    "allocate_ids", "write_rows", "constraints"), inside the load's transaction.
+    `readers`: where a big table's first load opens the sessions that read it in ranges
+    at once (split.py); without them, one session reads it."""
     result = LoadResult()
     columns = table.written_by_load
     clock = PhaseClock(result.seconds, on_phase)
@@ -84,13 +87,16 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
     target.commit()
     since = sync.delta_since(source, target, plan, table) if loaded_before else None
     mark = snapshot.watermark if snapshot else watermark(source)
-    numbered = not mapped_before and ids.numbered_in_id_order(table)
+    split.drop_abandoned_stages(target)
+    ranges = readers if split.should_split(source, plan, table, readers, since) else None
+    numbered = not mapped_before and ids.numbered_in_id_order(table) and ranges is None
     try:
-        with stage.load_transaction(target):
+        with split.stage_dropped_on_failure(ranges, stage.stage_table(target), table.name), \
+                stage.load_transaction(target):
             staged = stage.stage_source_rows(source, target, plan, table, columns, log, since,
-                                             numbered)
-            result.source_rows, result.rows_read, result.delta_since = (
-                staged.source_rows, staged.read, since)
+                                             numbered, ranges)
+            result.source_rows, result.rows_read, result.delta_since, result.ranges = (
+                staged.source_rows, staged.read, since, staged.ranges)
             result.source_as_of = snapshot.as_of if snapshot else staged.as_of
             clock.done("transfer")
             new_mapping = ids.ensure_mapping(target, table, numbered)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from xata_migration.plan.model import (MAPPING_SCHEMA, PLAN_VERSION, Column, Link, Plan,
+from xata_migration.plan.model import (MAPPING_SCHEMA, PLAN_VERSION, SPLIT_ROWS, SPLIT_WORKERS,
+                                       Column, Link, Plan,
                                        PlanError, Table, View)
 from xata_migration.plan.objects import (ObjectError, SchemaObject, object_from_dict,
                                          object_to_dict)
@@ -78,7 +79,9 @@ def plan_to_dict(plan: Plan) -> dict:
             "extensions": list(plan.extensions),
             "types": [object_to_dict(t) for t in plan.types],
             "functions": [object_to_dict(f) for f in plan.functions],
-            "skipped_tables": dict(plan.skipped_tables), "tables": tables,
+            "skipped_tables": dict(plan.skipped_tables),
+            "split_rows": plan.split_rows, "split_workers": plan.split_workers,
+            "tables": tables,
             "views": [_view_to_dict(v) for v in plan.views]}
 
 
@@ -133,6 +136,8 @@ _HEADER = """\
 #   names; `id_columns` are the ones that now hold new ids, and the table that maps them);
 #   `fate` as for objects: review when the query uses an id as a value or cannot be followed
 # skipped_tables: {table: why} source tables left out on purpose (move one here to skip it)
+# split_rows, split_workers: a first load of a table of at least split_rows rows is read by
+#   split_workers source sessions at once, each a range of its pages (1: never split)
 # `order` is informative: it is recomputed from the links every time.
 # `suggested_links`: plain text / text[] columns whose values are ids of a table. To rewrite
 #   one, give the column a `link: {table: T}` and `type: bigint` (text[] columns: bigint[]).
@@ -216,7 +221,16 @@ def plan_from_dict(raw: dict) -> Plan:
                 extensions=[str(e) for e in raw.get("extensions") or []],
                 skipped_tables={str(k): str(v) for k, v in
                                 (raw.get("skipped_tables") or {}).items()},
+                split_rows=_count(raw, "split_rows", SPLIT_ROWS, 1),
+                split_workers=_count(raw, "split_workers", SPLIT_WORKERS, 1),
                 views=[_view_from_dict(v) for v in raw.get("views") or []])
+
+
+def _count(raw: dict, key: str, default: int, least: int) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise PlanError(f"`{key}` must be a whole number of at least {least}, not {value!r}.")
+    return value
 
 
 def _objects(raw, where: str) -> list[SchemaObject]:

@@ -15,6 +15,7 @@ from xata_migration.plan.objects import SchemaObject
 
 PLAN_VERSION = 1
 MAPPING_SCHEMA = "xata_id_map"
+SPLIT_ROWS, SPLIT_WORKERS = 2_000_000, 4
 ON_DELETE_ACTIONS = ("NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT")
 ON_UPDATE_ACTIONS = ON_DELETE_ACTIONS
 ON_MISSING_CHOICES = ("fail", "null", "skip")
@@ -206,6 +207,10 @@ class Plan:
     views: list[View] = field(default_factory=list)
     # Source tables left out on purpose: {name: why}.
     skipped_tables: dict[str, str] = field(default_factory=dict)
+    # A first load of a table of at least split_rows rows is read by split_workers
+    # sessions at once, each a range of its pages (load/split.py).
+    split_rows: int = SPLIT_ROWS
+    split_workers: int = SPLIT_WORKERS
 
     def object_summary(self) -> list[str]:
         """What the plan carries around the rows, and what it leaves out, in lines."""

@@ -1,0 +1,119 @@
+"""A big table's first load read in ranges at once (load/split.py): every row exactly
+once, the same ids and the same rows as a load by one session, nothing left behind.
+A kill during a split load is in test_crash.py; a split load while the application
+writes in test_live_source.py."""
+
+import dataclasses
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from xata_migration.load import split
+from xata_migration.plan import load_plan, save_plan
+from xata_migration_tests.support import (create_hostile_source, execute_sql,
+                                          hostile_expectations, migrate, plan_for,
+                                          stage_tables, verify_migration)
+
+# Many rows sharing a creation time (ties broken by the id's bytes), self-links, two
+# links to one table, NULL links, unicode, arrays with NULLs, JSON
+BULK = """
+INSERT INTO "User" (xata_id, xata_createdat, "emailAddress", tags, profile)
+SELECT 'rec_u' || g, '2024-03-01+00'::timestamptz + (g % 7) * interval '1 s',
+  'u' || g || '@例え.jp', ARRAY['x', NULL, g::text], jsonb_build_object('n', g, 'é', NULL)
+FROM generate_series(1, 5000) g;
+INSERT INTO "order" (xata_id, xata_createdat, buyer, seller, parent, "select", amount)
+SELECT 'rec_bulk_' || g, '2024-03-01+00'::timestamptz + (g % 97) * interval '1 minute',
+  CASE g % 3 WHEN 0 THEN NULL ELSE 'rec_u' || (g % 5000 + 1) END, 'Custom:ID-~x',
+  CASE WHEN g > 1 THEN 'rec_bulk_' || (g / 2) END, 'ü' || g, g / 100.0
+FROM generate_series(1, 20000) g;
+"""
+SPLIT = {"split_rows": 1000, "split_workers": 3}
+
+
+@pytest.fixture
+def bulk_source(source_url):
+    create_hostile_source(source_url)
+    execute_sql(source_url, BULK)
+    return source_url
+
+
+def _contents(url: str, plan) -> dict:
+    """Every target table's rows and every mapping, as text, in id order."""
+    shot = {}
+    with psycopg.connect(url) as conn:
+        for table in plan.tables:
+            shot[table.target] = conn.execute(sql.SQL(
+                "SELECT t::text FROM {} t ORDER BY 1").format(
+                sql.Identifier("public", table.target))).fetchall()
+            if not table.kept:
+                shot["map:" + table.name] = conn.execute(sql.SQL(
+                    "SELECT xata_id, new_id FROM {} ORDER BY new_id").format(
+                    sql.Identifier("xata_id_map", table.name))).fetchall()
+    return shot
+
+
+def _loads(result) -> dict[str, str]:
+    return {e.event_specific_data.materialization.asset_key.to_user_string():
+            e.event_specific_data.materialization.metadata["load"].value
+            for e in result.get_asset_materialization_events()
+            if "load" in e.event_specific_data.materialization.metadata}
+
+
+def test_a_split_load_gives_the_same_ids_and_rows(bulk_source, pg_server):
+    one_session, in_ranges = pg_server.create_database("tgt"), pg_server.create_database("tgt")
+    plan = plan_for(bulk_source)
+    assert migrate(plan, bulk_source, one_session).success
+    result = migrate(dataclasses.replace(plan, **SPLIT), bulk_source, in_ranges)
+    assert result.success
+    loads = _loads(result)
+    assert loads["order"] == loads["User"] == "full, read in 3 ranges at once"
+    assert loads["tag"] == "full"  # one page: under split_rows
+    assert _contents(in_ranges, plan) == _contents(one_session, plan)
+    assert verify_migration(bulk_source, in_ranges, hostile_expectations()) > 25_000
+    assert stage_tables(in_ranges) == []
+
+
+def test_the_ranges_hold_every_row_once(bulk_source):
+    """Pages split at every count, the last range open: rows moved by updates (new
+    versions on later pages) are read where the snapshot sees them."""
+    execute_sql(bulk_source, 'UPDATE "order" SET amount = amount + 1 WHERE xata_id LIKE'
+                " 'rec_bulk_1%'")
+    plan = plan_for(bulk_source)
+    order = plan.table("order")
+    with psycopg.connect(bulk_source) as conn:
+        every = conn.execute('SELECT count(*) FROM "order"').fetchone()[0]
+        assert split._pages(conn, plan, order) > 100
+        for workers in (1, 2, 3, 7, 1000):
+            ranges = split.page_ranges(conn, plan, order, workers)
+            assert ranges[0][0] is None and ranges[-1][1] is None
+            assert all(end == start for (_, end), (start, _) in zip(ranges, ranges[1:]))
+            assert len(ranges) == min(workers, split._pages(conn, plan, order) + 1)
+            seen = sum(conn.execute(sql.SQL('SELECT count(*) FROM "order" src WHERE {}').format(
+                split._range_condition(*bounds))).fetchone()[0] for bounds in ranges)
+            assert seen == every, workers
+
+
+def test_the_plan_keeps_its_split_settings(bulk_source, tmp_path):
+    path = tmp_path / "plan.yaml"
+    save_plan(dataclasses.replace(plan_for(bulk_source), **SPLIT), path)
+    assert (load_plan(path).split_rows, load_plan(path).split_workers) == (1000, 3)
+    text = path.read_text().replace("split_workers: 3", "split_workers: 0")
+    path.write_text(text)
+    with pytest.raises(Exception, match="split_workers"):
+        load_plan(path)
+
+
+def test_an_abandoned_stage_is_dropped_by_the_next_load(bulk_source, target_url):
+    """A split load's process killed: its committed stage is dropped by the next load, a
+    live session's never."""
+    plan = dataclasses.replace(plan_for(bulk_source), **SPLIT)
+    with psycopg.connect(target_url, autocommit=True) as live:
+        live_pid = live.info.backend_pid
+        live.execute("CREATE SCHEMA xata_migration_load")
+        for pid in (live_pid, 999_999_999):
+            live.execute(sql.SQL("CREATE UNLOGGED TABLE {} (xid text)").format(
+                sql.Identifier("xata_migration_load", f"load_stage_{pid}")))
+        assert migrate(plan, bulk_source, target_url).success
+        assert stage_tables(target_url) == [f"xata_migration_load.load_stage_{live_pid}"]
+    verify_migration(bulk_source, target_url, hostile_expectations())
