@@ -10,6 +10,7 @@ import pytest
 from psycopg import sql
 
 from xata_migration.load import split
+from xata_migration.pg.stage import id_order
 from xata_migration.plan import load_plan, save_plan
 from xata_migration_tests.support import (create_hostile_source, execute_sql,
                                           hostile_expectations, migrate, plan_for,
@@ -60,9 +61,18 @@ def _loads(result) -> dict[str, str]:
             if "load" in e.event_specific_data.materialization.metadata}
 
 
-def test_a_split_load_gives_the_same_ids_and_rows(bulk_source, pg_server):
+@pytest.mark.parametrize("ranges_of", ["id order", "pages"])
+def test_a_split_load_gives_the_same_ids_and_rows(bulk_source, pg_server, ranges_of):
+    """Ranges of the id order, numbered in it; or, where an order column may be NULL,
+    ranges of pages, then ids given over the whole stage."""
+    if ranges_of == "pages":
+        execute_sql(bulk_source, 'ALTER TABLE "order" ALTER xata_createdat DROP NOT NULL',
+                    'ALTER TABLE "User" ALTER xata_createdat DROP NOT NULL')
     one_session, in_ranges = pg_server.create_database("tgt"), pg_server.create_database("tgt")
     plan = plan_for(bulk_source)
+    with psycopg.connect(bulk_source) as conn:
+        assert split.order_never_null(conn, plan, plan.table("order")) == (
+            ranges_of == "id order")
     assert migrate(plan, bulk_source, one_session).success
     result = migrate(dataclasses.replace(plan, **SPLIT), bulk_source, in_ranges)
     assert result.success
@@ -74,7 +84,7 @@ def test_a_split_load_gives_the_same_ids_and_rows(bulk_source, pg_server):
     assert stage_tables(in_ranges) == []
 
 
-def test_the_ranges_hold_every_row_once(bulk_source):
+def test_page_ranges_hold_every_row_once(bulk_source):
     """Pages split at every count, the last range open: rows moved by updates (new
     versions on later pages) are read where the snapshot sees them."""
     execute_sql(bulk_source, 'UPDATE "order" SET amount = amount + 1 WHERE xata_id LIKE'
@@ -90,8 +100,29 @@ def test_the_ranges_hold_every_row_once(bulk_source):
             assert all(end == start for (_, end), (start, _) in zip(ranges, ranges[1:]))
             assert len(ranges) == min(workers, split._pages(conn, plan, order) + 1)
             seen = sum(conn.execute(sql.SQL('SELECT count(*) FROM "order" src WHERE {}').format(
-                split._range_condition(*bounds))).fetchone()[0] for bounds in ranges)
+                split._page_condition(*bounds))).fetchone()[0] for bounds in ranges)
             assert seen == every, workers
+
+
+def test_key_ranges_follow_the_id_order(bulk_source):
+    """Ranges of the id order: each a run of consecutive places in the order new ids
+    follow, one after the other, together every row."""
+    plan = plan_for(bulk_source)
+    order = plan.table("order")
+    with psycopg.connect(bulk_source) as conn:
+        every = conn.execute('SELECT count(*) FROM "order"').fetchone()[0]
+        for workers in (2, 3, 8):
+            ranges = split.key_ranges(conn, plan, order, workers)
+            assert len(ranges) == workers
+            places = [conn.execute(sql.SQL(
+                "WITH ordered AS (SELECT row_number() OVER (ORDER BY {}) AS place, src.*"
+                ' FROM "order" src) SELECT min(place), max(place), count(*) FROM ordered src'
+                " WHERE {}").format(id_order(order), split._key_condition(plan, order, *b))
+            ).fetchone() for b in ranges]
+            assert places[0][0] == 1 and places[-1][1] == every
+            for (first, last, count), following in zip(places, places[1:] + [None]):
+                assert last - first + 1 == count
+                assert following is None or following[0] == last + 1
 
 
 def test_the_plan_keeps_its_split_settings(bulk_source, tmp_path):

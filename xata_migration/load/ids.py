@@ -75,19 +75,28 @@ class NewIds:
     """Where a load's staged rows find their new ids: in the mapping, joined on the old id
     (`offset` None); or, on a first load whose stage is numbered in the id order (see
     stage_source_rows), the stage's number plus `offset`, the highest id the target
-    already holds, with no join and no sort."""
+    already holds, with no sort. A stage numbered by ranges (split.py) adds the rows
+    before the row's range: `part_offsets`, by its `part` (from 1)."""
     offset: int | None = None
+    part_offsets: tuple[int, ...] = ()
 
     @classmethod
-    def for_load(cls, target, plan: Plan, table: Table, numbered: bool) -> NewIds:
-        return cls(id_offset(target, plan, table)) if numbered else cls()
+    def for_load(cls, target, plan: Plan, table: Table, numbered: bool,
+                 part_offsets: tuple[int, ...] = ()) -> NewIds:
+        return cls(id_offset(target, plan, table), part_offsets) if numbered else cls()
 
     def of_staged_row(self, table: Table) -> tuple[sql.Composable, list[sql.Composable]]:
         """The new id of stage row `s`, and the join it needs."""
         if self.offset is None:
             return sql.SQL("m.new_id"), [sql.SQL("JOIN {} m ON m.xata_id = s.xid").format(
                 mapping_table(table.name))]
-        return sql.SQL("s.n + {}").format(sql.Literal(self.offset)), []
+        if not self.part_offsets:
+            return sql.SQL("s.n + {}").format(sql.Literal(self.offset)), []
+        parts = sql.SQL(", ").join(sql.SQL("({}, {})").format(
+            sql.Literal(number), sql.Literal(rows_before))
+            for number, rows_before in enumerate(self.part_offsets, start=1))
+        return sql.SQL("s.n + {} + o.rows_before").format(sql.Literal(self.offset)), [
+            sql.SQL("JOIN (VALUES {}) o(part, rows_before) ON o.part = s.part").format(parts)]
 
 
 def allocate_first_ids(target, plan: Plan, table: Table, columns: list[Column],
@@ -101,11 +110,11 @@ def allocate_first_ids(target, plan: Plan, table: Table, columns: list[Column],
             if new_ids.offset is None:
                 given = allocate_ids(target, plan, table, columns)
             else:
-                new_id, _ = new_ids.of_staged_row(table)
+                new_id, joins = new_ids.of_staged_row(table)
                 with parallel_plan(target):
                     given = target.execute(ddl.create_mapping_as_sql(table, sql.SQL(
-                        "SELECT xid, {} FROM {} s").format(
-                        new_id, stage_table(target)))).rowcount
+                        "SELECT xid, {} FROM {} s {}").format(
+                        new_id, stage_table(target), sql.SQL(" ").join(joins)))).rowcount
             target.execute(ddl.mapping_keys_sql(table))
     except (psycopg.errors.NotNullViolation, psycopg.errors.UniqueViolation):
         check_ids(target, table)

@@ -1,25 +1,32 @@
-"""A big table's rows staged by several connections at once, each a range of its pages.
+"""A big table's rows staged by several connections at once, each a range of the table.
 
-A first (full) load of a table of at least the plan's `split_rows` rows, read in a held
-snapshot, is staged by `split_workers` pairs of connections, each its own source session
-importing that snapshot and its own target session: source pages [a, b) are read with a
-TID range scan (`ctid >= '(a,0)' AND ctid < '(b,0)'`), the last range open at its end, so
-every row the snapshot sees is in exactly one range. Each pair streams its range into the
-load's stage with COPY (pg/relay.copy_between) and commits, so the stage, unlike an unsplit
-load's, is a committed table: made before the ranges by a session of its own and dropped
-by the load's transaction (or, if the load fails, after it; if the process dies, by the
-next load: drop_abandoned_stages). Nothing else is committed before the load's transaction
-commits: the target's tables and mappings are written by that transaction alone.
+A full load of a table of at least the plan's `split_rows` rows, read in a held snapshot,
+is staged by `split_workers` pairs of connections, each its own source session importing
+that snapshot and its own target session streaming its range into the load's stage with
+COPY (pg/relay.copy_between), then committing. So the stage, unlike an unsplit load's, is
+a committed table: made before the ranges by a session of its own, dropped by the load's
+transaction (or, if the load fails, after it; if the process dies, by the next load:
+drop_abandoned_stages). Nothing else is committed before the load's transaction commits:
+the target's tables and mappings are written by that transaction alone.
 
-The rows arrive in no order, so new ids are given by ids.allocate_ids over the whole
-stage, in the same order rule as an unsplit load's numbering: the same ids.
+The ranges, each holding every row the snapshot sees exactly once:
+- on a first load, ranges of the id order (key_ranges): bounded by the order keys of
+  rows sampled from the table, each bound named by that row's ctid, so no value leaves
+  the source. Each range is sent numbered in the id order (row_number()) with its part;
+  a row's place in the whole order is its number plus the rows of the parts before it,
+  so the new ids are those an unsplit load gives, with no sort in the target. Only when
+  the id and every id_order column are NOT NULL (a NULL falls outside every range).
+- otherwise, ranges of the table's pages (page_ranges), TID range scans, the last one
+  open at its end; ids are then given over the whole stage (ids.allocate_ids), in the
+  same order rule.
 """
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
@@ -27,7 +34,8 @@ from psycopg import sql
 from xata_migration.connections import connect
 from xata_migration.pg.objects import LOAD_SCHEMA
 from xata_migration.pg.relay import copy_between
-from xata_migration.pg.stage import create_stage, source_select, stage_name
+from xata_migration.pg.stage import (create_stage, id_order, id_order_keys, source_select,
+                                    stage_name)
 from xata_migration.plan.catalog import estimated_rows
 from xata_migration.plan.model import Column, Plan, Table
 from xata_migration.snapshot import SourceSnapshot, open_source
@@ -36,6 +44,10 @@ STAGE_PREFIX = "load_stage_"
 # A table never analyzed: counted up to this many pages (100 MB), else estimated from a
 # sample of SAMPLE_PERCENT of its pages
 COUNTED_PAGES, SAMPLE_PERCENT = 12_800, 1
+# Rows sampled to place the bounds of ranges in the id order
+SAMPLED_KEYS = 20_000
+# The stage's columns of a numbered split: the row's number in its range, and the range
+NUMBERED_PARTS = [sql.SQL("n bigint"), sql.SQL("part integer")]
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,14 @@ class RangeReaders:
     source_url: str
     target_url: str
     snapshot: SourceSnapshot | None
+
+
+@dataclass
+class StagedRanges:
+    rows: int
+    ranges: int
+    # numbered in the id order: the rows before each part (stage column `part`, from 1)
+    part_offsets: list[int] = field(default_factory=list)
 
 
 def source_rows(source: psycopg.Connection, plan: Plan, table: Table) -> int:
@@ -71,14 +91,17 @@ def should_split(source, plan: Plan, table: Table, readers: RangeReaders | None,
                  since) -> bool:
     """A full load of a big table, read in a held snapshot, with more than one worker."""
     return (readers is not None and readers.snapshot is not None and since is None
-            and readers.source_url and readers.target_url
+            and bool(readers.source_url and readers.target_url)
             and plan.split_workers > 1 and source_rows(source, plan, table) >= plan.split_rows)
 
 
+Bounds = tuple  # (first, end): ctids as text (key ranges) or page numbers; None: open
+
+
 def page_ranges(source: psycopg.Connection, plan: Plan, table: Table,
-                workers: int) -> list[tuple[int | None, int | None]]:
-    """`workers` ranges of the table's pages, [first, end): None for no bound. The first
-    starts at the table's start, the last has no end (pages added since are in it)."""
+                workers: int) -> list[Bounds]:
+    """`workers` ranges of the table's pages, [first, end): the first starts at the
+    table's start, the last has no end (pages added since are in it)."""
     pages = _pages(source, plan, table)
     step = max(1, -(-pages // workers))  # ceiling
     bounds = [min(k * step, pages) for k in range(1, workers)]
@@ -86,7 +109,7 @@ def page_ranges(source: psycopg.Connection, plan: Plan, table: Table,
     return [(a, b) for a, b in zip(starts, ends) if a is None or b is None or a < b]
 
 
-def _range_condition(first: int | None, end: int | None) -> sql.Composed:
+def _page_condition(first: int | None, end: int | None) -> sql.Composable:
     parts = []
     if first is not None:
         parts.append(sql.SQL("src.ctid >= {}::tid").format(sql.Literal(f"({first},0)")))
@@ -95,12 +118,53 @@ def _range_condition(first: int | None, end: int | None) -> sql.Composed:
     return sql.SQL(" AND ").join(parts) if parts else sql.SQL("true")
 
 
-def create_committed_stage(target_url: str, stage: sql.Identifier,
-                           columns: list[Column], label: str) -> bool:
+def order_never_null(source: psycopg.Connection, plan: Plan, table: Table) -> bool:
+    """The id and every id_order column are NOT NULL in the source."""
+    names = [table.id_column] + list(table.id_order)
+    return source.execute(
+        "SELECT count(*) FILTER (WHERE attnotnull) = %s FROM pg_attribute"
+        " WHERE attrelid = to_regclass(%s) AND attname = ANY(%s) AND NOT attisdropped",
+        (len(names), sql.Identifier(plan.source_schema, table.name).as_string(source),
+         names)).fetchone()[0]
+
+
+def key_ranges(source: psycopg.Connection, plan: Plan, table: Table,
+               workers: int) -> list[Bounds]:
+    """Up to `workers` ranges of the id order, [first, end), each bound the ctid of a row
+    whose order key starts the range; the first and last open."""
+    rows = max(source_rows(source, plan, table), 1)
+    percent = min(100.0, SAMPLED_KEYS * 100.0 / rows)
+    sampled = [r[0] for r in source.execute(sql.SQL(
+        "SELECT src.ctid::text FROM {} src TABLESAMPLE SYSTEM ({}) ORDER BY {}").format(
+        sql.Identifier(plan.source_schema, table.name), sql.Literal(percent),
+        id_order(table))).fetchall()]
+    bounds = list(dict.fromkeys(sampled[len(sampled) * k // workers]
+                                for k in range(1, workers) if sampled))
+    return list(zip([None] + bounds, bounds + [None]))
+
+
+def _key_condition(plan: Plan, table: Table, first: str | None,
+                   end: str | None) -> sql.Composable:
+    """Rows whose order key is at least that of row `first` and below that of row `end`
+    (row-wise comparisons, each field in the order's own collation)."""
+    def key_of(ctid: str) -> sql.Composable:
+        return sql.SQL("ROW({})").format(sql.SQL(", ").join(
+            sql.SQL("(SELECT {} FROM {} b WHERE b.ctid = {}::tid)").format(
+                field, sql.Identifier(plan.source_schema, table.name), sql.Literal(ctid))
+            for field in id_order_keys(table, "b")))
+    key = sql.SQL("ROW({})").format(id_order(table))
+    parts = ([sql.SQL("{} >= {}").format(key, key_of(first))] if first else []) + (
+        [sql.SQL("{} < {}").format(key, key_of(end))] if end else [])
+    return sql.SQL(" AND ").join(parts) if parts else sql.SQL("true")
+
+
+def create_committed_stage(target_url: str, stage: sql.Identifier, columns: list[Column],
+                           label: str, numbered: bool) -> bool:
     """The stage, made and committed by a session of its own (the ranges' sessions write
     into it); True if every column allows binary COPY."""
     with connect(target_url, "target", label=f"{label} (stage)") as conn:
-        binary = create_stage(conn, stage, columns, temporary=False)
+        binary = create_stage(conn, stage, columns, NUMBERED_PARTS if numbered else [],
+                              temporary=False)
         conn.commit()
     return binary
 
@@ -140,14 +204,25 @@ def drop_abandoned_stages(target: psycopg.Connection) -> list[str]:
     return names
 
 
+@dataclass(frozen=True)
+class _Range:
+    number: int
+    count: int
+    condition: sql.Composable
+    numbered: bool
+
+
 def _copy_range(readers: RangeReaders, plan: Plan, table: Table, columns: list[Column],
-                stage: sql.Identifier, binary: bool, bounds, number: int, count: int,
-                log) -> int:
-    label = f"{table.name} (range {number} of {count})"
-    select = source_select(plan, table, columns) + sql.SQL(" WHERE ") + _range_condition(
-        *bounds)
-    into = sql.SQL("{} ({})").format(stage, sql.SQL(", ").join(
-        [sql.Identifier("xid")] + [stage_name(i) for i in range(len(columns))]))
+                stage: sql.Identifier, binary: bool, part: _Range, log) -> int:
+    label = f"{table.name} (range {part.number} of {part.count})"
+    names = [sql.Identifier("xid")] + [stage_name(i) for i in range(len(columns))]
+    extra = []
+    if part.numbered:
+        extra = [sql.SQL("row_number() OVER (ORDER BY {})").format(id_order(table)),
+                 sql.Literal(part.number)]
+        names += [sql.Identifier("n"), sql.Identifier("part")]
+    select = source_select(plan, table, columns, extra) + sql.SQL(" WHERE ") + part.condition
+    into = sql.SQL("{} ({})").format(stage, sql.SQL(", ").join(names))
     with open_source(readers.source_url, label, readers.snapshot.snapshot_id) as source, \
             connect(readers.target_url, "target", label=label) as target:
         rows = copy_between(source, target, select, into, binary, log, label=label)
@@ -156,16 +231,28 @@ def _copy_range(readers: RangeReaders, plan: Plan, table: Table, columns: list[C
 
 
 def stage_in_ranges(readers: RangeReaders, source, plan: Plan, table: Table,
-                    columns: list[Column], stage: sql.Identifier, binary: bool,
-                    log=None) -> tuple[int, int]:
-    """Every row of the table into the committed `stage`, the ranges at once: the rows
-    staged and the ranges. A range's error is raised once the others have ended."""
-    ranges = page_ranges(source, plan, table, plan.split_workers)
+                    columns: list[Column], stage: sql.Identifier, numbered: bool,
+                    log=None) -> StagedRanges:
+    """Every row of the table into the stage (made here, committed), the ranges at once;
+    `numbered` (a first load): in ranges of the id order, if the order allows it (see
+    the module). A range's error is raised once the others have ended."""
+    numbered = numbered and order_never_null(source, plan, table)
+    if numbered:
+        bounds = key_ranges(source, plan, table, plan.split_workers)
+        conditions = [_key_condition(plan, table, *b) for b in bounds]
+    else:
+        conditions = [_page_condition(*b) for b in page_ranges(source, plan, table,
+                                                               plan.split_workers)]
+    binary = create_committed_stage(readers.target_url, stage, columns, table.name, numbered)
+    parts = [_Range(number, len(conditions), condition, numbered)
+             for number, condition in enumerate(conditions, start=1)]
     if log:
-        log.info(f"{table.name}: read in {len(ranges)} ranges of its pages at once")
-    with ThreadPoolExecutor(max_workers=len(ranges),
+        log.info(f"{table.name}: read in {len(parts)} ranges of its "
+                 f"{'id order' if numbered else 'pages'} at once")
+    with ThreadPoolExecutor(max_workers=len(parts),
                             thread_name_prefix="xata-migration-range") as pool:
         futures = [pool.submit(_copy_range, readers, plan, table, columns, stage, binary,
-                               bounds, number, len(ranges), log)
-                   for number, bounds in enumerate(ranges, start=1)]
-        return sum(future.result() for future in futures), len(ranges)
+                               part, log) for part in parts]
+        counts = [future.result() for future in futures]
+    offsets = list(itertools.accumulate([0] + counts[:-1])) if numbered else []
+    return StagedRanges(sum(counts), len(parts), offsets)

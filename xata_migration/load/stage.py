@@ -17,7 +17,8 @@ from xata_migration.load.split import RangeReaders
 from xata_migration.pg.objects import (DELETED_IN_SOURCE, LOAD_SCHEMA, count_rows,
                                        mapping_table)
 from xata_migration.pg.relay import copy_between
-from xata_migration.pg.stage import create_stage, create_temp_table, source_select, stage_name
+from xata_migration.pg.stage import (create_stage, create_temp_table, id_order, source_select,
+                                    stage_name)
 from xata_migration.plan.catalog import estimated_rows
 from xata_migration.plan.model import Column, Plan, Table
 from xata_migration.plan.names import lock_key
@@ -73,13 +74,8 @@ class Staged:
     as_of: object                      # when the source transaction that read them began
     ids: sql.Identifier | None = None  # a table of every source id: the stage on a full
     ranges: int = 1                    # sessions that read the source at once (split.py)
-
-
-def id_order(table: Table) -> sql.Composed:
-    """The order new ids follow: the plan's id_order columns, then the id's bytes."""
-    order = [sql.SQL("src.{}").format(sql.Identifier(name)) for name in table.id_order]
-    order.append(sql.SQL('src.{}::text COLLATE "C"').format(sql.Identifier(table.id_column)))
-    return sql.SQL(", ").join(order)
+    numbered: bool = False             # the stage's rows numbered in the id order (n)
+    part_offsets: tuple[int, ...] = ()  # numbered by range: rows before each `part`
 
 
 # The stage numbers the rows as they arrive; its sequence hands this many numbers to the
@@ -100,7 +96,8 @@ def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Co
     target.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(table.target),))
     as_of = source.execute("SELECT now()").fetchone()[0]
     if ranges is not None:  # a full load split in ranges (split.py)
-        return _stage_in_ranges(ranges, source, target, plan, table, columns, as_of, log)
+        return _stage_in_ranges(ranges, source, target, plan, table, columns, as_of, log,
+                                numbered)
     extra = [sql.SQL("n bigint GENERATED ALWAYS AS IDENTITY (CACHE {})").format(
         sql.Literal(NUMBERS_CACHED))] if numbered else []
     stage = stage_table(target)
@@ -119,7 +116,7 @@ def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Co
         read = copy_between(source, target, select, staged_columns, binary, log,
                             label=table.name, expected=expected)
         if since is None:
-            return Staged(read, read, as_of, stage)
+            return Staged(read, read, as_of, stage, numbered=numbered)
         staged = Staged(read, count_rows(source, sql.Identifier(plan.source_schema, table.name)),
                         as_of)
         if staged.source_rows != _expected_source_rows(target, table):
@@ -130,15 +127,15 @@ def stage_source_rows(source, target, plan: Plan, table: Table, columns: list[Co
 
 
 def _stage_in_ranges(ranges: RangeReaders, source, target, plan: Plan, table: Table,
-                     columns: list[Column], as_of, log) -> Staged:
+                     columns: list[Column], as_of, log, numbered: bool) -> Staged:
     stage = stage_table(target)
     try:
-        binary = split.create_committed_stage(ranges.target_url, stage, columns, table.name)
-        read, count = split.stage_in_ranges(ranges, source, plan, table, columns, stage,
-                                            binary, log)
+        staged = split.stage_in_ranges(ranges, source, plan, table, columns, stage, numbered,
+                                       log)
     finally:
         source.commit()
-    return Staged(read, read, as_of, stage, count)
+    return Staged(staged.rows, staged.rows, as_of, stage, staged.ranges,
+                  numbered=bool(staged.part_offsets), part_offsets=tuple(staged.part_offsets))
 
 
 def _expected_source_rows(target, table: Table) -> int:

@@ -89,7 +89,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
     mark = snapshot.watermark if snapshot else watermark(source)
     split.drop_abandoned_stages(target)
     ranges = readers if split.should_split(source, plan, table, readers, since) else None
-    numbered = not mapped_before and ids.numbered_in_id_order(table) and ranges is None
+    numbered = not mapped_before and ids.numbered_in_id_order(table)
     try:
         with split.stage_dropped_on_failure(ranges, stage.stage_table(target), table.name), \
                 stage.load_transaction(target):
@@ -99,6 +99,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
                 staged.source_rows, staged.read, since, staged.ranges)
             result.source_as_of = snapshot.as_of if snapshot else staged.as_of
             clock.done("transfer")
+            numbered = staged.numbered  # a split in ranges of pages is not
             new_mapping = ids.ensure_mapping(target, table, numbered)
             if not new_mapping:
                 ids.check_ids(target, table)
@@ -109,7 +110,8 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
             links.check_copied_links(target, plan, table, columns)
             # Ids straight from the stage's numbering: only if the mapping was still new
             # once the table's lock was held (another run may have created it meanwhile).
-            new_ids = ids.NewIds.for_load(target, plan, table, numbered and new_mapping)
+            new_ids = ids.NewIds.for_load(target, plan, table, numbered and new_mapping,
+                                          staged.part_offsets)
             if new_mapping:
                 result.new_ids = ids.allocate_first_ids(target, plan, table, columns, new_ids)
             else:

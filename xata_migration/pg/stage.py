@@ -71,6 +71,20 @@ def source_select(plan: Plan, table: Table, columns: list[Column],
         sql.SQL(", ").join(fields + list(extra)), sql.Identifier(plan.source_schema, table.name))
 
 
+def id_order_keys(table: Table, alias: str = "src") -> list[sql.Composable]:
+    """The order new ids follow, on the source rows of `alias`: the plan's id_order
+    columns, then the id's bytes."""
+    order = [sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(name))
+             for name in table.id_order]
+    order.append(sql.SQL('{}.{}::text COLLATE "C"').format(sql.Identifier(alias),
+                                                         sql.Identifier(table.id_column)))
+    return order
+
+
+def id_order(table: Table, alias: str = "src") -> sql.Composed:
+    return sql.SQL(", ").join(id_order_keys(table, alias))
+
+
 def create_temp_table(target, name: sql.Identifier, definitions: list[sql.Composable]) -> None:
     # Dropped first: a savepoint inside a longer transaction does not drop it on commit.
     target.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(name))
