@@ -1,6 +1,7 @@
 """How fast is a migration, against what a user would do otherwise, in the same run.
 
     .venv/bin/python -m benchmarks.run [--parents 200000] [--children 1000000] [--demo-rows 150]
+        [--wide-tables 120] [--big-rows 10000000] [--split-workers 1,2,4] [--repeat N]
 
 On one embedded PostgreSQL server, builds a Xata-shaped source: `parent` (--parents rows),
 `child` (--children rows, two links to `parent`, one often NULL) and a few small tables.
@@ -19,8 +20,12 @@ Then measures:
       PostgreSQL as dagster_home/dagster.yaml has it, into an empty target.
 (a) and (d) are also measured on the schema this tool was first asked for (26 tables,
 many small ones): at its demo size (--demo-rows per table of the base size) and at 10x,
-beside (e) Dagster alone: the same command on the same assets and checks whose steps do
-nothing (benchmarks/noop_definitions.py), so d - e is the tool's own work.
+and on a wide schema (--wide-tables tables of 4 rows, 1-3 links each, self-links, a
+cycle: benchmarks/shapes.py), each beside (e) Dagster alone: the same command on the same
+assets and checks whose steps do nothing (benchmarks/noop_definitions.py), so d - e is
+the tool's own work, printed per table too. Last, (a) and (d) on one big table (--big-rows
+rows), (d) with the table read by each of --split-workers sessions at once (the plan's
+split_workers), and the speed-up of each against the first.
 Prints seconds, rows/s and peak memory (RSS) of this process and of (d)'s, the ratios
 b/a, c/b and d/a for each source, and the CPU time the whole machine used during (a) and
 during (b) (Linux's /proc/stat).
@@ -29,6 +34,7 @@ Machines here are shared and noisy: the ratios are what to compare between runs,
 """
 
 import argparse
+import dataclasses
 import os
 import resource
 import shutil
@@ -50,7 +56,9 @@ from xata_migration.connections import connect
 from xata_migration.defs import TargetDatabase, XataSource, build_definitions, run_tags
 from xata_migration.snapshot import HeldSnapshot
 from xata_migration.plan import introspect, save_plan
+from xata_migration.plan.model import SPLIT_ROWS
 from xata_migration.sources import XATA_RUNTIME_SQL, build_demo_source
+from benchmarks.shapes import build_big_source, build_wide_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,10 +202,11 @@ class JobCommand:
         subprocess.run([sys.executable, "-m", "dagster", "instance", "migrate"],
                        env=self.env, check=True, capture_output=True)
 
-    def run(self, source_url: str, target_url: str,
-            module: str = "xata_migration.definitions") -> CommandTiming:
+    def run(self, source_url: str, target_url: str, module: str = "xata_migration.definitions",
+            plan_changes: dict | None = None) -> CommandTiming:
         with connect(source_url, "source", read_only=True) as conn:
-            save_plan(introspect(conn)[0], self.plan)
+            save_plan(dataclasses.replace(introspect(conn)[0], **(plan_changes or {})),
+                      self.plan)
         env = dict(self.env, XATA_SOURCE_URL=source_url, TARGET_DATABASE_URL=target_url,
                    XATA_MIGRATION_PLAN=str(self.plan))
         command = [sys.executable, "-m", "dagster", "job", "execute", "-m", module,
@@ -326,16 +335,21 @@ class Shape:
     build: object  # url -> rows
 
 
-def demo_shapes(demo_rows: int) -> list[Shape]:
-    return [Shape("demo schema, demo size", lambda url: build_demo_source(url, demo_rows)),
-            Shape("demo schema, 10x", lambda url: build_demo_source(url, 10 * demo_rows))]
+def demo_shapes(demo_rows: int, wide_tables: int) -> list[Shape]:
+    shapes = [Shape("demo schema, demo size", lambda url: build_demo_source(url, demo_rows)),
+              Shape("demo schema, 10x", lambda url: build_demo_source(url, 10 * demo_rows))]
+    if wide_tables:
+        shapes.append(Shape("wide schema (1-3 links a table, self-links, a cycle)",
+                            lambda url: build_wide_source(url, wide_tables)))
+    return shapes
 
 
 def measure_command(server, command: JobCommand, source: str,
-                    module: str = "xata_migration.definitions") -> CommandTiming:
+                    module: str = "xata_migration.definitions",
+                    plan_changes: dict | None = None) -> CommandTiming:
     target = embedded.recreate_database(server, "bench_target")
     settle(server, target)
-    timing = command.run(source, target, module)
+    timing = command.run(source, target, module, plan_changes)
     settle(server, source)
     return timing
 
@@ -349,12 +363,42 @@ def command_line(name: str, rows: int, tables: int, a_runs: list[float],
             f"   peak RSS of (d): {max(t.peak_rss_mb for t in d_timings):.0f} MB")
 
 
-def floor_line(d_timings: list[CommandTiming], e_timings: list[CommandTiming]) -> str:
+def floor_line(d_timings: list[CommandTiming], e_timings: list[CommandTiming],
+               tables: int) -> str:
     """(e), Dagster alone on the same graph, and what (d) spends beyond it."""
     e_runs = [t.seconds for t in e_timings]
     d, e = statistics.median(t.seconds for t in d_timings), statistics.median(e_runs)
     return (f"    (e) Dagster alone, the same assets and checks doing nothing: {e:.1f} s"
-            f"{spread(e_runs)}   d - e = {d - e:.1f} s of the tool's own work")
+            f"{spread(e_runs)}   d - e = {d - e:.1f} s of the tool's own work, "
+            f"{(d - e) / tables:.3f} s a table")
+
+
+def split_lines(server, command: JobCommand, rows: int, workers: list[int],
+                repeat: int) -> list[str]:
+    """One big table: (a), and (d) with the table read by each number of `workers` at
+    once (split_rows below its size), with the speed-up against the first."""
+    source = embedded.recreate_database(server, "bench_source")
+    build_big_source(source, rows)
+    settle(server, source)
+    a_runs, d_timings = [], {w: [] for w in workers}
+    for _ in range(repeat):
+        a_runs.append(dump_and_restore(server, source).seconds)
+        embedded.recreate_database(server, "bench_restored")
+        for count in workers:
+            d_timings[count].append(measure_command(
+                server, command, source,
+                plan_changes={"split_rows": min(rows, SPLIT_ROWS), "split_workers": count}))
+    a = statistics.median(a_runs)
+    first = statistics.median(t.seconds for t in d_timings[workers[0]])
+    lines = [f"one big table: {rows} rows in `event` (and 100 owners), split_rows "
+             f"{min(rows, SPLIT_ROWS)}", f"    (a) {a:.1f} s{spread(a_runs)}"]
+    for count in workers:
+        runs = [t.seconds for t in d_timings[count]]
+        d = statistics.median(runs)
+        lines.append(f"    (d) split_workers {count}: {d:.1f} s{spread(runs)}   d/a = "
+                     f"{d / a:.2f}   speed-up {first / d:.2f}x   peak RSS of (d): "
+                     f"{max(t.peak_rss_mb for t in d_timings[count]):.0f} MB")
+    return lines
 
 
 def main() -> None:
@@ -365,12 +409,18 @@ def main() -> None:
                         help="rows of each kind for method (c)")
     parser.add_argument("--demo-rows", type=int, default=150,
                         help="base rows per table of the demo schema (150: its demo size)")
+    parser.add_argument("--wide-tables", type=int, default=120,
+                        help="tables of the wide schema (0: not measured)")
+    parser.add_argument("--big-rows", type=int, default=10_000_000,
+                        help="rows of the one big table (0: not measured)")
+    parser.add_argument("--split-workers", default="1,2,4",
+                        help="split_workers to measure the big table with")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each method")
     args = parser.parse_args()
     commands = []
     with embedded.scratch_server("xm-bench-") as server:  # deleted when done
         command = JobCommand(server, Path(server.pgdata).parent)
-        for shape in demo_shapes(args.demo_rows):
+        for shape in demo_shapes(args.demo_rows, args.wide_tables):
             source = embedded.recreate_database(server, "bench_source")
             rows = shape.build(source)
             settle(server, source)
@@ -381,7 +431,12 @@ def main() -> None:
                 d_timings.append(measure_command(server, command, source))
                 e_timings.append(measure_command(server, command, source, NOOP_DEFINITIONS))
             commands.append(command_line(shape.name, sum(rows.values()), len(rows), a_runs,
-                                         d_timings) + "\n" + floor_line(d_timings, e_timings))
+                                         d_timings) + "\n" + floor_line(d_timings, e_timings,
+                                                                        len(rows)))
+        if args.big_rows:
+            commands += split_lines(server, command, args.big_rows,
+                                    [int(w) for w in args.split_workers.split(",")],
+                                    args.repeat)
         source = embedded.recreate_database(server, "bench_source")
         rows = build_source(source, args.parents, args.children)
         settle(server, source)

@@ -122,6 +122,9 @@ def test_dump_restores_and_migrates(source_url, pg_server, target_url, tmp_path,
     plan = plan_for(restored)
     assert plan.table("User").column("avatar").type == "jsonb"
     assert set(plan.extensions) == {"citext", "hstore"}
+    if fmt not in MIGRATED_FORMATS:  # the rows restored are the rows dumped
+        assert _public_rows(restored) == _public_rows(source_url)
+        return
     result = migrate(plan, restored, target_url)
     assert result.success and all(check_outcomes(result).values())
     # compared with the database that was dumped, not with the restored copy
@@ -132,6 +135,19 @@ def test_dump_restores_and_migrates(source_url, pg_server, target_url, tmp_path,
         assert target.execute(contacts.format(
             old="m.xata_id", mapped="JOIN xata_id_map.contact m ON m.new_id = c.id")
         ).fetchall() == source.execute(contacts.format(old="xata_id", mapped="")).fetchall()
+
+
+# The plain script (the one our reader cuts) and one archive are migrated end to end; the
+# other archives, restored the same way by pg_restore, are compared row by row.
+MIGRATED_FORMATS = ("plain", "custom")
+
+
+def _public_rows(url: str) -> dict[str, list]:
+    with psycopg.connect(url) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()]
+        return {t: conn.execute(sql.SQL("SELECT x::text FROM {} x ORDER BY 1").format(
+            sql.Identifier("public", t))).fetchall() for t in tables}
 
 
 def test_failed_restore_names_the_line_and_keeps_nothing(pg_server, tmp_path):

@@ -73,7 +73,8 @@ def test_a_split_load_gives_the_same_ids_and_rows(bulk_source, pg_server, ranges
     with psycopg.connect(bulk_source) as conn:
         assert split.order_never_null(conn, plan, plan.table("order")) == (
             ranges_of == "id order")
-    assert migrate(plan, bulk_source, one_session).success
+    unsplit = migrate(plan, bulk_source, one_session)  # the plan's default: no split
+    assert unsplit.success and set(_loads(unsplit).values()) == {"full"}
     result = migrate(dataclasses.replace(plan, **SPLIT), bulk_source, in_ranges)
     assert result.success
     loads = _loads(result)

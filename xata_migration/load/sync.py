@@ -25,7 +25,7 @@ from datetime import datetime
 from psycopg import sql
 
 from xata_migration.pg.objects import SYNC_STATE, target_table
-from xata_migration.plan.files import plan_to_dict
+from xata_migration.plan.files import table_to_dict
 from xata_migration.plan.model import Plan, Table
 
 UPDATED_AT = "xata_updatedat"
@@ -33,8 +33,8 @@ XATA_TRIGGER_FUNCTION = "maintain_metadata_trigger_pgroll"
 
 
 def plan_signature(plan: Plan, table: Table) -> str:
-    entry = next(t for t in plan_to_dict(plan)["tables"] if t["name"] == table.name)
-    text = json.dumps([plan.source_schema, plan.target_schema, entry], sort_keys=True)
+    text = json.dumps([plan.source_schema, plan.target_schema, table_to_dict(table)],
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -53,26 +53,29 @@ def _column_to_dict(column: Column) -> dict:
     return out
 
 
+def table_to_dict(table: Table) -> dict:
+    """One table's entry of the plan file."""
+    entry = {"name": table.name, "target": table.target, "ids": table.ids}
+    if table.ids_reason:
+        entry["ids_reason"] = table.ids_reason
+    if table.kept:
+        entry["key"] = list(table.key)
+    entry |= {"id_column": table.id_column, "id_order": list(table.id_order),
+             "columns": [_column_to_dict(c) for c in table.columns],
+             "dropped": list(table.dropped), "deleted_rows": table.deleted_rows}
+    if table.comment is not None:
+        entry["comment"] = table.comment
+    if table.row_security:
+        entry["row_security"] = table.row_security
+    if table.sequences:
+        entry["sequences"] = [object_to_dict(s) for s in table.sequences]
+    if table.objects:
+        entry["objects"] = [object_to_dict(o) for o in table.objects]
+    return entry
+
+
 def plan_to_dict(plan: Plan) -> dict:
-    tables = []
-    for table in plan.tables:
-        entry = {"name": table.name, "target": table.target, "ids": table.ids}
-        if table.ids_reason:
-            entry["ids_reason"] = table.ids_reason
-        if table.kept:
-            entry["key"] = list(table.key)
-        entry |= {"id_column": table.id_column, "id_order": list(table.id_order),
-                 "columns": [_column_to_dict(c) for c in table.columns],
-                 "dropped": list(table.dropped), "deleted_rows": table.deleted_rows}
-        if table.comment is not None:
-            entry["comment"] = table.comment
-        if table.row_security:
-            entry["row_security"] = table.row_security
-        if table.sequences:
-            entry["sequences"] = [object_to_dict(s) for s in table.sequences]
-        if table.objects:
-            entry["objects"] = [object_to_dict(o) for o in table.objects]
-        tables.append(entry)
+    tables = [table_to_dict(table) for table in plan.tables]
     return {"version": PLAN_VERSION, "source_schema": plan.source_schema,
             "target_schema": plan.target_schema, "mapping_schema": MAPPING_SCHEMA,
             "order": plan.order(), "suggested_links": plan.suggested_links,

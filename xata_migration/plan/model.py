@@ -15,7 +15,7 @@ from xata_migration.plan.objects import SchemaObject
 
 PLAN_VERSION = 1
 MAPPING_SCHEMA = "xata_id_map"
-SPLIT_ROWS, SPLIT_WORKERS = 2_000_000, 4
+SPLIT_ROWS, SPLIT_WORKERS = 2_000_000, 1  # 1: no split unless the plan asks
 ON_DELETE_ACTIONS = ("NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT")
 ON_UPDATE_ACTIONS = ON_DELETE_ACTIONS
 ON_MISSING_CHOICES = ("fail", "null", "skip")
