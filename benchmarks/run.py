@@ -56,7 +56,7 @@ from xata_migration.connections import connect
 from xata_migration.defs import TargetDatabase, XataSource, build_definitions, run_tags
 from xata_migration.snapshot import HeldSnapshot
 from xata_migration.plan import introspect, save_plan
-from xata_migration.plan.model import SPLIT_ROWS
+from xata_migration.plan import SPLIT_ROWS
 from xata_migration.sources import XATA_RUNTIME_SQL, build_demo_source
 from benchmarks.shapes import build_big_source, build_wide_source
 

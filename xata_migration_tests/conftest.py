@@ -10,8 +10,10 @@ import _posixsubprocess
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -97,8 +99,26 @@ def pg_server():
         conn.execute("ALTER SYSTEM SET fsync = off")
         conn.execute("SELECT pg_reload_conf()")
     yield server
+    _stop_immediately(pgdata)
     embedded.cleanup()  # its databases go with its data directory: none to drop one by one
     shutil.rmtree(pgdata.parent, ignore_errors=True)
+
+
+def _stop_immediately(pgdata: Path, seconds: float = 30) -> None:
+    """Stop a throwaway server at once (SIGQUIT: PostgreSQL's immediate shutdown, no
+    checkpoint, as `pg_ctl -m immediate`): its data directory is deleted next."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGQUIT)
+    except (OSError, ValueError, IndexError):
+        return  # already stopped
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)  # no signal: is it still there?
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
 
 
 DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")  # Debian's postgresql-15 (.ci/run installs it)

@@ -12,8 +12,7 @@ from dagster._config import validate_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster_k8s import K8sRunLauncher, k8s_job_executor
 
-from xata_migration.defs import SNAPSHOT_TAG, build_definitions
-from xata_migration.defs.storage import PooledPostgresStorage
+from xata_migration.defs import SNAPSHOT_TAG, PooledPostgresStorage, build_definitions
 from xata_migration.plan import load_plan
 from xata_migration_tests import reexecution_job
 from xata_migration_tests.support import (create_hostile_source, hostile_expectations,

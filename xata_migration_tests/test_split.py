@@ -10,7 +10,7 @@ import pytest
 from psycopg import sql
 
 from xata_migration.load import split
-from xata_migration.pg.stage import id_order
+from xata_migration.pg import id_order
 from xata_migration.plan import load_plan, save_plan
 from xata_migration_tests.support import (create_hostile_source, execute_sql,
                                           hostile_expectations, migrate, plan_for,
@@ -94,14 +94,14 @@ def test_page_ranges_hold_every_row_once(bulk_source):
     order = plan.table("order")
     with psycopg.connect(bulk_source) as conn:
         every = conn.execute('SELECT count(*) FROM "order"').fetchone()[0]
-        assert split._pages(conn, plan, order) > 100
+        assert split.table_pages(conn, plan, order) > 100
         for workers in (1, 2, 3, 7, 1000):
             ranges = split.page_ranges(conn, plan, order, workers)
             assert ranges[0][0] is None and ranges[-1][1] is None
             assert all(end == start for (_, end), (start, _) in zip(ranges, ranges[1:]))
-            assert len(ranges) == min(workers, split._pages(conn, plan, order) + 1)
+            assert len(ranges) == min(workers, split.table_pages(conn, plan, order) + 1)
             seen = sum(conn.execute(sql.SQL('SELECT count(*) FROM "order" src WHERE {}').format(
-                split._page_condition(*bounds))).fetchone()[0] for bounds in ranges)
+                split.page_condition(*bounds))).fetchone()[0] for bounds in ranges)
             assert seen == every, workers
 
 
@@ -118,7 +118,7 @@ def test_key_ranges_follow_the_id_order(bulk_source):
             places = [conn.execute(sql.SQL(
                 "WITH ordered AS (SELECT row_number() OVER (ORDER BY {}) AS place, src.*"
                 ' FROM "order" src) SELECT min(place), max(place), count(*) FROM ordered src'
-                " WHERE {}").format(id_order(order), split._key_condition(plan, order, *b))
+                " WHERE {}").format(id_order(order), split.key_condition(plan, order, *b))
             ).fetchone() for b in ranges]
             assert places[0][0] == 1 and places[-1][1] == every
             for (first, last, count), following in zip(places, places[1:] + [None]):

@@ -24,6 +24,7 @@ the CLI.
 
 from xata_migration.errors import LoadError
 from xata_migration.load.links import MissingLinks
+from xata_migration.load import split
 from xata_migration.load.result import LoadResult
 from xata_migration.load.split import RangeReaders
 from xata_migration.load.sync import record_verified
@@ -31,4 +32,4 @@ from xata_migration.load.table import load_deferred_link, load_table
 from xata_migration.load.views import make_view
 
 __all__ = ["LoadError", "LoadResult", "MissingLinks", "RangeReaders", "load_deferred_link",
-           "load_table", "make_view", "record_verified"]
+           "load_table", "make_view", "record_verified", "split"]

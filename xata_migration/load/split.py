@@ -74,14 +74,14 @@ def source_rows(source: psycopg.Connection, plan: Plan, table: Table) -> int:
     if rows is not None:
         return rows
     name = sql.Identifier(plan.source_schema, table.name)
-    if _pages(source, plan, table) <= COUNTED_PAGES:
+    if table_pages(source, plan, table) <= COUNTED_PAGES:
         return source.execute(sql.SQL("SELECT count(*) FROM {}").format(name)).fetchone()[0]
     return source.execute(sql.SQL(
         "SELECT count(*) * {} FROM {} TABLESAMPLE SYSTEM ({})").format(
         sql.Literal(100 // SAMPLE_PERCENT), name, sql.Literal(SAMPLE_PERCENT))).fetchone()[0]
 
 
-def _pages(source: psycopg.Connection, plan: Plan, table: Table) -> int:
+def table_pages(source: psycopg.Connection, plan: Plan, table: Table) -> int:
     return source.execute(
         "SELECT pg_relation_size(to_regclass(%s)) / current_setting('block_size')::bigint",
         (sql.Identifier(plan.source_schema, table.name).as_string(source),)).fetchone()[0]
@@ -102,14 +102,14 @@ def page_ranges(source: psycopg.Connection, plan: Plan, table: Table,
                 workers: int) -> list[Bounds]:
     """`workers` ranges of the table's pages, [first, end): the first starts at the
     table's start, the last has no end (pages added since are in it)."""
-    pages = _pages(source, plan, table)
+    pages = table_pages(source, plan, table)
     step = max(1, -(-pages // workers))  # ceiling
     bounds = [min(k * step, pages) for k in range(1, workers)]
     starts, ends = [None] + bounds, bounds + [None]
     return [(a, b) for a, b in zip(starts, ends) if a is None or b is None or a < b]
 
 
-def _page_condition(first: int | None, end: int | None) -> sql.Composable:
+def page_condition(first: int | None, end: int | None) -> sql.Composable:
     parts = []
     if first is not None:
         parts.append(sql.SQL("src.ctid >= {}::tid").format(sql.Literal(f"({first},0)")))
@@ -143,7 +143,7 @@ def key_ranges(source: psycopg.Connection, plan: Plan, table: Table,
     return list(zip([None] + bounds, bounds + [None]))
 
 
-def _key_condition(plan: Plan, table: Table, first: str | None,
+def key_condition(plan: Plan, table: Table, first: str | None,
                    end: str | None) -> sql.Composable:
     """Rows whose order key is at least that of row `first` and below that of row `end`
     (row-wise comparisons, each field in the order's own collation)."""
@@ -239,9 +239,9 @@ def stage_in_ranges(readers: RangeReaders, source, plan: Plan, table: Table,
     numbered = numbered and order_never_null(source, plan, table)
     if numbered:
         bounds = key_ranges(source, plan, table, plan.split_workers)
-        conditions = [_key_condition(plan, table, *b) for b in bounds]
+        conditions = [key_condition(plan, table, *b) for b in bounds]
     else:
-        conditions = [_page_condition(*b) for b in page_ranges(source, plan, table,
+        conditions = [page_condition(*b) for b in page_ranges(source, plan, table,
                                                                plan.split_workers)]
     binary = create_committed_stage(readers.target_url, stage, columns, table.name, numbered)
     parts = [_Range(number, len(conditions), condition, numbered)

@@ -16,7 +16,8 @@ from xata_migration.pg.objects import (CHECKS_SCHEMA, FINDINGS, LOAD_SCHEMA, map
                                        target_table)
 from xata_migration.pg import waits
 from xata_migration.pg.relay import copy_between
+from xata_migration.pg.stage import id_order
 from xata_migration.pg.waits import LockWatch
 
-__all__ = ["CHECKS_SCHEMA", "FINDINGS", "LOAD_SCHEMA", "LockWatch", "copy_between",
+__all__ = ["CHECKS_SCHEMA", "FINDINGS", "LOAD_SCHEMA", "LockWatch", "copy_between", "id_order",
            "mapping_table", "relay", "target_table", "waits"]

@@ -21,14 +21,13 @@ May import: errors. Knows nothing of Dagster, of the target or of loading.
 from xata_migration.plan.introspect import introspect, use_pgvector
 from xata_migration.plan.introspect_objects import review_policies_without_roles
 from xata_migration.plan.files import load_plan, save_plan
-from xata_migration.plan.model import Column, Link, Plan, PlanError, Table, View
+from xata_migration.plan.model import SPLIT_ROWS, Column, Link, Plan, PlanError, Table, View
 from xata_migration.plan.validation import require_nothing_to_review, validate_plan
 from xata_migration.plan.objects import SchemaObject
 from xata_migration.plan.names import (MAX_IDENTIFIER_BYTES, derived_name, fit_identifier,
                                        lock_key)
 
-__all__ = ["MAX_IDENTIFIER_BYTES", "Column", "Link", "Plan", "PlanError", "Table", "View",
-           "SchemaObject", "derived_name", "fit_identifier", "introspect", "load_plan",
-           "lock_key", "require_nothing_to_review", "review_policies_without_roles",
-           "save_plan", "use_pgvector",
-           "validate_plan"]
+__all__ = ["MAX_IDENTIFIER_BYTES", "SPLIT_ROWS", "Column", "Link", "Plan", "PlanError",
+           "SchemaObject", "Table", "View", "derived_name", "fit_identifier", "introspect",
+           "load_plan", "lock_key", "require_nothing_to_review",
+           "review_policies_without_roles", "save_plan", "use_pgvector", "validate_plan"]
