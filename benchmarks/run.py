@@ -336,8 +336,10 @@ class Shape:
 
 
 def demo_shapes(demo_rows: int, wide_tables: int) -> list[Shape]:
-    shapes = [Shape("demo schema, demo size", lambda url: build_demo_source(url, demo_rows)),
-              Shape("demo schema, 10x", lambda url: build_demo_source(url, 10 * demo_rows))]
+    shapes = []
+    if demo_rows:
+        shapes += [Shape("demo schema, demo size", lambda url: build_demo_source(url, demo_rows)),
+                   Shape("demo schema, 10x", lambda url: build_demo_source(url, 10 * demo_rows))]
     if wide_tables:
         shapes.append(Shape("wide schema (1-3 links a table, self-links, a cycle)",
                             lambda url: build_wide_source(url, wide_tables)))
@@ -408,7 +410,8 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=2000,
                         help="rows of each kind for method (c)")
     parser.add_argument("--demo-rows", type=int, default=150,
-                        help="base rows per table of the demo schema (150: its demo size)")
+                        help="base rows per table of the demo schema (150: its demo size; "
+                             "0: not measured)")
     parser.add_argument("--wide-tables", type=int, default=120,
                         help="tables of the wide schema (0: not measured)")
     parser.add_argument("--big-rows", type=int, default=10_000_000,
