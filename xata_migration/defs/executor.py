@@ -99,7 +99,9 @@ class RunSnapshotExecutor(dg.Executor):
     def __init__(self, inner: dg.Executor, source_url: str):
         self.inner, self.source_url = inner, source_url
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str):  # only names this class does not have
+        if name == "inner":  # not set yet (a copy being made): no inner to ask
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     @property

@@ -144,7 +144,7 @@ def key_ranges(source: psycopg.Connection, plan: Plan, table: Table,
 
 
 def key_condition(plan: Plan, table: Table, first: str | None,
-                   end: str | None) -> sql.Composable:
+                  end: str | None) -> sql.Composable:
     """Rows whose order key is at least that of row `first` and below that of row `end`
     (row-wise comparisons, each field in the order's own collation)."""
     def key_of(ctid: str) -> sql.Composable:
