@@ -10,7 +10,7 @@ test: $(VENV)/installed
 	sh xata_migration_tests/install_browser.sh
 	sh xata_migration_tests/install_postgresql15.sh
 	sh xata_migration_tests/install_redis.sh
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2
 
 dev: $(VENV)/installed
 	$(VENV)/bin/xata-migration dev

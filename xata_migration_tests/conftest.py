@@ -101,7 +101,14 @@ def pg_server():
     yield server
     _stop_immediately(pgdata)
     embedded.cleanup()  # its databases go with its data directory: none to drop one by one
-    shutil.rmtree(pgdata.parent, ignore_errors=True)
+    _remove_in_the_background(pgdata.parent)
+
+
+def _remove_in_the_background(folder: Path) -> None:
+    """Delete the server's folder without the session waiting for it: with hundreds of
+    databases that takes tens of seconds here (about 80 ms a database)."""
+    subprocess.Popen(["rm", "-rf", "--", str(folder)], start_new_session=True,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _stop_immediately(pgdata: Path, seconds: float = 30) -> None:
