@@ -10,9 +10,10 @@ import pytest
 import yaml
 from dagster._config import validate_config
 from dagster._core.instance.config import dagster_instance_config
+from dagster._serdes.config_class import class_from_code_pointer
 from dagster_k8s import K8sRunLauncher, k8s_job_executor
 
-from xata_migration.defs import SNAPSHOT_TAG, PooledPostgresStorage, build_definitions
+from xata_migration.defs import SNAPSHOT_TAG, build_definitions
 from xata_migration.plan import load_plan
 from xata_migration_tests import reexecution_job
 from xata_migration_tests.support import (create_hostile_source, hostile_expectations,
@@ -67,8 +68,8 @@ def test_the_kubernetes_instance_config_validates():
     assert (launcher["module"], launcher["class"]) == ("dagster_k8s", "K8sRunLauncher")
     assert validate_config(K8sRunLauncher.config_type(), launcher["config"]).success
     storage = config["storage"]["custom"]
-    assert storage["class"] == PooledPostgresStorage.__name__
-    assert validate_config(PooledPostgresStorage.config_type(), storage["config"]).success
+    storage_class = class_from_code_pointer(storage["module"], storage["class"])  # as Dagster
+    assert validate_config(storage_class.config_type(), storage["config"]).success
     assert config["concurrency"]["pools"]["default_limit"] >= 1
 
 

@@ -17,8 +17,7 @@ from xata_migration.defs.executor import (AS_OF_TAG, PROBLEM_TAG, SNAPSHOT_TAG, 
                                          with_run_snapshot)
 from xata_migration.defs.pipeline import build_definitions, plan_from_environment
 from xata_migration.defs.resources import TargetDatabase, XataSource
-from xata_migration.defs.storage import PooledPostgresStorage
 
-__all__ = ["AS_OF_TAG", "PROBLEM_TAG", "PooledPostgresStorage", "SNAPSHOT_TAG",
-           "TargetDatabase", "XataSource", "build_definitions", "link_key",
-           "plan_from_environment", "run_tags", "table_key", "with_run_snapshot"]
+__all__ = ["AS_OF_TAG", "PROBLEM_TAG", "SNAPSHOT_TAG", "TargetDatabase", "XataSource",
+           "build_definitions", "link_key", "plan_from_environment", "run_tags", "table_key",
+           "with_run_snapshot"]
