@@ -4,6 +4,7 @@
 mapping and the target with plain queries and compares them row by row in Python.
 """
 
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -296,3 +297,10 @@ def hostile_expectations() -> dict[str, Expectation]:
         else:
             expectations[name] = Expectation(links=HOSTILE_LINKS.get(name, {}))
     return expectations
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

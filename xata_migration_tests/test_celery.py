@@ -7,7 +7,6 @@ before, and re-execution from failure finishes the run exactly, no id moved."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +18,8 @@ import psycopg
 import pytest
 
 from xata_migration_tests import reexecution_job
-from xata_migration_tests.support import check_outcomes, execute_sql, verify_migration
+from xata_migration_tests.support import (check_outcomes, execute_sql, free_port,
+                                          verify_migration)
 from xata_migration_tests.test_live_source import (EXPECT, _assert_ids_kept,
                                                    _assert_one_point_in_time, _mappings,
                                                    _runs_while_writing, prepare_live_source)
@@ -30,18 +30,13 @@ WAIT_FOR_WORKER = 90  # seconds a worker may take to start (it imports Dagster)
 WAIT_FOR_STEP = 120   # seconds for the step to be killed to start its load
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class CeleryCluster:
     """redis-server and two Celery workers (one task at a time each), logging to `folder`."""
 
     def __init__(self, folder: Path):
         self.folder, self.processes, self.workers = folder, [], []
-        port = _free_port()
+        port = free_port()
         self.broker = f"redis://127.0.0.1:{port}/0"
         self.backend = f"redis://127.0.0.1:{port}/1"
         self.processes.append(subprocess.Popen(

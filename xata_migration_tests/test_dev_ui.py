@@ -15,18 +15,13 @@ import pytest
 
 from xata_migration.embedded import dagster_storage_url
 from xata_migration.plan import save_plan
-from xata_migration_tests.support import create_hostile_source, plan_for
+from xata_migration_tests.support import create_hostile_source, free_port, plan_for
 
 pytestmark = pytest.mark.slow  # the CLI and dagster dev run as processes of their own
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "xata_migration.cli"]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _graphql(port: int, query: str) -> dict:
@@ -77,7 +72,7 @@ def test_dev_opens_the_ui_on_your_plan_and_migrates_history_and_stops_on_ctrl_c(
                               capture_output=True, text=True, timeout=600)
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
 
-    port, log = _free_port(), tmp_path / "dev.log"
+    port, log = free_port(), tmp_path / "dev.log"
     with open(log, "w") as output:
         dev = subprocess.Popen(CLI + ["dev", *databases, "--port", str(port)], env=env,
                                cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT)

@@ -21,7 +21,7 @@ import pytest
 
 from xata_migration.plan import save_plan
 from xata_migration.sources import build_demo_source
-from xata_migration_tests.support import execute_sql, plan_for
+from xata_migration_tests.support import execute_sql, free_port, plan_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "test-artifacts" / "ui"
@@ -32,11 +32,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     os.environ.get("XATA_MIGRATION_SKIP_BROWSER") == "1",
     reason="XATA_MIGRATION_SKIP_BROWSER=1: the browser test was turned off on purpose")]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -70,7 +65,7 @@ def dagster_ui(pg_server, tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, DAGSTER_HOME=str(home),
                DAGSTER_PG_URL=storage_url.replace("postgresql://", "postgresql+psycopg2://", 1))
     log = open(tmp_path / "dagster-dev.log", "w")

@@ -154,12 +154,3 @@ IN_PROCESS_BY_DEFAULT = dg.ExecutorDefinition(
     requirements=dg.multi_or_in_process_executor.get_requirements,
     executor_creation_fn=dg.multi_or_in_process_executor.executor_creation_fn,
     description="Dagster's in_process (the default here) or multiprocess executor")
-
-
-def run_snapshot_executor(source, target,
-                          executor_def: dg.ExecutorDefinition | None = None
-                          ) -> dg.ExecutorDefinition:
-    """The executor for definitions whose databases are the `source` (XataSource) and
-    `target` (TargetDatabase) resources: `executor_def` (by default in-process, or
-    multiprocess by the run config) holding the run's snapshot."""
-    return with_run_snapshot(executor_def or IN_PROCESS_BY_DEFAULT, source, target)

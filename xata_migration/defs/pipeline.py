@@ -12,7 +12,7 @@ import dagster as dg
 
 from xata_migration.asset_names import check_step_names
 from xata_migration.defs.assets import build_assets
-from xata_migration.defs.executor import run_snapshot_executor
+from xata_migration.defs.executor import IN_PROCESS_BY_DEFAULT, with_run_snapshot
 from xata_migration.defs.resources import resources_from_environment
 from xata_migration.errors import UsageError
 from xata_migration.plan import Plan, load_plan, validate_plan
@@ -32,9 +32,9 @@ def build_definitions(plan: Plan, resources: dict | None = None,
         description="Migrate every table of the plan, with every check.")
     resources = resources or resources_from_environment()
     return dg.Definitions(assets=build_assets(plan), jobs=[migrate_all], resources=resources,
-                          executor=run_snapshot_executor(resources["xata_source"],
-                                                         resources["target_database"],
-                                                         executor))
+                          executor=with_run_snapshot(executor or IN_PROCESS_BY_DEFAULT,
+                                                     resources["xata_source"],
+                                                     resources["target_database"]))
 
 
 def plan_from_environment() -> Plan:

@@ -32,7 +32,7 @@ import psycopg
 from psycopg import sql
 
 from xata_migration.connections import connect
-from xata_migration.pg.objects import LOAD_SCHEMA
+from xata_migration.pg.objects import LOAD_SCHEMA, STAGE_PREFIX
 from xata_migration.pg.relay import copy_between
 from xata_migration.pg.stage import (create_stage, id_order, id_order_keys, source_select,
                                     stage_name)
@@ -40,7 +40,6 @@ from xata_migration.plan.catalog import estimated_rows
 from xata_migration.plan.model import Column, Plan, Table
 from xata_migration.snapshot import SourceSnapshot, open_source
 
-STAGE_PREFIX = "load_stage_"
 # A table never analyzed: counted up to this many pages (100 MB), else estimated from a
 # sample of SAMPLE_PERCENT of its pages
 COUNTED_PAGES, SAMPLE_PERCENT = 12_800, 1

@@ -14,8 +14,8 @@ from psycopg import sql
 
 from xata_migration.load import split, sync
 from xata_migration.load.split import RangeReaders
-from xata_migration.pg.objects import (DELETED_IN_SOURCE, LOAD_SCHEMA, count_rows,
-                                       mapping_table)
+from xata_migration.pg.objects import (DELETED_IN_SOURCE, LOAD_SCHEMA, STAGE_PREFIX,
+                                       count_rows, mapping_table)
 from xata_migration.pg.relay import copy_between
 from xata_migration.pg.stage import (create_stage, create_temp_table, id_order, source_select,
                                     stage_name)
@@ -31,7 +31,7 @@ def stage_table(target: psycopg.Connection) -> sql.Identifier:
     (loads of several tables at once never meet), made and dropped inside the load's
     transaction (load_transaction), so never committed. Not a temporary table, because
     PostgreSQL's parallel workers cannot read those (see parallel_plan)."""
-    return sql.Identifier(LOAD_SCHEMA, f"load_stage_{target.info.backend_pid}")
+    return sql.Identifier(LOAD_SCHEMA, f"{STAGE_PREFIX}{target.info.backend_pid}")
 
 
 @contextmanager

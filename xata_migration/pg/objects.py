@@ -27,6 +27,7 @@ from xata_migration.plan.names import derived_name, lock_key
 
 ID = "id"
 LOAD_SCHEMA = "xata_migration_load"
+STAGE_PREFIX = "load_stage_"  # + the loading session's pid: a load's stage (load/stage.py)
 CHECKS_SCHEMA = "xata_migration_checks"
 SYNC_STATE = sql.Identifier(LOAD_SCHEMA, "sync_state")
 DELETED_IN_SOURCE = sql.Identifier(LOAD_SCHEMA, "deleted_in_source")
