@@ -40,9 +40,9 @@ from xata_migration.plan import (Column, Plan, PlanError, Table, introspect, loa
                                  save_plan, use_pgvector)
 from xata_migration.plan.catalog import estimated_rows
 from xata_migration.snapshot import SourceSnapshot, source_readers
-from xata_migration.verify import (CheckOutcome, SourceFingerprint, TableReport, link_check,
-                                   missing_links_outcome, table_checks, view_rows,
-                                   write_report)
+from xata_migration.verify import (CheckOutcome, SourceFingerprint, SourceRanges, TableReport,
+                                   TargetRanges, link_check, missing_links_outcome,
+                                   table_checks, view_rows, write_report)
 
 __all__ = ["CheckOutcome", "LoadResult", "MissingLinks", "Plan", "PlanError", "RunSummary",
            "SourceDescription", "TableConnections", "TableRun", "UsageError",
@@ -203,18 +203,24 @@ def migrate_table(plan: Plan, table: Table, connections: TableConnections,
                                               if rows is not None else "rows not yet counted"))
     with c.lock_waits_explained(table.name, log), \
             SourceFingerprint(c.second_source, plan, table) as source_fingerprint:
+        by_ranges = SourceRanges(plan, table)  # a split load's ranges compute it instead
+
         def on_phase(phase: str) -> None:
-            if phase == "transfer" and c.snapshot:  # both sources read the load's rows
-                source_fingerprint.start()
+            if phase == "transfer" and c.snapshot and by_ranges.side() is None:
+                source_fingerprint.start()  # both sources read the load's rows
 
         try:
             result = load_table(c.source, c.target, plan, table, c.snapshot, log=log,
                                 on_phase=on_phase, readers=RangeReaders(
-                                    c.source_url, c.target_url, c.snapshot))
+                                    c.source_url, c.target_url, c.snapshot, by_ranges))
         except MissingLinks as missing:
             return _stopped_by(missing, started)
         run = TableRun(result, load_seconds=time.monotonic() - started)
-        run.outcomes = table_checks(c.source, c.target, plan, table, source_fingerprint.side())
+        split = result.ranges > 1
+        run.outcomes = table_checks(
+            c.source, c.target, plan, table,
+            by_ranges.side() if split else source_fingerprint.side(),
+            TargetRanges(c.target_url, result.ranges) if split else None)
         _record_if_verified(c.target, table, run.outcomes)
     return run
 

@@ -10,8 +10,11 @@ import pytest
 from psycopg import sql
 
 from xata_migration.load import split
-from xata_migration.pg import id_order
+from xata_migration.pg import id_order, ranges, target_table
 from xata_migration.plan import load_plan, save_plan
+from xata_migration.verify import SourceRanges, TargetRanges, source_side_of
+from xata_migration.verify.fingerprint import target_side_of
+from xata_migration.verify.fingerprint_ranges import target_side_in_ranges
 from xata_migration_tests.support import (create_hostile_source, execute_sql,
                                           hostile_expectations, migrate, plan_for,
                                           stage_tables, verify_migration)
@@ -80,9 +83,64 @@ def test_a_split_load_gives_the_same_ids_and_rows(bulk_source, pg_server, ranges
     loads = _loads(result)
     assert loads["order"] == loads["User"] == "full, read in 3 ranges at once"
     assert loads["tag"] == "full"  # one page: under split_rows
+    by_ranges = {(e.asset_key.to_user_string(), e.metadata["fingerprint_ranges"].value)
+                 for e in result.get_asset_check_evaluations()
+                 if "fingerprint_ranges" in e.metadata}
+    assert by_ranges == {(name, "source 3, target 3, each side's at once")
+                         for name in ("order", "User")}
     assert _contents(in_ranges, plan) == _contents(one_session, plan)
     assert verify_migration(bulk_source, in_ranges, hostile_expectations()) > 25_000
     assert stage_tables(in_ranges) == []
+
+
+def _sides_in_ranges(source_url, target_url, plan, table, workers):
+    """Both sides' fingerprints of `table`, each added up from `workers` page ranges."""
+    source_parts = SourceRanges(plan, table)
+    name = sql.Identifier(plan.source_schema, table.name)
+    with psycopg.connect(source_url) as conn:
+        conditions = ranges.page_conditions(conn, name, workers)
+        for rows in conditions:
+            source_parts(conn, rows, len(conditions))
+    target_side = target_side_in_ranges(TargetRanges(target_url, workers), plan, table)
+    return source_parts.side(), target_side
+
+
+def _whole(side):
+    return dataclasses.replace(side, ranges=1)
+
+
+def test_fingerprints_by_ranges_are_the_whole_tables(bulk_source, target_url):
+    """Each side's fingerprint added up from ranges of pages, at any number of ranges, is
+    the one of the whole table in one scan; and a value changed or a row removed in the
+    target changes it as it changes the whole's."""
+    plan = dataclasses.replace(plan_for(bulk_source), **SPLIT)
+    assert migrate(plan, bulk_source, target_url).success
+    with psycopg.connect(bulk_source) as source, psycopg.connect(target_url) as target:
+        whole = {t.name: (source_side_of(source, plan, t), target_side_of(target, plan, t))
+                 for t in plan.tables}
+    for table in plan.tables:
+        for workers in (1, 2, 3, 7):
+            source_side, target_side = _sides_in_ranges(bulk_source, target_url, plan, table,
+                                                        workers)
+            assert (_whole(source_side), _whole(target_side)) == whole[table.name]
+            assert source_side.sum == target_side.sum
+            assert 1 <= target_side.ranges <= workers
+    order = plan.table("order")
+    _, three = _sides_in_ranges(bulk_source, target_url, plan, order, 3)
+    assert three.ranges == 3
+    written = target_table(plan, order)
+    with psycopg.connect(target_url, autocommit=True) as target:
+        target.execute(sql.SQL("UPDATE {} SET amount = amount + 1 WHERE id = 20000").format(
+            written))
+        _, changed = _sides_in_ranges(bulk_source, target_url, plan, order, 3)
+        target.execute("SET session_replication_role = replica")  # its links' triggers off
+        target.execute(sql.SQL("DELETE FROM {} WHERE id = 1").format(written))
+    _, removed = _sides_in_ranges(bulk_source, target_url, plan, order, 3)
+    with psycopg.connect(target_url) as target:
+        assert _whole(removed) == target_side_of(target, plan, order)
+    assert changed.rows == three.rows and changed.sum != three.sum
+    assert removed.rows == three.rows - 1 and removed.sum != changed.sum
+    assert removed.rows_without_mapping == 0 and removed.mapping_rows == three.mapping_rows
 
 
 def test_page_ranges_hold_every_row_once(bulk_source):
@@ -90,18 +148,18 @@ def test_page_ranges_hold_every_row_once(bulk_source):
     versions on later pages) are read where the snapshot sees them."""
     execute_sql(bulk_source, 'UPDATE "order" SET amount = amount + 1 WHERE xata_id LIKE'
                 " 'rec_bulk_1%'")
-    plan = plan_for(bulk_source)
-    order = plan.table("order")
+    order = sql.Identifier("public", "order")
     with psycopg.connect(bulk_source) as conn:
         every = conn.execute('SELECT count(*) FROM "order"').fetchone()[0]
-        assert split.table_pages(conn, plan, order) > 100
+        assert ranges.table_pages(conn, order) > 100
         for workers in (1, 2, 3, 7, 1000):
-            ranges = split.page_ranges(conn, plan, order, workers)
-            assert ranges[0][0] is None and ranges[-1][1] is None
-            assert all(end == start for (_, end), (start, _) in zip(ranges, ranges[1:]))
-            assert len(ranges) == min(workers, split.table_pages(conn, plan, order) + 1)
-            seen = sum(conn.execute(sql.SQL('SELECT count(*) FROM "order" src WHERE {}').format(
-                split.page_condition(*bounds))).fetchone()[0] for bounds in ranges)
+            bounds = ranges.page_ranges(conn, order, workers)
+            assert bounds[0][0] is None and bounds[-1][1] is None
+            assert all(end == start for (_, end), (start, _) in zip(bounds, bounds[1:]))
+            assert len(bounds) == min(workers, ranges.table_pages(conn, order) + 1)
+            seen = sum(conn.execute(sql.SQL('SELECT count(*) FROM "order" o WHERE {}').format(
+                condition)).fetchone()[0]
+                for condition in ranges.page_conditions(conn, order, workers, alias="o"))
             assert seen == every, workers
 
 

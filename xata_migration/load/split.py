@@ -16,7 +16,7 @@ The ranges, each holding every row the snapshot sees exactly once:
   a row's place in the whole order is its number plus the rows of the parts before it,
   so the new ids are those an unsplit load gives, with no sort in the target. Only when
   the id and every id_order column are NOT NULL (a NULL falls outside every range).
-- otherwise, ranges of the table's pages (page_ranges), TID range scans, the last one
+- otherwise, ranges of the table's pages (pg/ranges.py), TID range scans, the last one
   open at its end; ids are then given over the whole stage (ids.allocate_ids), in the
   same order rule.
 """
@@ -24,6 +24,7 @@ The ranges, each holding every row the snapshot sees exactly once:
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from psycopg import sql
 
 from xata_migration.connections import connect
 from xata_migration.pg.objects import LOAD_SCHEMA, STAGE_PREFIX
+from xata_migration.pg.ranges import Bounds, page_conditions, table_pages
 from xata_migration.pg.relay import copy_between
 from xata_migration.pg.stage import (create_stage, id_order, id_order_keys, source_select,
                                     stage_name)
@@ -52,10 +54,15 @@ NUMBERED_PARTS = [sql.SQL("n bigint"), sql.SQL("part integer")]
 @dataclass(frozen=True)
 class RangeReaders:
     """Where a split load opens its other sessions: the two databases' URLs and the
-    snapshot every range reads (a split needs one: without it, no split)."""
+    snapshot every range reads (a split needs one: without it, no split). If given,
+    `fingerprint_part(source, rows, parts)` is called by each of up to as many sessions
+    once its range is staged, with a range of the table's pages (`rows`, a condition on
+    `src`) of `parts`: the checks' fingerprint of the source, by parts
+    (verify.SourceRanges)."""
     source_url: str
     target_url: str
     snapshot: SourceSnapshot | None
+    fingerprint_part: Callable[[psycopg.Connection, sql.Composable, int], None] | None = None
 
 
 @dataclass
@@ -73,17 +80,11 @@ def source_rows(source: psycopg.Connection, plan: Plan, table: Table) -> int:
     if rows is not None:
         return rows
     name = sql.Identifier(plan.source_schema, table.name)
-    if table_pages(source, plan, table) <= COUNTED_PAGES:
+    if table_pages(source, name) <= COUNTED_PAGES:
         return source.execute(sql.SQL("SELECT count(*) FROM {}").format(name)).fetchone()[0]
     return source.execute(sql.SQL(
         "SELECT count(*) * {} FROM {} TABLESAMPLE SYSTEM ({})").format(
         sql.Literal(100 // SAMPLE_PERCENT), name, sql.Literal(SAMPLE_PERCENT))).fetchone()[0]
-
-
-def table_pages(source: psycopg.Connection, plan: Plan, table: Table) -> int:
-    return source.execute(
-        "SELECT pg_relation_size(to_regclass(%s)) / current_setting('block_size')::bigint",
-        (sql.Identifier(plan.source_schema, table.name).as_string(source),)).fetchone()[0]
 
 
 def should_split(source, plan: Plan, table: Table, readers: RangeReaders | None,
@@ -92,29 +93,6 @@ def should_split(source, plan: Plan, table: Table, readers: RangeReaders | None,
     return (readers is not None and readers.snapshot is not None and since is None
             and bool(readers.source_url and readers.target_url)
             and plan.split_workers > 1 and source_rows(source, plan, table) >= plan.split_rows)
-
-
-Bounds = tuple  # (first, end): ctids as text (key ranges) or page numbers; None: open
-
-
-def page_ranges(source: psycopg.Connection, plan: Plan, table: Table,
-                workers: int) -> list[Bounds]:
-    """`workers` ranges of the table's pages, [first, end): the first starts at the
-    table's start, the last has no end (pages added since are in it)."""
-    pages = table_pages(source, plan, table)
-    step = max(1, -(-pages // workers))  # ceiling
-    bounds = [min(k * step, pages) for k in range(1, workers)]
-    starts, ends = [None] + bounds, bounds + [None]
-    return [(a, b) for a, b in zip(starts, ends) if a is None or b is None or a < b]
-
-
-def page_condition(first: int | None, end: int | None) -> sql.Composable:
-    parts = []
-    if first is not None:
-        parts.append(sql.SQL("src.ctid >= {}::tid").format(sql.Literal(f"({first},0)")))
-    if end is not None:
-        parts.append(sql.SQL("src.ctid < {}::tid").format(sql.Literal(f"({end},0)")))
-    return sql.SQL(" AND ").join(parts) if parts else sql.SQL("true")
 
 
 def order_never_null(source: psycopg.Connection, plan: Plan, table: Table) -> bool:
@@ -209,6 +187,8 @@ class _Range:
     count: int
     condition: sql.Composable
     numbered: bool
+    pages: sql.Composable | None = None  # its part of the fingerprint's page ranges
+    fingerprint_parts: int = 0
 
 
 def _copy_range(readers: RangeReaders, plan: Plan, table: Table, columns: list[Column],
@@ -226,6 +206,8 @@ def _copy_range(readers: RangeReaders, plan: Plan, table: Table, columns: list[C
             connect(readers.target_url, "target", label=label) as target:
         rows = copy_between(source, target, select, into, binary, log, label=label)
         target.commit()
+        if readers.fingerprint_part and part.pages is not None:
+            readers.fingerprint_part(source, part.pages, part.fingerprint_parts)
     return rows
 
 
@@ -236,14 +218,16 @@ def stage_in_ranges(readers: RangeReaders, source, plan: Plan, table: Table,
     `numbered` (a first load): in ranges of the id order, if the order allows it (see
     the module). A range's error is raised once the others have ended."""
     numbered = numbered and order_never_null(source, plan, table)
+    name = sql.Identifier(plan.source_schema, table.name)
     if numbered:
         bounds = key_ranges(source, plan, table, plan.split_workers)
         conditions = [key_condition(plan, table, *b) for b in bounds]
+        pages = page_conditions(source, name, len(conditions))
     else:
-        conditions = [page_condition(*b) for b in page_ranges(source, plan, table,
-                                                               plan.split_workers)]
+        conditions = pages = page_conditions(source, name, plan.split_workers)
     binary = create_committed_stage(readers.target_url, stage, columns, table.name, numbered)
-    parts = [_Range(number, len(conditions), condition, numbered)
+    parts = [_Range(number, len(conditions), condition, numbered,
+                    pages[number - 1] if number <= len(pages) else None, len(pages))
              for number, condition in enumerate(conditions, start=1)]
     if log:
         log.info(f"{table.name}: read in {len(parts)} ranges of its "

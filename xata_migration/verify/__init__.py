@@ -5,6 +5,7 @@
                   and what each proves (CHECKS)
   schema.py       schema_intact: the plan's objects on the target as planned
   fingerprint.py  order-independent fingerprints of both sides, computed where the rows are
+  fingerprint_ranges.py  the same for a big table, by ranges of its pages at once
   rows.py         the row-by-row comparison, when the fingerprints differ
   kept.py         the same for a table whose ids are kept: ids_unchanged for id_mapping
   views.py        view_rows: a view returns the source's rows, ids read back as old ids
@@ -19,9 +20,10 @@ from xata_migration.verify.checks import (CHECKS, check_names, link_check,
                                           missing_links_outcome, proves, table_checks)
 from xata_migration.verify.findings import FINDING_COLUMNS, CheckOutcome
 from xata_migration.verify.fingerprint import SourceFingerprint, source_side_of
+from xata_migration.verify.fingerprint_ranges import SourceRanges, TargetRanges
 from xata_migration.verify.report import TableReport, write_report
 from xata_migration.verify.views import view_rows
 
-__all__ = ["CHECKS", "FINDING_COLUMNS", "CheckOutcome", "SourceFingerprint", "TableReport",
-           "check_names", "link_check", "missing_links_outcome", "proves", "source_side_of",
-           "table_checks", "view_rows", "write_report"]
+__all__ = ["CHECKS", "FINDING_COLUMNS", "CheckOutcome", "SourceFingerprint", "SourceRanges",
+           "TableReport", "TargetRanges", "check_names", "link_check", "missing_links_outcome",
+           "proves", "source_side_of", "table_checks", "view_rows", "write_report"]

@@ -31,6 +31,7 @@ from xata_migration.pg.translate import (elements_without_row, join_new_ids, lin
                                          mapped_old_ids, old_ids_of_array)
 from xata_migration.plan.model import Column, Plan, Table
 from xata_migration.verify import fingerprint
+from xata_migration.verify.fingerprint_ranges import TargetRanges, target_side_in_ranges
 from xata_migration.verify.findings import (CheckOutcome, clear_findings, ensure_bookkeeping,
                                             record_findings, with_findings)
 from xata_migration.verify.kept import kept_identical_outcomes, kept_outcomes
@@ -285,9 +286,11 @@ def missing_links_outcome(column: Column, count: int, examples: list[tuple[str, 
 
 
 def table_checks(source, target, plan: Plan, table: Table,
-                 source_side: fingerprint.Side | None = None) -> list[CheckOutcome]:
+                 source_side: fingerprint.Side | None = None,
+                 target_ranges: TargetRanges | None = None) -> list[CheckOutcome]:
     """Every check of a table's own asset. Each side's fingerprint first (the source's
-    given by the load, of the rows it read, or computed now): when they match, every check
+    given by the load, of the rows it read, or computed now; the target's by ranges of
+    the table at once if `target_ranges` says so): when they match, every check
     passes on that; otherwise the rows are compared one by one, against one consistent
     source snapshot, to name what differs. Only the findings are kept (committed);
     everything else the checks made is temporary."""
@@ -295,7 +298,9 @@ def table_checks(source, target, plan: Plan, table: Table,
     ensure_bookkeeping(target)
     try:
         clear_findings(target, table.name)
-        comparison = fingerprint.compare(source, target, plan, table, source_side)
+        target_side = (target_side_in_ranges(target_ranges, plan, table)
+                       if target_ranges else None)
+        comparison = fingerprint.compare(source, target, plan, table, source_side, target_side)
         if comparison.identical and table.kept:
             outcomes = kept_identical_outcomes(table, comparison.source, comparison.target)
         elif comparison.identical:
@@ -379,6 +384,9 @@ def identical_outcomes(table: Table, comparison: fingerprint.Comparison) -> list
                   ("rows that differ", "", 0), digest]))
     for outcome in outcomes:
         outcome.metadata.update(compared_by="fingerprint", fingerprint=s.digest)
+        if s.ranges > 1 or t.ranges > 1:
+            outcome.metadata["fingerprint_ranges"] = (
+                f"source {s.ranges}, target {t.ranges}, each side's at once")
     return outcomes
 
 

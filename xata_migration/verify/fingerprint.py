@@ -78,11 +78,18 @@ class Side:
     rows: int
     sum: int
     linked: dict[str, int]  # per own link: rows whose link is set
+    ranges: int = 1         # sessions that computed it, each a range of the table
 
     @property
     def digest(self) -> str:
         """A short form of the sum, for people to compare at a glance."""
         return f"{self.sum % 2 ** 64:016x}"
+
+    def __add__(self, other: Side) -> Side:
+        """The fingerprint of two sets of rows with no row in common."""
+        return Side(self.rows + other.rows, self.sum + other.sum,
+                    {name: n + other.linked[name] for name, n in self.linked.items()},
+                    self.ranges + other.ranges)
 
 
 @dataclass
@@ -124,7 +131,8 @@ class Comparison:
                 and not any(t.unmapped_links.values()) and not any(t.links_to_no_row.values()))
 
 
-def _source_sql(plan: Plan, table: Table) -> sql.Composed:
+def _source_sql(plan: Plan, table: Table, rows: sql.Composable = sql.SQL("true")
+                ) -> sql.Composed:
     links = table.own_links
     row = [] if table.kept else [
         hashed(sql.SQL("src.{}::text").format(sql.Identifier(table.id_column)), "text")]
@@ -137,10 +145,10 @@ def _source_sql(plan: Plan, table: Table) -> sql.Composed:
                  for i, c in enumerate(links)]
     counts = [sql.SQL(", count({})").format(sql.Identifier(f"l{i}")) for i in range(len(links))]
     return sql.SQL("SELECT count(*), {sum}{counts} FROM (SELECT {row}"
-                   "{links_set} FROM {table} src) x").format(
+                   "{links_set} FROM {table} src WHERE {rows}) x").format(
         sum=_sum(), counts=sql.SQL("").join(counts), row=_row_hash(row),
         links_set=sql.SQL("").join(links_set),
-        table=sql.Identifier(plan.source_schema, table.name))
+        table=sql.Identifier(plan.source_schema, table.name), rows=rows)
 
 
 def link_type(column: Column) -> str:
@@ -173,9 +181,12 @@ def _link_back(plan: Plan, column: Column, index: int,
             parent=parent, r=r, col=col)}
 
 
-def _target_sql(plan: Plan, table: Table, proven: set[str], any_deleted: bool) -> sql.Composed:
-    """One scan of the target table, each row with its mapping row and link parents.
-    Rows of ids deleted in the source (the list the load keeps) are counted, not hashed."""
+def target_sql(plan: Plan, table: Table, proven: set[str], any_deleted: bool,
+                rows: sql.Composable = sql.SQL("true"), whole: bool = True) -> sql.Composed:
+    """One scan of the target table's `rows` (a condition on `t`), each row with its
+    mapping row and link parents: the counts and sums of PART_COLUMNS, then (`whole`) the
+    mapping's, which are of the whole table. Rows of ids deleted in the source (the list
+    the load keeps) are counted, not hashed."""
     links = [_link_back(plan, c, i, c.name in proven) for i, c in enumerate(table.own_links)]
     # a kept table's rows have no old id: `old` stands in, never NULL, and no mapping
     old = sql.SQL("'kept'::text") if table.kept else sql.SQL("m.xata_id")
@@ -204,20 +215,21 @@ def _target_sql(plan: Plan, table: Table, proven: set[str], any_deleted: bool) -
             ", count({l}) FILTER (WHERE NOT gone), coalesce(sum({u}), 0), coalesce(sum({n}), 0)"
         ).format(l=sql.Identifier(f"l{i}"), u=sql.Identifier(f"u{i}"),
                  n=sql.Identifier(f"n{i}")))
-    return sql.SQL(
-        "SELECT (SELECT count(*) FROM {t}), (SELECT count(*) FROM {map}), count(*),"
-        " count(*) - count(xata_id), {sum}, (SELECT count(DISTINCT i.indkey[0]) FROM pg_index i"
+    mapping_counts = sql.SQL(
+        ", (SELECT count(*) FROM {map}), (SELECT count(DISTINCT i.indkey[0]) FROM pg_index i"
         "   WHERE i.indrelid = {map_name}::regclass AND i.indisunique AND i.indisvalid"
-        "   AND i.indnatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL),"
-        " count(*) FILTER (WHERE gone){counts}"
-        " FROM (SELECT {fields} FROM {t} t {mapped}{joins}"
-        ") x").format(
-        t=target_table(plan, table), map=mapping,
+        "   AND i.indnatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL)").format(
+        map=mapping, map_name=sql.Literal(mapping.as_string(None)))
+    return sql.SQL(
+        "SELECT (SELECT count(*) FROM {t} t WHERE {rows}), count(*), count(*) - count(xata_id),"
+        " {sum}, count(*) FILTER (WHERE gone){counts}{mapping_counts}"
+        " FROM (SELECT {fields} FROM {t} t {mapped}{joins} WHERE {rows}) x").format(
+        t=target_table(plan, table), rows=rows,
         mapped=sql.SQL("") if table.kept else sql.SQL(
             "LEFT JOIN {} m ON m.new_id = t.id").format(mapping),
-        sum=_sum(sql.SQL("NOT gone")),
-        map_name=sql.Literal(mapping.as_string(None)),
-        counts=sql.SQL("").join(counts), fields=sql.SQL(", ").join(fields),
+        sum=_sum(sql.SQL("NOT gone")), counts=sql.SQL("").join(counts),
+        mapping_counts=mapping_counts if whole else sql.SQL(""),
+        fields=sql.SQL(", ").join(fields),
         joins=sql.SQL("").join(link["joins"] for link in links))
 
 
@@ -246,43 +258,58 @@ def proven_by_foreign_key(target, plan: Plan, table: Table) -> set[str]:
     return proven
 
 
-def source_side_of(source, plan: Plan, table: Table) -> Side:
-    """The source's fingerprint of the table, in one transaction of `source`."""
+def source_side_of(source, plan: Plan, table: Table,
+                   rows: sql.Composable = sql.SQL("true")) -> Side:
+    """The source's fingerprint of the table (of its `rows`: a condition on `src`), in
+    one transaction of `source`."""
     try:
-        row = source.execute(_source_sql(plan, table)).fetchone()
+        row = source.execute(_source_sql(plan, table, rows)).fetchone()
     finally:
         source.commit()
     return Side(rows=row[0], sum=int(row[1]),
                 linked={c.name: n for c, n in zip(table.own_links, row[2:])})
 
 
+def target_side_from(table: Table, parts: list[tuple], deleted_ids: int) -> TargetSide:
+    """The target's side from its parts' rows (target_sql; the first also `whole`)."""
+    summed = [sum(int(part[i]) for part in parts) for i in range(5 + 3 * len(table.own_links))]
+    rows, joined, without_mapping, row_sum, gone = summed[:5]
+    mapping_rows, mapping_keys = parts[0][len(summed):]
+    per_link = [summed[5 + 3 * i: 8 + 3 * i] for i in range(len(table.own_links))]
+    links = table.own_links
+    return TargetSide(
+        rows=rows, mapping_rows=mapping_rows, joined_rows=joined,
+        rows_without_mapping=without_mapping, sum=row_sum, mapping_keys=mapping_keys,
+        deleted_rows_kept=gone, deleted_ids=deleted_ids, ranges=len(parts),
+        linked={c.name: counts[0] for c, counts in zip(links, per_link)},
+        unmapped_links={c.name: counts[1] for c, counts in zip(links, per_link)},
+        links_to_no_row={c.name: counts[2] for c, counts in zip(links, per_link)})
+
+
+def deleted_ids_of(target, table: Table) -> int:
+    return target.execute(sql.SQL("SELECT count(*) FROM {} WHERE table_name = %s").format(
+        DELETED_IN_SOURCE), (table.name,)).fetchone()[0]
+
+
 def target_side_of(target, plan: Plan, table: Table) -> TargetSide:
     """The target's fingerprint of the table, its mapping's counts and its links' checks."""
-    deleted_ids = target.execute(sql.SQL("SELECT count(*) FROM {} WHERE table_name = %s").format(
-        DELETED_IN_SOURCE), (table.name,)).fetchone()[0]
+    deleted_ids = deleted_ids_of(target, table)
     proven = proven_by_foreign_key(target, plan, table)
-    row = target.execute(_target_sql(plan, table, proven, deleted_ids > 0)).fetchone()
-    links = table.own_links
-    per_link = [row[7 + 3 * i: 10 + 3 * i] for i in range(len(links))]
-    return TargetSide(
-        rows=row[0], mapping_rows=row[1], joined_rows=row[2], rows_without_mapping=row[3],
-        sum=int(row[4]), mapping_keys=row[5], deleted_rows_kept=row[6],
-        deleted_ids=deleted_ids,
-        linked={c.name: counts[0] for c, counts in zip(links, per_link)},
-        unmapped_links={c.name: int(counts[1]) for c, counts in zip(links, per_link)},
-        links_to_no_row={c.name: int(counts[2]) for c, counts in zip(links, per_link)})
+    row = target.execute(target_sql(plan, table, proven, deleted_ids > 0)).fetchone()
+    return target_side_from(table, [row], deleted_ids)
 
 
-def compare(source, target, plan: Plan, table: Table,
-            source_side: Side | None = None) -> Comparison:
-    """Both sides' fingerprints, computed at the same time on their own servers (the
-    source's may come from the load: see LoadSnapshotFingerprint)."""
+def compare(source, target, plan: Plan, table: Table, source_side: Side | None = None,
+            target_side: TargetSide | None = None) -> Comparison:
+    """Both sides' fingerprints, computed at the same time on their own servers, unless
+    given (the source's may come from the load: see SourceFingerprint; both may have been
+    computed by ranges: fingerprint_ranges.py)."""
     if source_side is not None:
-        return Comparison(source_side, target_side_of(target, plan, table), table.deleted_rows,
-                          table.kept)
+        return Comparison(source_side, target_side or target_side_of(target, plan, table),
+                          table.deleted_rows, table.kept)
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(source_side_of, source, plan, table)
-        target_side = target_side_of(target, plan, table)
+        target_side = target_side or target_side_of(target, plan, table)
         return Comparison(future.result(), target_side, table.deleted_rows, table.kept)
 
 

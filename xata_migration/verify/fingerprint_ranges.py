@@ -1,0 +1,102 @@
+"""A big table's fingerprints computed by ranges of its pages, several sessions at once.
+
+Each side's fingerprint (fingerprint.py) is counts and sums over rows, so a table's is the
+total of its ranges' when every row is in exactly one range: ranges of pages
+(pg/ranges.py) are. On the source, the sessions that read a split load's ranges
+(load/split.py) compute a part each once their rows are sent, in the load's snapshot:
+`SourceRanges` adds them up. On the target, `target_side_in_ranges` opens its sessions,
+all reading one exported snapshot, so the parts are of one state of the table; the first
+also counts the mapping, which is the whole table's.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from xata_migration.connections import connect
+from xata_migration.pg.objects import target_table
+from xata_migration.pg.ranges import page_conditions
+from xata_migration.plan.model import Plan, Table
+from xata_migration.verify.fingerprint import (Side, TargetSide, deleted_ids_of,
+                                               proven_by_foreign_key, source_side_of,
+                                               target_side_from, target_sql)
+
+
+class SourceRanges:
+    """The source's fingerprint of a table, added up from its ranges' parts. Called by
+    each range's session with the part's condition (on `src`) and how many parts there
+    are; `side` is the whole table's, or None if no part came (the load was not split)."""
+
+    def __init__(self, plan: Plan, table: Table):
+        self.plan, self.table = plan, table
+        self._parts: list[Side] = []
+        self._expected = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, source: psycopg.Connection, rows: sql.Composable, parts: int) -> None:
+        part = source_side_of(source, self.plan, self.table, rows)
+        with self._lock:
+            self._parts.append(part)
+            self._expected = parts
+
+    def side(self) -> Side | None:
+        if not self._parts:
+            return None
+        if len(self._parts) != self._expected:  # a range that failed fails its load first
+            raise RuntimeError(f"{self.table.name}: {len(self._parts)} of {self._expected} "
+                               "parts of the source's fingerprint computed")
+        total = self._parts[0]
+        for part in self._parts[1:]:
+            total = total + part
+        return total
+
+
+def _import_snapshot(conn: psycopg.Connection, snapshot_id: str) -> psycopg.Connection:
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id)))
+    return conn
+
+
+def _part(target_url: str, snapshot_id: str, label: str, query: sql.Composable) -> tuple:
+    with connect(target_url, "target", label=label) as conn:
+        _import_snapshot(conn, snapshot_id)
+        return conn.execute(query).fetchone()
+
+
+@dataclass(frozen=True)
+class TargetRanges:
+    """Where the target's fingerprint of a big table opens its sessions, and how many."""
+    url: str
+    workers: int
+
+
+def target_side_in_ranges(ranges: TargetRanges, plan: Plan, table: Table) -> TargetSide:
+    """The target's side of `table` (fingerprint.target_side_of), from up to
+    `ranges.workers` ranges of its pages read at once, each by a session of its own, all
+    in one snapshot."""
+    label, target_url = f"{table.name} (fingerprint)", ranges.url
+    with connect(target_url, "target", label=label) as first:
+        first.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        first.read_only = True
+        snapshot_id = first.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        deleted_ids = deleted_ids_of(first, table)
+        proven = proven_by_foreign_key(first, plan, table)
+        conditions = page_conditions(first, target_table(plan, table), ranges.workers,
+                                     alias="t")
+        queries = [target_sql(plan, table, proven, deleted_ids > 0, rows, whole=(i == 0))
+                   for i, rows in enumerate(conditions)]
+        with ThreadPoolExecutor(max_workers=max(1, len(queries) - 1),
+                                thread_name_prefix="xata-migration-fingerprint") as pool:
+            others = [pool.submit(_part, target_url, snapshot_id,
+                                  f"{label} (range {i} of {len(queries)})", query)
+                      for i, query in enumerate(queries[1:], start=2)]
+            parts = [first.execute(queries[0]).fetchone()]
+            parts += [future.result() for future in others]
+        first.rollback()
+    return target_side_from(table, parts, deleted_ids)
