@@ -30,7 +30,7 @@ import psycopg
 
 from xata_migration import embedded, jobs
 from xata_migration.asset_names import check_step_names
-from xata_migration.connections import connect
+from xata_migration.connections import connect, give_back, reuse_or_connect
 from xata_migration.errors import UsageError, XataMigrationError
 from xata_migration.load import (LoadResult, MissingLinks, RangeReaders, load_deferred_link,
                                  load_table, make_view, record_verified)
@@ -148,14 +148,16 @@ class TableConnections:
 @contextmanager
 def open_connections(source_url: str, target_url: str, label: str = "",
                      run_snapshot: SourceSnapshot | None = None, run_problem: str = ""):
-    """TableConnections, closed on leaving. The sources read the run's snapshot if one is
-    given and still held, else one held for this table (`run_problem`: why the run has
-    none, for `problem`)."""
+    """TableConnections, given back on leaving (kept for the next step of this process,
+    connections.give_back). The sources read the run's snapshot if one is given and still
+    held, else one held for this table (`run_problem`: why the run has none, for
+    `problem`)."""
     labels = [label, f"{label} (fingerprint)"]
     with ExitStack() as stack:
         readers = stack.enter_context(source_readers(source_url, labels, run_snapshot,
-                                                     run_problem))
-        target = stack.enter_context(connect(target_url, "target", label=label))
+                                                     run_problem, reuse=True))
+        target = reuse_or_connect(target_url, "target", label=label)
+        stack.callback(give_back, target)
         yield TableConnections(*readers.connections, target, readers.snapshot, readers.own,
                                readers.problem, target_url, source_url)
 

@@ -12,8 +12,11 @@ Passwords never appear in errors, logs or metadata (masking.py).
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import psycopg
+from psycopg import sql
 
 from xata_migration.errors import UsageError, XataMigrationError
 from xata_migration.masking import mask_url, scrub
@@ -56,6 +59,11 @@ def seconds_from(variable: str, default: int, minimum: int = 0) -> int:
     return int(value)
 
 
+def _application_name(role: str, label: str) -> str:
+    """Named in pg_stat_activity, so an operator sees which table a session works on."""
+    return f"xata-migration {role}" + (f": {label}" if label else "")
+
+
 def connect(url: str, role: str, read_only: bool = False, label: str = "",
             connection_class: type[psycopg.Connection] = psycopg.Connection) -> psycopg.Connection:
     """Open a connection (of `connection_class`); `role` ("source" or "target") names it in
@@ -63,9 +71,8 @@ def connect(url: str, role: str, read_only: bool = False, label: str = "",
     connect_timeout = seconds_from(CONNECT_TIMEOUT_VARIABLE, DEFAULT_CONNECT_TIMEOUT)
     lock_timeout = seconds_from(LOCK_TIMEOUT_VARIABLE, DEFAULT_LOCK_TIMEOUT)
     try:
-        # named in pg_stat_activity, so an operator sees which table a session works on
-        name = f"xata-migration {role}" + (f": {label}" if label else "")
-        conn = connection_class.connect(url, autocommit=False, application_name=name,
+        conn = connection_class.connect(url, autocommit=False,
+                                        application_name=_application_name(role, label),
                                         connect_timeout=connect_timeout, **_NETWORK)
     except psycopg.Error as error:
         detail = scrub(str(error).strip(), url)
@@ -75,16 +82,110 @@ def connect(url: str, role: str, read_only: bool = False, label: str = "",
             f"{connect_timeout} s, {CONNECT_TIMEOUT_VARIABLE}): {detail} Check that the "
             f"server is running and reachable, and the user, password and database name in "
             f"{variable}.") from None
-    with conn.cursor() as cur:
-        for name, value in _SESSION_SETTINGS.items():
-            cur.execute("SELECT set_config(%s, %s, false)", (name, value))
-        cur.execute("SELECT set_config('lock_timeout', %s, false)", (f"{lock_timeout}s",))
+    settings = dict(_SESSION_SETTINGS, lock_timeout=f"{lock_timeout}s")
     if role == "target":  # sorts of a million ids, index builds after the data
-        for name, value in _TARGET_SETTINGS.items():
-            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        settings.update(_TARGET_SETTINGS)
+    conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(  # one round trip
+        sql.SQL("set_config({}, {}, false)").format(sql.Literal(name), sql.Literal(value))
+        for name, value in settings.items())))
     conn.commit()
     if read_only:
         # One consistent snapshot per transaction, and no write can reach the source.
         conn.read_only = True
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     return conn
+
+
+# ---------------------------------------------------- connections kept for the next step
+#
+# A process that runs many steps (the in-process executor, a Celery worker) hands the
+# connections a step is done with to the next step that asks for the same: connecting
+# and setting a session up costs more round trips than many small tables' whole loads.
+
+IDLE_KEPT, IDLE_SECONDS = 6, 60  # at most, and dropped after that long unused
+
+
+class _Idle:
+    """This process's idle connections, each with its kind (URL, role, read-only, class,
+    lock timeout: all its session was set up with) and when it was given back."""
+
+    def __init__(self):
+        self.pid, self.lock = os.getpid(), threading.Lock()
+        self.kept: list[tuple[tuple, float, psycopg.Connection]] = []
+
+    def take(self, kind: tuple) -> psycopg.Connection | None:
+        with self.lock:
+            stale = self._stale()
+            found = next((entry for entry in reversed(self.kept) if entry[0] == kind), None)
+            if found:
+                self.kept.remove(found)
+        for _, _, conn in stale:
+            conn.close()
+        return found[2] if found else None
+
+    def keep(self, kind: tuple, conn: psycopg.Connection) -> None:
+        with self.lock:
+            self.kept.append((kind, time.monotonic(), conn))
+            dropped = self._stale() + self.kept[:-IDLE_KEPT]  # the oldest go first
+            del self.kept[:-IDLE_KEPT]
+        for _, _, old in dropped:
+            old.close()
+
+    def _stale(self) -> list:
+        now = time.monotonic()
+        stale = [entry for entry in self.kept if now - entry[1] >= IDLE_SECONDS]
+        self.kept = [entry for entry in self.kept if entry not in stale]
+        return stale
+
+
+_idle = _Idle()
+
+
+def _idle_here() -> _Idle:
+    global _idle
+    if _idle.pid != os.getpid():  # a forked process: the parent's sockets are not its own
+        _idle = _Idle()
+    return _idle
+
+
+def _kind(url: str, role: str, read_only: bool, connection_class: type) -> tuple:
+    return (url, role, read_only, connection_class,
+            seconds_from(LOCK_TIMEOUT_VARIABLE, DEFAULT_LOCK_TIMEOUT))
+
+
+def reuse_or_connect(url: str, role: str, read_only: bool = False, label: str = "",
+                     connection_class: type[psycopg.Connection] = psycopg.Connection
+                     ) -> psycopg.Connection:
+    """connect(), or a connection of the same kind that give_back kept (renamed `label`;
+    one round trip, which also proves it still answers)."""
+    kind = _kind(url, role, read_only, connection_class)
+    while (conn := _idle_here().take(kind)) is not None:
+        try:
+            conn.autocommit = True
+            conn.execute("SELECT set_config('application_name', %s, false)",
+                         (_application_name(role, label),))
+            conn.autocommit = False
+        except psycopg.Error:
+            conn.close()
+            continue
+        conn._xata_migration_kind = kind
+        return conn
+    conn = connect(url, role, read_only, label, connection_class)
+    conn._xata_migration_kind = kind
+    return conn
+
+
+def give_back(conn: psycopg.Connection) -> None:
+    """The caller is done with a connection of reuse_or_connect: its transaction rolled
+    back, it is kept for the next (or closed if it is broken)."""
+    kind = getattr(conn, "_xata_migration_kind", None)
+    try:
+        if not conn.closed:
+            conn.rollback()
+    except psycopg.Error:
+        pass
+    if (kind is None or conn.closed or conn.broken
+            or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE):
+        conn.close()
+    else:
+        _idle_here().keep(kind, conn)

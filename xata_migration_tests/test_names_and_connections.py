@@ -8,13 +8,14 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from xata_migration.asset_names import dagster_name
-from xata_migration.connections import ConnectionFailed, connect
+from xata_migration.connections import ConnectionFailed, connect, give_back, reuse_or_connect
 from xata_migration.masking import mask_url
 from xata_migration.defs import XataSource
 from xata_migration.errors import UsageError
 from xata_migration.plan import MAX_IDENTIFIER_BYTES, derived_name, fit_identifier
+from xata_migration.snapshot import HeldSnapshot, give_back_source, open_source
 from xata_migration_tests import reexecution_job
-from xata_migration_tests.support import create_hostile_source, run_environment
+from xata_migration_tests.support import create_hostile_source, execute_sql, run_environment
 
 
 def test_short_names_are_kept():
@@ -144,3 +145,52 @@ def test_a_run_without_a_setting_names_it_and_writes_nothing(
     with psycopg.connect(target_url) as conn:
         assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'xata%'"
                             ).fetchone()[0] == 0
+
+
+def _pid_and_name(conn) -> tuple:
+    return conn.execute("SELECT pg_backend_pid(), current_setting('application_name')"
+                        ).fetchone()
+
+
+def test_a_step_takes_the_connection_the_last_one_gave_back(target_url, monkeypatch):
+    """Kept: renamed for its new table, its transaction ended (even a failed one), the
+    session's settings as set up. Not kept or not taken: a connection of another kind
+    (another lock timeout), one whose session was ended."""
+    first = reuse_or_connect(target_url, "target", label="one")
+    pid, _ = _pid_and_name(first)
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        first.execute("SELECT 1 / 0")
+    give_back(first)
+    again = reuse_or_connect(target_url, "target", label="two")
+    assert _pid_and_name(again) == (pid, "xata-migration target: two")
+    assert again.execute("SELECT current_setting('TimeZone'), current_setting('work_mem')"
+                         ).fetchone() == ("UTC", "64MB")
+    give_back(again)
+    monkeypatch.setenv("XATA_MIGRATION_LOCK_TIMEOUT", "7")
+    other = reuse_or_connect(target_url, "target", label="three")
+    assert _pid_and_name(other)[0] != pid
+    assert other.execute("SHOW lock_timeout").fetchone()[0] == "7s"
+    give_back(other)
+    monkeypatch.delenv("XATA_MIGRATION_LOCK_TIMEOUT")
+    with psycopg.connect(target_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    fresh = reuse_or_connect(target_url, "target", label="four")
+    assert _pid_and_name(fresh)[0] not in (pid, None)
+    give_back(fresh)
+
+
+def test_a_source_connection_given_back_reads_the_next_snapshot(source_url):
+    execute_sql(source_url, "CREATE TABLE t (n int); INSERT INTO t VALUES (1)")
+    with HeldSnapshot(source_url) as before:
+        execute_sql(source_url, "INSERT INTO t VALUES (2)")
+        reader = open_source(source_url, "one", before.snapshot.snapshot_id, reuse=True)
+        pid = reader.info.backend_pid
+        assert reader.execute("SELECT count(*) FROM t").fetchone()[0] == 1
+        give_back_source(reader)
+        with HeldSnapshot(source_url) as after:
+            reader = open_source(source_url, "two", after.snapshot.snapshot_id, reuse=True)
+            assert reader.info.backend_pid == pid
+            assert reader.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+            reader.commit()  # the next transaction reads the same snapshot
+            assert reader.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+            give_back_source(reader)

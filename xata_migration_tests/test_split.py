@@ -12,9 +12,8 @@ from psycopg import sql
 from xata_migration.load import split
 from xata_migration.pg import id_order, ranges, target_table
 from xata_migration.plan import load_plan, save_plan
-from xata_migration.verify import SourceRanges, TargetRanges, source_side_of
-from xata_migration.verify.fingerprint import target_side_of
-from xata_migration.verify.fingerprint_ranges import target_side_in_ranges
+from xata_migration.verify import (SourceRanges, TargetRanges, source_side_of,
+                                   target_side_in_ranges, target_side_of)
 from xata_migration_tests.support import (create_hostile_source, execute_sql,
                                           hostile_expectations, migrate, plan_for,
                                           stage_tables, verify_migration)

@@ -58,13 +58,20 @@ def parallel_plan(target):
     the server's max_parallel_workers_per_gather lets it, none if it is 0). After: the
     settings as they were. On an error they are left to the enclosing savepoint's
     rollback, which restores them (a failed transaction runs no more statements)."""
-    before = {name: target.execute("SELECT current_setting(%s)", (name,)).fetchone()[0]
-              for name in FREE_PARALLEL_PLAN}
-    for name, value in FREE_PARALLEL_PLAN.items():
-        target.execute("SELECT set_config(%s, %s, true)", (name, value))
+    names = list(FREE_PARALLEL_PLAN)
+    before = dict(zip(names, target.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(
+        sql.SQL("current_setting({})").format(sql.Literal(name)) for name in names))
+    ).fetchone()))
+    _set_locally(target, FREE_PARALLEL_PLAN)
     yield
-    for name, value in before.items():
-        target.execute("SELECT set_config(%s, %s, true)", (name, value))
+    _set_locally(target, before)
+
+
+def _set_locally(target, settings: dict[str, str]) -> None:
+    """The settings, until the transaction ends, in one round trip."""
+    target.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(
+        sql.SQL("set_config({}, {}, true)").format(sql.Literal(name), sql.Literal(value))
+        for name, value in settings.items())))
 
 
 @dataclass

@@ -38,7 +38,7 @@ from psycopg import sql
 from xata_migration.load import (ddl, deletions, ids, kept, links, objects, schema, split,
                                  stage, sync, write)
 from xata_migration.load.result import LoadResult
-from xata_migration.pg.objects import count_rows, mapping_table, tables_exist, target_table
+from xata_migration.pg.objects import count_rows, mapping_table, tables_exist_each, target_table
 from xata_migration.pg.stage import stage_name
 from xata_migration.pg.translate import join_new_ids
 from xata_migration.plan.introspect import check_source_matches_plan
@@ -82,8 +82,8 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
     objects.prepare_target(target, plan, table)
     schema.require_row_security_rights(target, plan, table)
     mapping, written = mapping_table(table.name), target_table(plan, table)
-    loaded_before, mapped_before = (tables_exist(target, mapping, written),
-                                    tables_exist(target, mapping))
+    mapped_before, written_before = tables_exist_each(target, mapping, written)
+    loaded_before = mapped_before and written_before
     target.commit()
     since = sync.delta_since(source, target, plan, table) if loaded_before else None
     mark = snapshot.watermark if snapshot else watermark(source)
@@ -104,7 +104,8 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
             if not new_mapping:
                 ids.check_ids(target, table)
             result.created_table = objects.target_table_missing(target, plan, table, columns)
-            paused = schema.pause_triggers(target, plan, table)
+            # a table the write makes has no trigger yet
+            paused = [] if result.created_table else schema.pause_triggers(target, plan, table)
             schema.create_sequences(target, plan, table)
             links.skip_rows_with_missing_links(target, table, columns, result)
             links.check_copied_links(target, plan, table, columns)

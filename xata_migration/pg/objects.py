@@ -56,6 +56,13 @@ def tables_exist(conn, *names: sql.Identifier) -> bool:
                         " name", ([n.as_string(conn) for n in names],)).fetchone()[0]
 
 
+def tables_exist_each(conn, *names: sql.Identifier) -> list[bool]:
+    """Whether each named table exists, in one query."""
+    return list(conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(
+        sql.SQL("to_regclass({}) IS NOT NULL").format(sql.Literal(n.as_string(conn)))
+        for n in names))).fetchone())
+
+
 def count_rows(conn, table: sql.Composable) -> int:
     return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0]
 
@@ -88,8 +95,7 @@ def ensure_tool_tables(target) -> None:
     In the caller's transaction, under SHARED_OBJECTS_LOCK. DDL only where needed: it
     would wait for every load in progress."""
     target.execute("SELECT pg_advisory_xact_lock(%s)", (SHARED_OBJECTS_LOCK,))
-    if tables_exist(target, SYNC_STATE, DELETED_IN_SOURCE, FINDINGS) and all(
-            _has_column(target, SYNC_STATE, column) for column in ADDED_SINCE):
+    if _tool_tables_in_place(target):
         return
     target.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(LOAD_SCHEMA)))
     for name in ("sync_state", "deleted_in_source"):
@@ -102,6 +108,18 @@ def ensure_tool_tables(target) -> None:
         if not _has_column(target, SYNC_STATE, column):
             target.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
                 SYNC_STATE, sql.Identifier(column), sql.SQL(ADDED_SINCE[column])))
+
+
+def _tool_tables_in_place(target) -> bool:
+    """The tool's tables exist, sync_state with every column ADDED_SINCE (one query)."""
+    return target.execute(
+        "SELECT to_regclass(%(sync)s) IS NOT NULL AND to_regclass(%(deleted)s) IS NOT NULL"
+        " AND to_regclass(%(findings)s) IS NOT NULL AND (SELECT count(*) FROM pg_attribute"
+        "  WHERE attrelid = to_regclass(%(sync)s) AND attname = ANY(%(added)s)"
+        "  AND NOT attisdropped) = %(columns)s",
+        {"sync": SYNC_STATE.as_string(target), "deleted": DELETED_IN_SOURCE.as_string(target),
+         "findings": FINDINGS.as_string(target), "added": list(ADDED_SINCE),
+         "columns": len(ADDED_SINCE)}).fetchone()[0]
 
 
 def _has_column(target, table: sql.Identifier, column: str) -> bool:

@@ -60,6 +60,8 @@ class LockWatch:
             self._thread.join()
 
     def _watch(self) -> None:
+        if self._stop.wait(POLL_EVERY):
+            return  # done before the first look: a short step never opens a connection
         try:
             with connect(self.target_url, "target", label=f"{self.label} (lock watch)") as conn:
                 conn.autocommit = True

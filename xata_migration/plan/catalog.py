@@ -90,33 +90,42 @@ def qualified(schema: str, table: str) -> str:
     return sql.Identifier(schema, table).as_string(None)
 
 
+def _as_json_rows(query: str) -> str:
+    return f"(SELECT coalesce(json_agg(r ORDER BY r.name), '[]') FROM ({query}) r)"
+
+
+# The four in one round trip: each kind's rows as a JSON array, by name
+_OBJECTS_SQL = "SELECT " + ", ".join(_as_json_rows(q) for q in (
+    _CONSTRAINTS_SQL, _INDEXES_SQL, _POLICIES_SQL, _TRIGGERS_SQL))
+
+
 def table_objects(conn: psycopg.Connection, schema: str, table: str) -> list[CatalogObject]:
     """Every constraint (but NOT NULL), every index of a table but those a constraint
     made (which share the constraint's name), and every trigger but the constraints'."""
-    name = qualified(schema, table)
+    constraints, indexes, policies, triggers = conn.execute(
+        _OBJECTS_SQL, {"table": qualified(schema, table)}).fetchone()
     found = []
-    with conn.cursor(row_factory=dict_row) as cur:
-        for row in cur.execute(_CONSTRAINTS_SQL, {"table": name}):
-            statement = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-                sql.Identifier(schema, table), sql.Identifier(row["name"]),
-                sql.SQL(row["definition"]))
-            found.append(CatalogObject(
-                _CONSTRAINT_KINDS[row["contype"]], row["name"], statement.as_string(conn),
-                list(row["columns"]), on_update=row["confupdtype"] or "",
-                on_delete=row["confdeltype"] or ""))
-        for row in cur.execute(_INDEXES_SQL, {"table": name}):
-            found.append(CatalogObject(
-                "index", row["name"], row["definition"], list(row["columns"]),
-                plain=not row["special"] and row["amname"] == "btree"
-                and len(row["columns"]) == row["width"], unique=row["indisunique"]))
-        for row in cur.execute(_POLICIES_SQL, {"table": name}):
-            found.append(CatalogObject("policy", row["name"],
-                                       _policy_statement(schema, table, row).as_string(conn),
-                                       plain=False))
-        for row in cur.execute(_TRIGGERS_SQL, {"table": name}):
-            found.append(CatalogObject("trigger", row["name"], row["definition"], plain=False,
-                                       enabled=row["tgenabled"],
-                                       function_schema=row["function_schema"]))
+    for row in constraints:
+        statement = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+            sql.Identifier(schema, table), sql.Identifier(row["name"]),
+            sql.SQL(row["definition"]))
+        found.append(CatalogObject(
+            _CONSTRAINT_KINDS[row["contype"]], row["name"], statement.as_string(conn),
+            list(row["columns"]), on_update=row["confupdtype"] or "",
+            on_delete=row["confdeltype"] or ""))
+    for row in indexes:
+        found.append(CatalogObject(
+            "index", row["name"], row["definition"], list(row["columns"]),
+            plain=not row["special"] and row["amname"] == "btree"
+            and len(row["columns"]) == row["width"], unique=row["indisunique"]))
+    for row in policies:
+        found.append(CatalogObject("policy", row["name"],
+                                   _policy_statement(schema, table, row).as_string(conn),
+                                   plain=False))
+    for row in triggers:
+        found.append(CatalogObject("trigger", row["name"], row["definition"], plain=False,
+                                   enabled=row["tgenabled"],
+                                   function_schema=row["function_schema"]))
     return found
 
 

@@ -9,11 +9,12 @@ snapshot into run tags), of the plan, of loading or of checks.
 """
 
 from xata_migration.snapshot.connections import (SnapshotConnection, SnapshotLost,
-                                                 SourceReaders, open_source, source_readers)
+                                                 SourceReaders, give_back_source, open_source,
+                                                 source_readers)
 from xata_migration.snapshot.held import (HOLDER_LABEL, TIMEOUT_VARIABLE, HeldSnapshot,
                                           SourceSnapshot)
 from xata_migration.snapshot.watermark import watermark
 
 __all__ = ["HOLDER_LABEL", "TIMEOUT_VARIABLE", "HeldSnapshot", "SnapshotConnection",
-           "SnapshotLost", "SourceReaders", "SourceSnapshot", "open_source",
+           "SnapshotLost", "SourceReaders", "SourceSnapshot", "give_back_source", "open_source",
            "source_readers", "watermark"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from xata_migration.connections import connect
+from xata_migration.connections import connect, give_back, reuse_or_connect
 from xata_migration.snapshot.held import TIMEOUT_VARIABLE, HeldSnapshot, SourceSnapshot
 
 
@@ -59,19 +59,30 @@ class SnapshotConnection(psycopg.Connection):
                 "ended it). Run migrate_all again.") from None
 
 
-def open_source(url: str, label: str = "", snapshot_id: str = "") -> psycopg.Connection:
+def open_source(url: str, label: str = "", snapshot_id: str = "",
+                reuse: bool = False) -> psycopg.Connection:
     """A read-only source connection; with a `snapshot_id`, every transaction of it reads
-    the source as of that exported snapshot (SnapshotLost if it cannot be imported)."""
+    the source as of that exported snapshot (SnapshotLost if it cannot be imported).
+    `reuse`: one a finished step gave back, if any (give_back_source when done)."""
+    opener = reuse_or_connect if reuse else connect
     if not snapshot_id:
-        return connect(url, "source", read_only=True, label=label)
-    conn = connect(url, "source", read_only=True, label=label,
-                   connection_class=SnapshotConnection)
+        return opener(url, "source", read_only=True, label=label)
+    conn = opener(url, "source", read_only=True, label=label,
+                  connection_class=SnapshotConnection)
     try:
         conn.pin(snapshot_id)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def give_back_source(conn: psycopg.Connection) -> None:
+    """A source connection of open_source(reuse=True) kept for the next, its snapshot
+    let go."""
+    if isinstance(conn, SnapshotConnection):
+        conn.snapshot_id = ""  # its rollback begins no transaction in the snapshot
+    give_back(conn)
 
 
 @dataclass
@@ -84,11 +95,12 @@ class SourceReaders:
     problem: str = ""
 
 
-def _open_all(url: str, labels: list[str], snapshot_id: str) -> list[psycopg.Connection]:
+def _open_all(url: str, labels: list[str], snapshot_id: str,
+              reuse: bool) -> list[psycopg.Connection]:
     opened = []
     try:
         for label in labels:
-            opened.append(open_source(url, label, snapshot_id))
+            opened.append(open_source(url, label, snapshot_id, reuse))
     except BaseException:
         for conn in opened:
             conn.close()
@@ -98,15 +110,16 @@ def _open_all(url: str, labels: list[str], snapshot_id: str) -> list[psycopg.Con
 
 @contextmanager
 def source_readers(url: str, labels: list[str], run_snapshot: SourceSnapshot | None = None,
-                   run_problem: str = ""):
+                   run_problem: str = "", reuse: bool = False):
     """One source connection per label, all reading one snapshot while inside `with`: the
     run's (`run_snapshot`) while it can still be read, else one held for them alone.
-    `run_problem`: why there is no run snapshot, for the `problem` the readers report."""
+    `run_problem`: why there is no run snapshot, for the `problem` the readers report.
+    `reuse`: connections other steps of this process gave back, given back on leaving."""
     with ExitStack() as stack:
         problem, connections = run_problem, None
         if run_snapshot:
             try:
-                connections = _open_all(url, labels, run_snapshot.snapshot_id)
+                connections = _open_all(url, labels, run_snapshot.snapshot_id, reuse)
             except SnapshotLost as lost:
                 problem = str(lost)
         if connections is not None:
@@ -114,8 +127,11 @@ def source_readers(url: str, labels: list[str], run_snapshot: SourceSnapshot | N
         else:
             held = stack.enter_context(HeldSnapshot(url, label=f"{labels[0]} (snapshot)"))
             snapshot_id = held.snapshot.snapshot_id if held.snapshot else ""
-            readers = SourceReaders(_open_all(url, labels, snapshot_id), held.snapshot,
+            readers = SourceReaders(_open_all(url, labels, snapshot_id, reuse), held.snapshot,
                                     own=True, problem=problem or held.problem)
         for conn in readers.connections:
-            stack.enter_context(conn)
+            if reuse:
+                stack.callback(give_back_source, conn)
+            else:
+                stack.enter_context(conn)
         yield readers

@@ -19,11 +19,13 @@ side on pg/; api hands results between them), snapshot, api, defs or the CLI.
 from xata_migration.verify.checks import (CHECKS, check_names, link_check,
                                           missing_links_outcome, proves, table_checks)
 from xata_migration.verify.findings import FINDING_COLUMNS, CheckOutcome
-from xata_migration.verify.fingerprint import SourceFingerprint, source_side_of
-from xata_migration.verify.fingerprint_ranges import SourceRanges, TargetRanges
+from xata_migration.verify.fingerprint import SourceFingerprint, source_side_of, target_side_of
+from xata_migration.verify.fingerprint_ranges import (SourceRanges, TargetRanges,
+                                                      target_side_in_ranges)
 from xata_migration.verify.report import TableReport, write_report
 from xata_migration.verify.views import view_rows
 
 __all__ = ["CHECKS", "FINDING_COLUMNS", "CheckOutcome", "SourceFingerprint", "SourceRanges",
            "TableReport", "TargetRanges", "check_names", "link_check", "missing_links_outcome",
-           "proves", "source_side_of", "table_checks", "view_rows", "write_report"]
+           "proves", "source_side_of", "table_checks", "target_side_in_ranges",
+           "target_side_of", "view_rows", "write_report"]
