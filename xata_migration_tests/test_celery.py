@@ -134,7 +134,7 @@ def _table_in_a_load(target_url: str, table: str) -> bool:
     with psycopg.connect(target_url, autocommit=True) as conn:
         return conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
-            " AND xact_start IS NOT NULL AND state <> 'idle'",
+            " AND xact_start IS NOT NULL AND state <> 'idle' AND datname = current_database()",
             (f"xata-migration target: {table}",)).fetchone()[0] > 0
 
 

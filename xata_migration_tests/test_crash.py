@@ -84,7 +84,8 @@ def _kill_when(run, target_url, pattern: str,
         while time.monotonic() < deadline:
             seen = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s"
-                " AND state = 'active' AND strpos(query, %s) > 0",
+                " AND state = 'active' AND strpos(query, %s) > 0"
+                " AND datname = current_database()",
                 (session, pattern)).fetchone()[0]
             if seen:
                 os.killpg(run.pid, signal.SIGKILL)
@@ -96,9 +97,11 @@ def _kill_when(run, target_url, pattern: str,
             pytest.fail("the phase was never reached")
         # The server rolls back what the dead client left open; end those sessions now.
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                     " WHERE application_name LIKE 'xata-migration%'")
+                     " WHERE application_name LIKE 'xata-migration%'"
+                     " AND datname = current_database()")
         while conn.execute("SELECT count(*) FROM pg_stat_activity"
-                           " WHERE application_name LIKE 'xata-migration%'").fetchone()[0]:
+                           " WHERE application_name LIKE 'xata-migration%'"
+                           " AND datname = current_database()").fetchone()[0]:
             time.sleep(0.05)
 
 
@@ -167,9 +170,10 @@ def test_sigkill_during_a_split_load_then_rerun(crash_source, target_url, tmp_pa
 
 
 def _sessions(url: str, where: str, *params) -> int:
+    """Sessions on `url`'s database (other tests' processes keep theirs on the server)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {where}",
-                            params).fetchone()[0]
+        return conn.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {where}"
+                            " AND datname = current_database()", params).fetchone()[0]
 
 
 def _wait_for(condition, seconds: float, what: str) -> float:
