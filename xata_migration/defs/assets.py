@@ -69,14 +69,29 @@ def check_result(outcome: api.CheckOutcome, key: dg.AssetKey) -> dg.AssetCheckRe
         severity=dg.AssetCheckSeverity.ERROR, description=outcome.summary, metadata=metadata)
 
 
+# The tags the executor added to a run, which this process read once (runs, newest last)
+_TAGS_OF_RUN: dict[str, dict] = {}
+_RUNS_KEPT = 8
+
+
+def _run_tags(context) -> dict:
+    """The run's tags as stored (the executor adds its snapshot's after the run began, so
+    not those of `context.run`), read once per run by each process."""
+    if context.run_id not in _TAGS_OF_RUN:
+        run = context.instance.get_run_by_id(context.run_id)
+        _TAGS_OF_RUN[context.run_id] = dict(run.tags) if run else {}
+        for old in list(_TAGS_OF_RUN)[:-_RUNS_KEPT]:
+            del _TAGS_OF_RUN[old]
+    return _TAGS_OF_RUN[context.run_id]
+
+
 @contextmanager
 def table_connections(context, xata_source: XataSource, target_database: TargetDatabase,
                       label: str):
     """A step's api.TableConnections, its source connections in the run's snapshot (the
     executor's, found in the run's tags); without one, in one of the step's own, and the
     step warns. Also yields the `source_snapshot` metadata saying which."""
-    run = context.instance.get_run_by_id(context.run_id)  # tags the executor added
-    tags = run.tags if run else {}
+    tags = _run_tags(context)
     with api.open_connections(xata_source.resolved_url(), target_database.resolved_url(), label,
                               snapshot_from_tags(tags), problem_from_tags(tags)) as connections:
         if connections.own_snapshot:
@@ -113,8 +128,6 @@ def _load_metadata(plan: Plan, table: Table, result: api.LoadResult, seconds: fl
         "load": (f"delta: rows written since {result.delta_since.isoformat()}"
                  if result.delta_since else "full" + (
                      f", read in {result.ranges} ranges at once" if result.ranges > 1 else "")),
-        "dagster/table_name": f"{plan.target_schema}.{table.target}",
-        "dagster/column_schema": _column_schema(table),
         "new_ids": result.new_ids, "inserted": result.inserted, "updated": result.updated,
         "unchanged": result.unchanged, "created_table": result.created_table,
         "deleted_in_source": result.deleted_in_source,
@@ -151,7 +164,10 @@ def table_asset(plan: Plan, table: Table) -> dg.AssetsDefinition:
                                     + ("with its ids kept" if table.kept else
                                        "with new bigint ids")
                                     + f", as {plan.target_schema}.{table.target}.",
-                        kinds={"postgres"}, group_name="xata_tables")
+                        kinds={"postgres"}, group_name="xata_tables",
+                        # the definition's: the same in every run (stored once, not per step)
+                        metadata={"dagster/table_name": f"{plan.target_schema}.{table.target}",
+                                  "dagster/column_schema": _column_schema(table)})
 
     @dg.multi_asset(name=dagster_name(table.name), specs=[spec], check_specs=check_specs,
                     pool=POOL)

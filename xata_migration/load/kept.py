@@ -25,7 +25,7 @@ def load_kept_table(source, target, plan: Plan, table: Table, clock,
     result = LoadResult(seconds=clock.seconds)
     columns = table.written_by_load
     require_nothing_to_review(plan)
-    check_source_matches_plan(source, plan, table)
+    check_source_matches_plan(source, plan, table, snapshot)
     objects.prepare_target(target, plan, table)
     schema.require_row_security_rights(target, plan, table)
     target.commit()

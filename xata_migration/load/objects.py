@@ -56,16 +56,22 @@ def prepare_target(target, plan: Plan, table: Table) -> None:
     time (under the lock ensure_tool_tables takes)."""
     with target.transaction():
         ensure_tool_tables(target)
-        for schema in (MAPPING_SCHEMA, plan.target_schema):
-            target.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                sql.Identifier(schema)))
+        schemas = (MAPPING_SCHEMA, plan.target_schema)
+        *schemas_exist, lookups_exist = target.execute(
+            "SELECT to_regnamespace(%s) IS NOT NULL, to_regnamespace(%s) IS NOT NULL,"
+            " coalesce(obj_description(to_regprocedure('xata_id_map.new_id(text, text)'),"
+            " 'pg_proc') = %s AND to_regprocedure('xata_id_map.xata_id(text, bigint)')"
+            " IS NOT NULL, false)",
+            (*[sql.Identifier(s).as_string(target) for s in schemas], ddl.NEW_ID_COMMENT)
+        ).fetchone()
+        for schema, exists in zip(schemas, schemas_exist):
+            if not exists:
+                target.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    sql.Identifier(schema)))
         if any(c.is_pgvector for c in table.columns):
             require_pgvector(target, table)
         create_extensions_and_types(target, plan)
-        if not target.execute(
-                "SELECT obj_description(to_regprocedure('xata_id_map.new_id(text, text)'),"
-                " 'pg_proc') = %s AND to_regprocedure('xata_id_map.xata_id(text, bigint)')"
-                " IS NOT NULL", (ddl.NEW_ID_COMMENT,)).fetchone()[0]:
+        if not lookups_exist:
             target.execute(ddl.LOOKUP_FUNCTIONS_SQL)
 
 

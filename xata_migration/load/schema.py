@@ -85,7 +85,9 @@ def ensure_table_objects(target, plan: Plan, table: Table) -> list[str]:
     """Every carried constraint and index of the table, made where missing and remade
     where it differs from the plan; its comments; its sequences' owners. Returns the names
     of the objects made."""
-    existing = catalog.objects_by_name(target, plan.target_schema, table.target)
+    carried = any(item.carried for item in table.objects)
+    existing = (catalog.objects_by_name(target, plan.target_schema, table.target)
+                if carried else {})
     made = []
     for item in table.objects:
         if not item.carried:
@@ -196,8 +198,9 @@ def complete_table(source, target, plan: Plan, table: Table, created: bool) -> l
     table's sequences moved past the highest value. Returns the objects made."""
     if created:
         add_generated_columns(target, plan, table)
-        for statement in ddl.table_constraints_sql(plan, table):
-            target.execute(statement)
+        with target.pipeline():  # sent together, run in order, one wait for them all
+            for statement in ddl.table_constraints_sql(plan, table):
+                target.execute(statement)
     made = ensure_table_objects(target, plan, table)
     set_row_security(target, plan, table)
     for statement in ddl.position_identity_sql(plan, table):

@@ -169,11 +169,12 @@ def drop_abandoned_stages(target: psycopg.Connection) -> list[str]:
     """Committed stages of split loads whose session is gone (its process was killed):
     dropped, in their own transaction. A live session's stage is left alone."""
     names = [row[0] for row in target.execute(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname LIKE %s"
-        " AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a"
-        "   WHERE c.relname = %s || a.pid::text)",
-        (LOAD_SCHEMA, STAGE_PREFIX + "%", STAGE_PREFIX)).fetchall()]
+        "SELECT c.relname FROM pg_class c WHERE c.relnamespace = to_regnamespace(%s)"
+        " AND c.relkind = 'r' AND starts_with(c.relname, %s)"
+        " AND NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(CASE WHEN"
+        "   substr(c.relname, %s) ~ '^[0-9]{1,9}$' THEN substr(c.relname, %s)::int END) a"
+        "   WHERE a.pid IS NOT NULL)",
+        (LOAD_SCHEMA, STAGE_PREFIX, len(STAGE_PREFIX) + 1, len(STAGE_PREFIX) + 1)).fetchall()]
     for name in names:
         target.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(
             sql.Identifier(LOAD_SCHEMA, name)))

@@ -78,7 +78,7 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
     if table.kept:
         return kept.load_kept_table(source, target, plan, table, clock, snapshot, log)
     require_nothing_to_review(plan)
-    check_source_matches_plan(source, plan, table)
+    check_source_matches_plan(source, plan, table, snapshot)
     objects.prepare_target(target, plan, table)
     schema.require_row_security_rights(target, plan, table)
     mapping, written = mapping_table(table.name), target_table(plan, table)
@@ -114,13 +114,15 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
             new_ids = ids.NewIds.for_load(target, plan, table, numbered and new_mapping,
                                           staged.part_offsets)
             if new_mapping:
-                result.new_ids = ids.allocate_first_ids(target, plan, table, columns, new_ids)
+                result.new_ids = ids.allocate_first_ids(target, plan, table, columns, new_ids,
+                                                        staged.read)
             else:
                 result.new_ids = ids.allocate_ids(target, plan, table, columns)
             clock.done("allocate_ids")
             links.handle_missing_links(target, plan, table, columns, result)
             result.inserted, result.updated = write.write_rows(
-                target, plan, table, columns, fresh=result.created_table, new_ids=new_ids)
+                target, plan, table, columns, fresh=result.created_table, new_ids=new_ids,
+                staged_rows=staged.read)
             if result.created_table:
                 deletions.forget_deleted_ids(target, table)
             else:
@@ -144,7 +146,7 @@ def load_deferred_link(source, target, plan: Plan, table: Table, column: Column,
     """Write one deferred link once both tables are loaded, then add its FOREIGN KEY."""
     result = LoadResult()
     columns = [column]
-    check_source_matches_plan(source, plan, table)
+    check_source_matches_plan(source, plan, table, snapshot)
     objects.prepare_target(target, plan, table)  # the stage's schema, whatever ran before
     with stage.load_transaction(target):
         staged = stage.stage_source_rows(source, target, plan, table, columns, log)

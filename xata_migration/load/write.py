@@ -60,13 +60,15 @@ def written_columns(table: Table) -> list[Column]:
 
 
 def write_rows(target, plan: Plan, table: Table, columns: list[Column],
-               fresh: bool, new_ids: NewIds = NewIds()) -> tuple[int, int]:
+               fresh: bool, new_ids: NewIds = NewIds(),
+               staged_rows: int | None = None) -> tuple[int, int]:
     """Insert new rows and update changed ones; unchanged rows are not touched. Stopped by
-    a link to no record: then MissingLinks says which and how many."""
+    a link to no record: then MissingLinks says which and how many. `staged_rows`: how
+    many the stage holds, if known (parallel_plan)."""
     target.execute(MISSING_LINK_FUNCTION)
     try:
         with target.transaction():  # a savepoint: the stage survives to be looked at
-            return _write_rows(target, plan, table, columns, fresh, new_ids)
+            return _write_rows(target, plan, table, columns, fresh, new_ids, staged_rows)
     except psycopg.Error as error:
         if error.sqlstate != MISSING_LINK_STATE:
             raise
@@ -78,15 +80,16 @@ def write_rows(target, plan: Plan, table: Table, columns: list[Column],
 
 
 def _write_rows(target, plan: Plan, table: Table, columns: list[Column],
-                fresh: bool, new_ids: NewIds) -> tuple[int, int]:
+                fresh: bool, new_ids: NewIds, staged_rows: int | None) -> tuple[int, int]:
     stage = stage_table(target)
     if fresh:
         make, *attributes = ddl.create_table_as_sql(
             plan, table, _row_select(plan, table, columns, stage, new_ids, every_column=True))
-        with parallel_plan(target):
+        with parallel_plan(target, staged_rows):
             inserted = target.execute(make).rowcount
-        for statement in attributes:
-            target.execute(statement)
+        with target.pipeline():  # sent together, run in order, one wait for them all
+            for statement in attributes:
+                target.execute(statement)
         return inserted, 0
     if table.kept:
         return _write_kept_rows(target, plan, table, columns, stage)

@@ -101,15 +101,15 @@ def create_stage(target: psycopg.Connection, stage: sql.Identifier,
     definitions = [sql.SQL("xid text")] + [
         sql.SQL("{} {}").format(stage_name(i), sql.SQL(stage_type(c)))
         for i, c in enumerate(columns)] + list(extra)
-    if temporary:
-        create_temp_table(target, stage, definitions)
-    else:
-        target.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
-        target.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
-            stage, sql.SQL(", ").join(definitions)))
-    row = target.execute(
-        "SELECT bool_and(atttypid < %s) FROM pg_attribute"
-        " WHERE attrelid = to_regclass(%s) AND attnum > 0",
-        (FIRST_USER_OID, ("pg_temp." if temporary else "") + stage.as_string(target))
-    ).fetchone()
-    return bool(row[0])
+    with target.pipeline():  # one round trip for the three
+        if temporary:
+            create_temp_table(target, stage, definitions)
+        else:
+            target.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
+            target.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
+                stage, sql.SQL(", ").join(definitions)))
+        binary = target.execute(
+            "SELECT bool_and(atttypid < %s) FROM pg_attribute"
+            " WHERE attrelid = to_regclass(%s) AND attnum > 0",
+            (FIRST_USER_OID, ("pg_temp." if temporary else "") + stage.as_string(target)))
+    return bool(binary.fetchone()[0])

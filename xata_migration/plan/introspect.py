@@ -11,6 +11,9 @@ record id they are rewritten, to any other column copied as they are.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Hashable
+
 import json
 from dataclasses import dataclass, field
 
@@ -179,19 +182,52 @@ def read_columns(conn: psycopg.Connection, schema: str,
 
 def read_table_names(conn: psycopg.Connection, schema: str) -> list[str]:
     """The schema's tables, as introspection sees them (partitions are their parent's)."""
-    names = [r[0] for r in conn.execute(
+    return [r[0] for r in conn.execute(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition",
         (schema,))]
-    conn.commit()
-    return names
 
 
-def check_source_matches_plan(conn: psycopg.Connection, plan: Plan, table: Table) -> None:
-    """Stop before writing anything if the source table no longer is what the plan says."""
-    found = {c.name: c for c in read_columns(conn, plan.source_schema, table.name).get(
-        table.name, [])}
-    conn.commit()
+# What check_source_matches_plan reads of a whole schema, by database, snapshot and
+# schema: every table of a run is checked against the catalog its snapshot shows, read
+# once by each process that runs its steps.
+_CATALOG_OF_SNAPSHOT: dict[tuple, tuple[dict, list[str]]] = {}
+_SNAPSHOTS_KEPT = 4
+_catalog_lock = threading.Lock()
+
+
+def _source_catalog(conn: psycopg.Connection, schema: str, table: str,
+                    snapshot: Hashable | None) -> tuple[dict, list[str]]:
+    """({table: columns}, the schema's table names): in a `snapshot`, of every table,
+    read once per snapshot; without, of `table` alone."""
+    key = (conn.info.host, conn.info.port, conn.info.dbname, snapshot, schema)
+    with _catalog_lock:
+        if snapshot is not None and key in _CATALOG_OF_SNAPSHOT:
+            return _CATALOG_OF_SNAPSHOT[key]
+    found = (read_columns(conn, schema, None if snapshot is not None else table),
+             read_table_names(conn, schema))
+    if snapshot is not None:
+        with _catalog_lock:
+            _CATALOG_OF_SNAPSHOT[key] = found
+            for old in list(_CATALOG_OF_SNAPSHOT)[:-_SNAPSHOTS_KEPT]:
+                del _CATALOG_OF_SNAPSHOT[old]
+    return found
+
+
+def check_source_matches_plan(conn: psycopg.Connection, plan: Plan, table: Table,
+                              snapshot: Hashable | None = None) -> None:
+    """Stop before writing anything if the source table no longer is what the plan says.
+    `snapshot`: the one `conn` reads in, if any (a snapshot's catalog is read once)."""
+    try:
+        _check_source_matches_plan(conn, plan, table, snapshot)
+    finally:
+        conn.commit()
+
+
+def _check_source_matches_plan(conn: psycopg.Connection, plan: Plan, table: Table,
+                               snapshot: Hashable | None) -> None:
+    columns, table_names = _source_catalog(conn, plan.source_schema, table.name, snapshot)
+    found = {c.name: c for c in columns.get(table.name, [])}
     again = "or write the plan again with `xata-migration plan`."
     if not found:
         raise PlanError(f"Source table {plan.source_schema}.{table.name} no longer exists. "
@@ -213,7 +249,7 @@ def check_source_matches_plan(conn: psycopg.Connection, plan: Plan, table: Table
         raise PlanError(f"Source table {table.name!r} has column(s) {unknown} that the plan "
                         "does not list, so they would be lost. Add them to `columns` (or to "
                         f"`dropped` to leave them out on purpose), {again}")
-    unplanned = sorted(set(read_table_names(conn, plan.source_schema))
+    unplanned = sorted(set(table_names)
                        - {t.name for t in plan.tables} - set(plan.skipped_tables))
     if unplanned:
         raise PlanError(f"Source schema {plan.source_schema!r} has table(s) {unplanned} that "
@@ -221,7 +257,6 @@ def check_source_matches_plan(conn: psycopg.Connection, plan: Plan, table: Table
                         "the plan again with `xata-migration plan`, or list them under "
                         "`skipped_tables` with the reason.")
     unlisted = unlisted_objects(conn, plan.source_schema, table)
-    conn.commit()
     if unlisted:
         raise PlanError(f"Source table {table.name!r} has {', '.join(unlisted)}, which the plan "
                         "does not list, so they would be lost. Write the plan again with "

@@ -1,8 +1,8 @@
 """Source connections that read in a held snapshot (held.py), in whatever process.
 
 A `SnapshotConnection` begins each of its transactions with `SET TRANSACTION SNAPSHOT`:
-on connecting and after each commit or rollback, so every statement it runs reads the
-source as of the held snapshot. `source_readers` opens the connections a table needs,
+on connecting, and after each commit or rollback before its next statement, so every
+statement it runs reads the source as of the held snapshot. `source_readers` opens the connections a table needs,
 all in one snapshot: the run's when there is one, else one held for the table alone.
 """
 
@@ -24,9 +24,12 @@ class SnapshotLost(RuntimeError):
 
 class SnapshotConnection(psycopg.Connection):
     """A source connection whose every transaction reads a held snapshot: one is begun
-    with SET TRANSACTION SNAPSHOT on `pin` and after each commit or rollback."""
+    with SET TRANSACTION SNAPSHOT on `pin` (which so finds a snapshot that is gone), and
+    after each commit or rollback as the next statement or transaction() asks for one
+    (a transaction nobody uses costs no round trip)."""
 
     snapshot_id: str = ""
+    _import_pending: bool = False
 
     def pin(self, snapshot_id: str) -> None:
         self.snapshot_id = snapshot_id
@@ -34,15 +37,33 @@ class SnapshotConnection(psycopg.Connection):
 
     def commit(self) -> None:
         super().commit()
-        self._import_snapshot()
+        self._import_pending = bool(self.snapshot_id)
 
     def rollback(self) -> None:
         super().rollback()
-        self._import_snapshot()
+        self._import_pending = bool(self.snapshot_id)
+
+    def cursor(self, *args, **kwargs):
+        self._import_if_pending()
+        return super().cursor(*args, **kwargs)
+
+    def transaction(self, *args, **kwargs):
+        self._import_if_pending()
+        return super().transaction(*args, **kwargs)
+
+    def unpin(self) -> None:
+        """Its next transactions read no snapshot."""
+        self.snapshot_id, self._import_pending = "", False
 
     def __exit__(self, *exc):
-        self.snapshot_id = ""  # the connection ends: no transaction to begin
+        self.unpin()  # the connection ends: no transaction to begin
         return super().__exit__(*exc)
+
+    def _import_if_pending(self) -> None:
+        if self._import_pending and (
+                self.info.transaction_status == psycopg.pq.TransactionStatus.IDLE):
+            self._import_pending = False
+            self._import_snapshot()
 
     def _import_snapshot(self) -> None:
         if not self.snapshot_id or self.closed:
@@ -81,7 +102,7 @@ def give_back_source(conn: psycopg.Connection) -> None:
     """A source connection of open_source(reuse=True) kept for the next, its snapshot
     let go."""
     if isinstance(conn, SnapshotConnection):
-        conn.snapshot_id = ""  # its rollback begins no transaction in the snapshot
+        conn.unpin()  # no transaction in the snapshot after its rollback
     give_back(conn)
 
 
