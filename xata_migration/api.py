@@ -204,11 +204,11 @@ def migrate_table(plan: Plan, table: Table, connections: TableConnections,
         log.info(f"{table.name}: started, " + (f"about {rows:,} rows in the source"
                                               if rows is not None else "rows not yet counted"))
     with c.lock_waits_explained(table.name, log), \
-            SourceFingerprint(c.second_source, plan, table) as source_fingerprint:
-        by_ranges = SourceRanges(plan, table)  # a split load's ranges compute it instead
+            SourceFingerprint(c.second_source, plan, table) as source_fingerprint, \
+            SourceRanges(plan, table) as by_ranges:  # a split load's ranges compute it
 
         def on_phase(phase: str) -> None:
-            if phase == "transfer" and c.snapshot and by_ranges.side() is None:
+            if phase == "transfer" and c.snapshot and not by_ranges.used:
                 source_fingerprint.start()  # both sources read the load's rows
 
         try:

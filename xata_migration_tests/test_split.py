@@ -94,14 +94,14 @@ def test_a_split_load_gives_the_same_ids_and_rows(bulk_source, pg_server, ranges
 
 def _sides_in_ranges(source_url, target_url, plan, table, workers):
     """Both sides' fingerprints of `table`, each added up from `workers` page ranges."""
-    source_parts = SourceRanges(plan, table)
     name = sql.Identifier(plan.source_schema, table.name)
     with psycopg.connect(source_url) as conn:
         conditions = ranges.page_conditions(conn, name, workers)
-        for rows in conditions:
-            source_parts(conn, rows, len(conditions))
-    target_side = target_side_in_ranges(TargetRanges(target_url, workers), plan, table)
-    return source_parts.side(), target_side
+    with SourceRanges(plan, table) as source_parts:
+        for rows in conditions:  # each part takes a session over, as a range's
+            source_parts(psycopg.connect(source_url), rows, len(conditions))
+        target_side = target_side_in_ranges(TargetRanges(target_url, workers), plan, table)
+        return source_parts.side(), target_side
 
 
 def _whole(side):

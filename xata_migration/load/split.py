@@ -55,10 +55,11 @@ NUMBERED_PARTS = [sql.SQL("n bigint"), sql.SQL("part integer")]
 class RangeReaders:
     """Where a split load opens its other sessions: the two databases' URLs and the
     snapshot every range reads (a split needs one: without it, no split). If given,
-    `fingerprint_part(source, rows, parts)` is called by each of up to as many sessions
-    once its range is staged, with a range of the table's pages (`rows`, a condition on
-    `src`) of `parts`: the checks' fingerprint of the source, by parts
-    (verify.SourceRanges)."""
+    `fingerprint_part(source, rows, parts)` is handed each of up to as many ranges' source
+    sessions once its range is staged, with a range of the table's pages (`rows`, a
+    condition on `src`) of `parts`: the checks' fingerprint of the source, by parts
+    (verify.SourceRanges). It takes the session over (and closes it), so the load goes on
+    while the source computes them."""
     source_url: str
     target_url: str
     snapshot: SourceSnapshot | None
@@ -203,12 +204,18 @@ def _copy_range(readers: RangeReaders, plan: Plan, table: Table, columns: list[C
         names += [sql.Identifier("n"), sql.Identifier("part")]
     select = source_select(plan, table, columns, extra) + sql.SQL(" WHERE ") + part.condition
     into = sql.SQL("{} ({})").format(stage, sql.SQL(", ").join(names))
-    with open_source(readers.source_url, label, readers.snapshot.snapshot_id) as source, \
-            connect(readers.target_url, "target", label=label) as target:
-        rows = copy_between(source, target, select, into, binary, log, label=label)
-        target.commit()
+    source = open_source(readers.source_url, label, readers.snapshot.snapshot_id)
+    handed_over = False
+    try:
+        with connect(readers.target_url, "target", label=label) as target:
+            rows = copy_between(source, target, select, into, binary, log, label=label)
+            target.commit()
         if readers.fingerprint_part and part.pages is not None:
             readers.fingerprint_part(source, part.pages, part.fingerprint_parts)
+            handed_over = True
+    finally:
+        if not handed_over:
+            source.close()
     return rows
 
 

@@ -2,8 +2,9 @@
 
 A `SnapshotConnection` begins each of its transactions with `SET TRANSACTION SNAPSHOT`:
 on connecting, and after each commit or rollback before its next statement, so every
-statement it runs reads the source as of the held snapshot. `source_readers` opens the connections a table needs,
-all in one snapshot: the run's when there is one, else one held for the table alone.
+statement it runs reads the source as of the held snapshot. `source_readers` opens the
+connections a table needs, all in one snapshot: the run's when there is one, else one
+held for the table alone.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ also counts the mapping, which is the whole table's.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psycopg
@@ -28,32 +28,56 @@ from xata_migration.verify.fingerprint import (Side, TargetSide, deleted_ids_of,
 
 
 class SourceRanges:
-    """The source's fingerprint of a table, added up from its ranges' parts. Called by
-    each range's session with the part's condition (on `src`) and how many parts there
-    are; `side` is the whole table's, or None if no part came (the load was not split)."""
+    """The source's fingerprint of a table, added up from its ranges' parts. Handed each
+    range's source session (load/split.py) with the part's condition (on `src`) and how
+    many parts there are, it computes that part in a thread of its own and then closes
+    the session, while the load goes on; `side` waits for them and gives the whole
+    table's, or None if no part came (the load was not split). Use it as a context
+    manager: on leaving, parts nobody waited for (the load failed) are stopped."""
 
     def __init__(self, plan: Plan, table: Table):
         self.plan, self.table = plan, table
-        self._parts: list[Side] = []
+        self._pool = ThreadPoolExecutor(max_workers=64,
+                                        thread_name_prefix="xata-migration-fingerprint")
+        self._parts: list[tuple[psycopg.Connection, Future]] = []
         self._expected = 0
         self._lock = threading.Lock()
 
+    @property
+    def used(self) -> bool:
+        return bool(self._parts)
+
     def __call__(self, source: psycopg.Connection, rows: sql.Composable, parts: int) -> None:
-        part = source_side_of(source, self.plan, self.table, rows)
         with self._lock:
-            self._parts.append(part)
             self._expected = parts
+            self._parts.append((source, self._pool.submit(self._part, source, rows)))
+
+    def _part(self, source: psycopg.Connection, rows: sql.Composable) -> Side:
+        try:
+            return source_side_of(source, self.plan, self.table, rows)
+        finally:
+            source.close()
 
     def side(self) -> Side | None:
         if not self._parts:
             return None
-        if len(self._parts) != self._expected:  # a range that failed fails its load first
-            raise RuntimeError(f"{self.table.name}: {len(self._parts)} of {self._expected} "
+        parts = [future.result() for _, future in self._parts]
+        if len(parts) != self._expected:  # a range that failed fails its load first
+            raise RuntimeError(f"{self.table.name}: {len(parts)} of {self._expected} "
                                "parts of the source's fingerprint computed")
-        total = self._parts[0]
-        for part in self._parts[1:]:
+        total = parts[0]
+        for part in parts[1:]:
             total = total + part
         return total
+
+    def __enter__(self) -> SourceRanges:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for source, future in self._parts:
+            if not future.done():
+                source.cancel_safe()
+        self._pool.shutdown(wait=True)
 
 
 def _import_snapshot(conn: psycopg.Connection, snapshot_id: str) -> psycopg.Connection:
