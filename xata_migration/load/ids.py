@@ -100,7 +100,7 @@ class NewIds:
 
 
 def allocate_first_ids(target, plan: Plan, table: Table, columns: list[Column],
-                       new_ids: NewIds, staged_rows: int | None = None) -> int:
+                       new_ids: NewIds) -> int:
     """A new mapping: every staged row gets an id, then the mapping gets its keys. A NULL
     or repeated source id breaks those (cheaper than looking for them first): then
     check_ids says which. Numbered ids make the mapping from the stage's numbers, with no
@@ -111,7 +111,7 @@ def allocate_first_ids(target, plan: Plan, table: Table, columns: list[Column],
                 given = allocate_ids(target, plan, table, columns)
             else:
                 new_id, joins = new_ids.of_staged_row(table)
-                with parallel_plan(target, staged_rows):
+                with parallel_plan(target):
                     given = target.execute(ddl.create_mapping_as_sql(table, sql.SQL(
                         "SELECT xid, {} FROM {} s {}").format(
                         new_id, stage_table(target), sql.SQL(" ").join(joins)))).rowcount

@@ -50,21 +50,14 @@ def load_transaction(target: psycopg.Connection):
 # parents' mappings) while the session writes make a large table's write and its mapping
 # markedly faster (benchmarks/NOTES.md).
 FREE_PARALLEL_PLAN = {"parallel_setup_cost": "0", "parallel_tuple_cost": "0"}
-# Below this many staged rows the settings are left alone: a stage that small is under
-# min_parallel_table_scan_size (8 MB by default), so no worker would be planned anyway.
-PARALLEL_WORTH_ROWS = 10_000
 
 
 @contextmanager
-def parallel_plan(target, staged_rows: int | None = None):
+def parallel_plan(target):
     """Inside: the planner takes parallel workers wherever the query allows (as many as
-    the server's max_parallel_workers_per_gather lets it, none if it is 0), unless the
-    stage holds fewer than PARALLEL_WORTH_ROWS `staged_rows`. After: the settings as they
-    were. On an error they are left to the enclosing savepoint's rollback, which restores
-    them (a failed transaction runs no more statements)."""
-    if staged_rows is not None and staged_rows < PARALLEL_WORTH_ROWS:
-        yield
-        return
+    the server's max_parallel_workers_per_gather lets it, none if it is 0). After: the
+    settings as they were. On an error they are left to the enclosing savepoint's
+    rollback, which restores them (a failed transaction runs no more statements)."""
     names = list(FREE_PARALLEL_PLAN)
     before = dict(zip(names, target.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(
         sql.SQL("current_setting({})").format(sql.Literal(name)) for name in names))

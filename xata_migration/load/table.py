@@ -114,15 +114,13 @@ def load_table(source: psycopg.Connection, target: psycopg.Connection, plan: Pla
             new_ids = ids.NewIds.for_load(target, plan, table, numbered and new_mapping,
                                           staged.part_offsets)
             if new_mapping:
-                result.new_ids = ids.allocate_first_ids(target, plan, table, columns, new_ids,
-                                                        staged.read)
+                result.new_ids = ids.allocate_first_ids(target, plan, table, columns, new_ids)
             else:
                 result.new_ids = ids.allocate_ids(target, plan, table, columns)
             clock.done("allocate_ids")
             links.handle_missing_links(target, plan, table, columns, result)
             result.inserted, result.updated = write.write_rows(
-                target, plan, table, columns, fresh=result.created_table, new_ids=new_ids,
-                staged_rows=staged.read)
+                target, plan, table, columns, fresh=result.created_table, new_ids=new_ids)
             if result.created_table:
                 deletions.forget_deleted_ids(target, table)
             else:

@@ -60,15 +60,13 @@ def written_columns(table: Table) -> list[Column]:
 
 
 def write_rows(target, plan: Plan, table: Table, columns: list[Column],
-               fresh: bool, new_ids: NewIds = NewIds(),
-               staged_rows: int | None = None) -> tuple[int, int]:
+               fresh: bool, new_ids: NewIds = NewIds()) -> tuple[int, int]:
     """Insert new rows and update changed ones; unchanged rows are not touched. Stopped by
-    a link to no record: then MissingLinks says which and how many. `staged_rows`: how
-    many the stage holds, if known (parallel_plan)."""
+    a link to no record: then MissingLinks says which and how many."""
     target.execute(MISSING_LINK_FUNCTION)
     try:
         with target.transaction():  # a savepoint: the stage survives to be looked at
-            return _write_rows(target, plan, table, columns, fresh, new_ids, staged_rows)
+            return _write_rows(target, plan, table, columns, fresh, new_ids)
     except psycopg.Error as error:
         if error.sqlstate != MISSING_LINK_STATE:
             raise
@@ -80,12 +78,12 @@ def write_rows(target, plan: Plan, table: Table, columns: list[Column],
 
 
 def _write_rows(target, plan: Plan, table: Table, columns: list[Column],
-                fresh: bool, new_ids: NewIds, staged_rows: int | None) -> tuple[int, int]:
+                fresh: bool, new_ids: NewIds) -> tuple[int, int]:
     stage = stage_table(target)
     if fresh:
         make, *attributes = ddl.create_table_as_sql(
             plan, table, _row_select(plan, table, columns, stage, new_ids, every_column=True))
-        with parallel_plan(target, staged_rows):
+        with parallel_plan(target):
             inserted = target.execute(make).rowcount
         with target.pipeline():  # sent together, run in order, one wait for them all
             for statement in attributes:
