@@ -59,6 +59,15 @@ def seconds_from(variable: str, default: int, minimum: int = 0) -> int:
     return int(value)
 
 
+def set_all(conn: psycopg.Connection, settings: dict[str, str], local: bool = False) -> None:
+    """The settings for the session (or, `local`, until the transaction ends), in one
+    round trip."""
+    conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(
+        sql.SQL("set_config({}, {}, {})").format(sql.Literal(name), sql.Literal(value),
+                                                 sql.Literal(local))
+        for name, value in settings.items())))
+
+
 def _application_name(role: str, label: str) -> str:
     """Named in pg_stat_activity, so an operator sees which table a session works on."""
     return f"xata-migration {role}" + (f": {label}" if label else "")
@@ -85,9 +94,7 @@ def connect(url: str, role: str, read_only: bool = False, label: str = "",
     settings = dict(_SESSION_SETTINGS, lock_timeout=f"{lock_timeout}s")
     if role == "target":  # sorts of a million ids, index builds after the data
         settings.update(_TARGET_SETTINGS)
-    conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(  # one round trip
-        sql.SQL("set_config({}, {}, false)").format(sql.Literal(name), sql.Literal(value))
-        for name, value in settings.items())))
+    set_all(conn, settings)
     conn.commit()
     if read_only:
         # One consistent snapshot per transaction, and no write can reach the source.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from xata_migration.connections import set_all
 from xata_migration.load import split, sync
 from xata_migration.load.split import RangeReaders
 from xata_migration.pg.objects import (DELETED_IN_SOURCE, LOAD_SCHEMA, STAGE_PREFIX,
@@ -62,16 +63,9 @@ def parallel_plan(target):
     before = dict(zip(names, target.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(
         sql.SQL("current_setting({})").format(sql.Literal(name)) for name in names))
     ).fetchone()))
-    _set_locally(target, FREE_PARALLEL_PLAN)
+    set_all(target, FREE_PARALLEL_PLAN, local=True)
     yield
-    _set_locally(target, before)
-
-
-def _set_locally(target, settings: dict[str, str]) -> None:
-    """The settings, until the transaction ends, in one round trip."""
-    target.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(
-        sql.SQL("set_config({}, {}, true)").format(sql.Literal(name), sql.Literal(value))
-        for name, value in settings.items())))
+    set_all(target, before, local=True)
 
 
 @dataclass

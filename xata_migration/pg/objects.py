@@ -52,8 +52,7 @@ def mapping_table(table_name: str) -> sql.Identifier:
 
 def tables_exist(conn, *names: sql.Identifier) -> bool:
     """Whether every named table exists."""
-    return conn.execute("SELECT bool_and(to_regclass(name) IS NOT NULL) FROM unnest(%s::text[])"
-                        " name", ([n.as_string(conn) for n in names],)).fetchone()[0]
+    return all(tables_exist_each(conn, *names))
 
 
 def tables_exist_each(conn, *names: sql.Identifier) -> list[bool]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-Bounds = tuple  # (first, end): page numbers; None: open
+Bounds = tuple  # (first, end) of a range; None: open
 
 
 def table_pages(conn: psycopg.Connection, table: sql.Identifier) -> int:
