@@ -92,11 +92,13 @@ class NewIds:
                 mapping_table(table.name))]
         if not self.part_offsets:
             return sql.SQL("s.n + {}").format(sql.Literal(self.offset)), []
-        parts = sql.SQL(", ").join(sql.SQL("({}, {})").format(
-            sql.Literal(number), sql.Literal(rows_before))
-            for number, rows_before in enumerate(self.part_offsets, start=1))
-        return sql.SQL("s.n + {} + o.rows_before").format(sql.Literal(self.offset)), [
-            sql.SQL("JOIN (VALUES {}) o(part, rows_before) ON o.part = s.part").format(parts)]
+        # An expression, not a join to a VALUES list: the planner takes such a join to
+        # keep a few rows of the stage, and then looks up the parents' mappings row by row.
+        rows_before = sql.SQL(" ").join(sql.SQL("WHEN {} THEN {}").format(
+            sql.Literal(number), sql.Literal(before))
+            for number, before in enumerate(self.part_offsets, start=1))
+        return sql.SQL("s.n + {} + CASE s.part {} END").format(
+            sql.Literal(self.offset), rows_before), []
 
 
 def allocate_first_ids(target, plan: Plan, table: Table, columns: list[Column],

@@ -182,11 +182,13 @@ def _link_back(plan: Plan, column: Column, index: int,
 
 
 def target_sql(plan: Plan, table: Table, proven: set[str], any_deleted: bool,
-                rows: sql.Composable = sql.SQL("true"), whole: bool = True) -> sql.Composed:
+                rows: sql.Composable = sql.SQL("true"), whole: bool = True,
+                mapped: sql.Composable = sql.SQL("true")) -> sql.Composed:
     """One scan of the target table's `rows` (a condition on `t`), each row with its
     mapping row and link parents: the counts and sums of PART_COLUMNS, then (`whole`) the
-    mapping's, which are of the whole table. Rows of ids deleted in the source (the list
-    the load keeps) are counted, not hashed."""
+    mapping's, which are of the whole table. `mapped`: a condition on the mapping (`m`)
+    that every mapping row of `rows` meets, so the join reads no more of it. Rows of ids
+    deleted in the source (the list the load keeps) are counted, not hashed."""
     links = [_link_back(plan, c, i, c.name in proven) for i, c in enumerate(table.own_links)]
     # a kept table's rows have no old id: `old` stands in, never NULL, and no mapping
     old = sql.SQL("'kept'::text") if table.kept else sql.SQL("m.xata_id")
@@ -226,7 +228,7 @@ def target_sql(plan: Plan, table: Table, proven: set[str], any_deleted: bool,
         " FROM (SELECT {fields} FROM {t} t {mapped}{joins} WHERE {rows}) x").format(
         t=target_table(plan, table), rows=rows,
         mapped=sql.SQL("") if table.kept else sql.SQL(
-            "LEFT JOIN {} m ON m.new_id = t.id").format(mapping),
+            "LEFT JOIN {} m ON m.new_id = t.id AND {}").format(mapping, mapped),
         sum=_sum(sql.SQL("NOT gone")), counts=sql.SQL("").join(counts),
         mapping_counts=mapping_counts if whole else sql.SQL(""),
         fields=sql.SQL(", ").join(fields),

@@ -1,12 +1,15 @@
-"""A big table's fingerprints computed by ranges of its pages, several sessions at once.
+"""A big table's fingerprints computed by ranges of it, several sessions at once.
 
 Each side's fingerprint (fingerprint.py) is counts and sums over rows, so a table's is the
-total of its ranges' when every row is in exactly one range: ranges of pages
-(pg/ranges.py) are. On the source, the sessions that read a split load's ranges
-(load/split.py) compute a part each once their rows are sent, in the load's snapshot:
+total of its ranges' when every row is in exactly one range. On the source, the sessions
+that read a split load's ranges (load/split.py) compute a part each once their rows are
+sent, in the load's snapshot, over ranges of the table's pages (pg/ranges.py):
 `SourceRanges` adds them up. On the target, `target_side_in_ranges` opens its sessions,
 all reading one exported snapshot, so the parts are of one state of the table; the first
-also counts the mapping, which is the whole table's.
+also counts the mapping, which is the whole table's. There the ranges are of the new ids,
+each session joining only its range's part of the mapping (a range of pages would join
+the whole mapping in every session); a kept table, which has no mapping, is read by
+ranges of pages.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from xata_migration.connections import connect
-from xata_migration.pg.objects import target_table
+from xata_migration.pg.objects import ID, target_table
 from xata_migration.pg.ranges import page_conditions
 from xata_migration.plan.model import Plan, Table
 from xata_migration.verify.fingerprint import (Side, TargetSide, deleted_ids_of,
@@ -100,10 +103,39 @@ class TargetRanges:
     workers: int
 
 
+def id_ranges(conn: psycopg.Connection, plan: Plan, table: Table,
+              workers: int) -> list[tuple[sql.Composable, sql.Composable]]:
+    """Up to `workers` ranges of the target table's ids, each as a condition on its rows
+    (`t`) and one on their mapping rows (`m`): equal spans of the ids from the lowest to
+    the highest, the first also holding a NULL id, so every row is in exactly one."""
+    low, high = conn.execute(sql.SQL("SELECT min({id}), max({id}) FROM {t}").format(
+        id=sql.Identifier(ID), t=target_table(plan, table))).fetchone()
+    if low is None or workers <= 1:
+        return [(sql.SQL("true"), sql.SQL("true"))]
+    step = max(1, -(-(high - low + 1) // workers))  # ceiling
+    bounds = [low + k * step for k in range(1, workers) if low + k * step <= high]
+    starts, ends = [None] + bounds, bounds + [None]
+
+    def within(column: sql.Composable, first, end) -> sql.Composable:
+        parts = []
+        if first is not None:
+            parts.append(sql.SQL("{} >= {}").format(column, sql.Literal(first)))
+        if end is not None:
+            parts.append(sql.SQL("{} < {}").format(column, sql.Literal(end)))
+        return sql.SQL(" AND ").join(parts)
+
+    t_id, m_id = sql.SQL("t.{}").format(sql.Identifier(ID)), sql.SQL("m.new_id")
+    ranges = [(within(t_id, first, end), within(m_id, first, end))
+              for first, end in zip(starts, ends)]
+    first_rows, first_mapped = ranges[0]
+    ranges[0] = (sql.SQL("({} OR {} IS NULL)").format(first_rows, t_id), first_mapped)
+    return ranges
+
+
 def target_side_in_ranges(ranges: TargetRanges, plan: Plan, table: Table) -> TargetSide:
     """The target's side of `table` (fingerprint.target_side_of), from up to
-    `ranges.workers` ranges of its pages read at once, each by a session of its own, all
-    in one snapshot."""
+    `ranges.workers` ranges of it (id_ranges; a kept table's pages) read at once, each by
+    a session of its own, all in one snapshot."""
     label, target_url = f"{table.name} (fingerprint)", ranges.url
     with connect(target_url, "target", label=label) as first:
         first.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -111,10 +143,14 @@ def target_side_in_ranges(ranges: TargetRanges, plan: Plan, table: Table) -> Tar
         snapshot_id = first.execute("SELECT pg_export_snapshot()").fetchone()[0]
         deleted_ids = deleted_ids_of(first, table)
         proven = proven_by_foreign_key(first, plan, table)
-        conditions = page_conditions(first, target_table(plan, table), ranges.workers,
-                                     alias="t")
-        queries = [target_sql(plan, table, proven, deleted_ids > 0, rows, whole=(i == 0))
-                   for i, rows in enumerate(conditions)]
+        if table.kept:
+            conditions = [(rows, sql.SQL("true")) for rows in page_conditions(
+                first, target_table(plan, table), ranges.workers, alias="t")]
+        else:
+            conditions = id_ranges(first, plan, table, ranges.workers)
+        queries = [target_sql(plan, table, proven, deleted_ids > 0, rows, whole=(i == 0),
+                              mapped=mapped)
+                   for i, (rows, mapped) in enumerate(conditions)]
         with ThreadPoolExecutor(max_workers=max(1, len(queries) - 1),
                                 thread_name_prefix="xata-migration-fingerprint") as pool:
             others = [pool.submit(_part, target_url, snapshot_id,
