@@ -3,6 +3,8 @@ same asset keys, deps, blocking checks, pool and in-process executor), but every
 only reports success: it opens no connection and touches no database. Timing
 `dagster job execute` on it gives what Dagster costs for that graph, under (d)."""
 
+import gc
+
 import dagster as dg
 
 from xata_migration.defs import link_key, plan_from_environment, table_key
@@ -35,5 +37,6 @@ def noop_assets(plan: Plan) -> list:
 @dg.definitions
 def defs() -> dg.Definitions:
     migrate_all = dg.define_asset_job("migrate_all", selection=dg.AssetSelection.all())
+    gc.freeze()  # as xata_migration/definitions.py does: (e) is Dagster in the same process
     return dg.Definitions(assets=noop_assets(plan_from_environment()), jobs=[migrate_all],
                           executor=dg.in_process_executor)
