@@ -3,11 +3,9 @@ same asset keys, deps, blocking checks, pool and in-process executor), but every
 only reports success: it opens no connection and touches no database. Timing
 `dagster job execute` on it gives what Dagster costs for that graph, under (d)."""
 
-import gc
-
 import dagster as dg
 
-from xata_migration.defs import link_key, plan_from_environment, table_key
+from xata_migration.defs import definitions_of_plan_file, link_key, table_key
 from xata_migration.asset_names import dagster_name
 from xata_migration.plan import Plan
 from xata_migration.verify import check_names
@@ -34,9 +32,14 @@ def noop_assets(plan: Plan) -> list:
     return assets
 
 
+def noop_definitions(plan: Plan) -> dg.Definitions:
+    migrate_all = dg.define_asset_job("migrate_all", selection=dg.AssetSelection.all())
+    return dg.Definitions(assets=noop_assets(plan), jobs=[migrate_all],
+                          executor=dg.in_process_executor)
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    migrate_all = dg.define_asset_job("migrate_all", selection=dg.AssetSelection.all())
-    gc.freeze()  # as xata_migration/definitions.py does: (e) is Dagster in the same process
-    return dg.Definitions(assets=noop_assets(plan_from_environment()), jobs=[migrate_all],
-                          executor=dg.in_process_executor)
+    # built once per process and out of the garbage collector's sight, as the project's
+    # code location is: (e) is Dagster in the same process
+    return definitions_of_plan_file(noop_definitions)

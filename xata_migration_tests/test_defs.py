@@ -105,24 +105,32 @@ def test_dagster_validates_the_code_location(plan_file):
     assert "missing.yaml' does not exist" in failed.stdout + failed.stderr
 
 
-FROZEN_AFTER_LOADING = """
-import gc
+LOADED_THREE_TIMES = r"""
+import gc, os, pathlib
 import dagster as dg
 import xata_migration.definitions as module
 tracked_before = len(gc.get_objects())
-definitions = module.defs()
-assert isinstance(definitions, dg.Definitions)
-print(tracked_before, gc.get_freeze_count(), len(gc.get_objects()))
+first, second = module.defs(), module.defs()
+assert isinstance(first, dg.Definitions)
+plan = pathlib.Path(os.environ["XATA_MIGRATION_PLAN"])
+plan.write_text(plan.read_text() + "# changed\n")
+third = module.defs()
+print(first is second, third is first, tracked_before, gc.get_freeze_count(),
+      len(gc.get_objects()))
 """
 
 
-def test_the_code_location_leaves_what_it_loaded_out_of_the_garbage_collector(plan_file):
-    """Loading the code location freezes what the process has loaded (gc.freeze): the
-    collector's full collections, and the one at exit, no longer walk it."""
+def test_the_code_location_is_built_once_and_left_out_of_the_garbage_collector(plan_file):
+    """Dagster loads the code location several times a process: the definitions are built
+    once for each content of the plan file. Then what the process has loaded is frozen
+    (gc.freeze): the collector's full collections, and the one at exit, no longer walk
+    it."""
     env = dict(os.environ, XATA_MIGRATION_PLAN=str(plan_file))
-    done = subprocess.run([sys.executable, "-c", FROZEN_AFTER_LOADING], env=env,
+    done = subprocess.run([sys.executable, "-c", LOADED_THREE_TIMES], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    tracked_before, frozen, tracked_after = map(int, done.stdout.split())
+    same, same_after_change, *counts = done.stdout.split()
+    assert (same, same_after_change) == ("True", "False")
+    tracked_before, frozen, tracked_after = map(int, counts)
     assert frozen >= tracked_before > 10_000  # Dagster alone is well over that
     assert tracked_after < tracked_before / 10

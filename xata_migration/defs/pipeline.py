@@ -6,7 +6,10 @@ import time (the multiprocess executor re-imports this module for every step).
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 import dagster as dg
 
@@ -45,3 +48,25 @@ def plan_from_environment() -> Plan:
                          f"{PLAN_VARIABLE}=$PWD/plan.yaml` (`xata-migration migrate` takes "
                          "it as --plan PATH).")
     return load_plan(path)
+
+
+# The definitions each code location built, by the plan file's name and content
+_BUILT: dict[tuple, dg.Definitions] = {}
+
+
+def definitions_of_plan_file(build: Callable[[Plan], dg.Definitions]) -> dg.Definitions:
+    """`build(plan)` of the plan file XATA_MIGRATION_PLAN names, for a code location.
+    Dagster loads a code location several times in one process (five in one `dagster job
+    execute`): built once for each content of the file."""
+    path = os.environ.get(PLAN_VARIABLE, "")
+    if not path or not Path(path).is_file():
+        return build(plan_from_environment())  # which says what is wrong
+    key = (build, path, Path(path).read_bytes())
+    if key not in _BUILT:
+        _BUILT.clear()
+        _BUILT[key] = build(plan_from_environment())
+        # What is loaded by now (Dagster, its storage, these definitions: some 200,000
+        # objects) lives as long as the process. Out of the garbage collector's sight,
+        # its full collections, and the one when the process exits, do not walk it again.
+        gc.freeze()
+    return _BUILT[key]
