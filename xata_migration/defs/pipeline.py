@@ -63,7 +63,9 @@ def definitions_of_plan_file(build: Callable[[Plan], dg.Definitions]) -> dg.Defi
         return build(plan_from_environment())  # which says what is wrong
     key = (build, path, Path(path).read_bytes())
     if key not in _BUILT:
-        _BUILT.clear()
+        if _BUILT:  # the plan file changed (a long-lived code server): the old ones may go
+            _BUILT.clear()
+            gc.unfreeze()
         _BUILT[key] = build(plan_from_environment())
         # What is loaded by now (Dagster, its storage, these definitions: some 200,000
         # objects) lives as long as the process. Out of the garbage collector's sight,
