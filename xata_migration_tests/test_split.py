@@ -142,6 +142,28 @@ def test_fingerprints_by_ranges_are_the_whole_tables(bulk_source, target_url):
     assert removed.rows_without_mapping == 0 and removed.mapping_rows == three.mapping_rows
 
 
+
+def test_target_ranges_of_one_id_or_none_are_the_whole_table(bulk_source, target_url):
+    """Ranges of the new ids when the table holds a single id, then none: one range (or
+    none to split), the same side as the whole table's."""
+    plan = plan_for(bulk_source)
+    assert migrate(plan, bulk_source, target_url).success
+    order = plan.table("order")
+    written = target_table(plan, order)
+    deletes = [sql.SQL("DELETE FROM {t} WHERE id > (SELECT min(id) FROM {t})").format(
+        t=written), sql.SQL("DELETE FROM {}").format(written)]
+    for delete, rows_left in zip(deletes, (1, 0)):
+        with psycopg.connect(target_url, autocommit=True) as target:
+            target.execute("SET session_replication_role = replica")  # links' triggers off
+            target.execute(delete)
+            whole = target_side_of(target, plan, order)
+            mapped = target.execute('SELECT count(*) FROM xata_id_map."order"').fetchone()[0]
+        assert whole.rows == rows_left and whole.mapping_rows == mapped > 20_000
+        for workers in (2, 3):
+            side = target_side_in_ranges(TargetRanges(target_url, workers), plan, order)
+            assert _whole(side) == whole and side.ranges == 1
+
+
 def test_page_ranges_hold_every_row_once(bulk_source):
     """Pages split at every count, the last range open: rows moved by updates (new
     versions on later pages) are read where the snapshot sees them."""

@@ -122,7 +122,7 @@ def id_ranges(conn: psycopg.Connection, plan: Plan, table: Table,
             parts.append(sql.SQL("{} >= {}").format(column, sql.Literal(first)))
         if end is not None:
             parts.append(sql.SQL("{} < {}").format(column, sql.Literal(end)))
-        return sql.SQL(" AND ").join(parts)
+        return sql.SQL(" AND ").join(parts) if parts else sql.SQL("true")
 
     t_id, m_id = sql.SQL("t.{}").format(sql.Identifier(ID)), sql.SQL("m.new_id")
     ranges = [(within(t_id, first, end), within(m_id, first, end))
