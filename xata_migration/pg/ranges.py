@@ -28,15 +28,22 @@ def page_ranges(conn: psycopg.Connection, table: sql.Identifier, workers: int) -
     return [(a, b) for a, b in zip(starts, ends) if a is None or b is None or a < b]
 
 
-def page_condition(first: int | None, end: int | None, alias: str = "src") -> sql.Composable:
-    """The rows of alias's pages [first, end)."""
-    column = sql.SQL("{}.ctid").format(sql.Identifier(alias))
+def within(value: sql.Composable, first: sql.Composable | None,
+           end: sql.Composable | None) -> sql.Composable:
+    """`value` in [first, end); a bound that is None is open."""
     parts = []
     if first is not None:
-        parts.append(sql.SQL("{} >= {}::tid").format(column, sql.Literal(f"({first},0)")))
+        parts.append(sql.SQL("{} >= {}").format(value, first))
     if end is not None:
-        parts.append(sql.SQL("{} < {}::tid").format(column, sql.Literal(f"({end},0)")))
+        parts.append(sql.SQL("{} < {}").format(value, end))
     return sql.SQL(" AND ").join(parts) if parts else sql.SQL("true")
+
+
+def page_condition(first: int | None, end: int | None, alias: str = "src") -> sql.Composable:
+    """The rows of alias's pages [first, end)."""
+    def tid(page: int | None) -> sql.Composable | None:
+        return None if page is None else sql.SQL("{}::tid").format(sql.Literal(f"({page},0)"))
+    return within(sql.SQL("{}.ctid").format(sql.Identifier(alias)), tid(first), tid(end))
 
 
 def page_conditions(conn: psycopg.Connection, table: sql.Identifier, workers: int,

@@ -23,7 +23,7 @@ from psycopg import sql
 
 from xata_migration.connections import connect
 from xata_migration.pg.objects import ID, target_table
-from xata_migration.pg.ranges import page_conditions
+from xata_migration.pg.ranges import page_conditions, within
 from xata_migration.plan.model import Plan, Table
 from xata_migration.verify.fingerprint import (Side, TargetSide, deleted_ids_of,
                                                proven_by_foreign_key, source_side_of,
@@ -113,17 +113,9 @@ def id_ranges(conn: psycopg.Connection, plan: Plan, table: Table,
     if low is None or workers <= 1:
         return [(sql.SQL("true"), sql.SQL("true"))]
     step = max(1, -(-(high - low + 1) // workers))  # ceiling
-    bounds = [low + k * step for k in range(1, workers) if low + k * step <= high]
+    bounds = [sql.Literal(low + k * step) for k in range(1, workers)
+              if low + k * step <= high]
     starts, ends = [None] + bounds, bounds + [None]
-
-    def within(column: sql.Composable, first, end) -> sql.Composable:
-        parts = []
-        if first is not None:
-            parts.append(sql.SQL("{} >= {}").format(column, sql.Literal(first)))
-        if end is not None:
-            parts.append(sql.SQL("{} < {}").format(column, sql.Literal(end)))
-        return sql.SQL(" AND ").join(parts) if parts else sql.SQL("true")
-
     t_id, m_id = sql.SQL("t.{}").format(sql.Identifier(ID)), sql.SQL("m.new_id")
     ranges = [(within(t_id, first, end), within(m_id, first, end))
               for first, end in zip(starts, ends)]
