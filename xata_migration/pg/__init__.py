@@ -2,7 +2,7 @@
 
   objects.py    the target's objects by name (tables, mappings), and the tool's own
                 schemas and tables: the loads' state, the checks' findings
-  ranges.py     ranges of a table's pages, for several sessions reading it at once
+  ranges.py     ranges of a table (its pages, or any value): several sessions reading it at once
   relay.py      COPY from a query on one server into a table of another, streamed
   stage.py      staging tables: source rows as the target receives them
   translate.py  the id translation of links, old -> new and new -> old

@@ -2,7 +2,8 @@
 
 Each range is a TID range scan, [first page, end page); the first starts at the table's
 start and the last has no end (pages added since are in it), so the ranges hold every
-row a snapshot sees exactly once, whatever the table's columns.
+row a snapshot sees exactly once, whatever the table's columns. `within` is the condition
+of one range of any value (the checks' ranges of new ids use it too).
 """
 
 from __future__ import annotations
