@@ -142,7 +142,6 @@ def test_fingerprints_by_ranges_are_the_whole_tables(bulk_source, target_url):
     assert removed.rows_without_mapping == 0 and removed.mapping_rows == three.mapping_rows
 
 
-
 def test_target_ranges_of_one_id_or_none_are_the_whole_table(bulk_source, target_url):
     """Ranges of the new ids when the table holds a single id, then none: one range (or
     none to split), the same side as the whole table's."""

@@ -112,7 +112,7 @@ def id_ranges(conn: psycopg.Connection, plan: Plan, table: Table,
         id=sql.Identifier(ID), t=target_table(plan, table))).fetchone()
     if low is None or workers <= 1:
         return [(sql.SQL("true"), sql.SQL("true"))]
-    step = max(1, -(-(high - low + 1) // workers))  # ceiling
+    step = -(-(high - low + 1) // workers)  # ceiling: at least 1
     bounds = [sql.Literal(low + k * step) for k in range(1, workers)
               if low + k * step <= high]
     starts, ends = [None] + bounds, bounds + [None]
